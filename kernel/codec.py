@@ -1,0 +1,100 @@
+"""Encoding events to log rows and decoding them back through a stable envelope.
+
+A row is decoded by its `type` column first: a type this version does not know (written by a
+newer vigil) becomes `Unknown`, a body whose checksum or decoding fails becomes `Corrupt`. Both
+carry the raw bytes, so nothing that reads the log crashes on them and nothing is lost on export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import Any
+
+import msgspec
+
+from .events import EVENT_TYPES, Event
+
+__all__ = [
+    "Unknown",
+    "Corrupt",
+    "Record",
+    "encode",
+    "decode",
+    "type_of",
+    "step_id_of",
+    "canonical_hash",
+    "to_builtins",
+]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Event)
+# Sorted keys make the hash independent of dict insertion order, so any process can prove a replay.
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+class Unknown(msgspec.Struct, frozen=True, kw_only=True):
+    """An event type this version of vigil does not know."""
+
+    type: str
+    body: bytes
+
+
+class Corrupt(msgspec.Struct, frozen=True, kw_only=True):
+    """A row whose body fails its checksum or does not decode."""
+
+    type: str
+    error: str
+    body: bytes
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the log, decoded: where it sits and what it says."""
+
+    pos: int
+    run_id: str
+    seq: int
+    ts_ns: int
+    type: str
+    event: Any  # Event | Unknown | Corrupt
+
+
+def type_of(event: Event) -> str:
+    return type(event).__name__
+
+
+def step_id_of(event: Event) -> str | None:
+    return getattr(event, "step_id", None)
+
+
+def encode(event: Event) -> tuple[bytes, int]:
+    """The msgpack body of an event and its crc32."""
+    body = _encoder.encode(event)
+    return body, zlib.crc32(body)
+
+
+def decode(type_: str, body: bytes, crc: int | None) -> Any:
+    """An Event, or Unknown / Corrupt; never raises."""
+    if crc is not None and zlib.crc32(body) != crc:
+        return Corrupt(type=type_, error="checksum mismatch", body=bytes(body))
+    if type_ not in EVENT_TYPES:
+        return Unknown(type=type_, body=bytes(body))
+    try:
+        event = _decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        return Corrupt(type=type_, error=str(exc), body=bytes(body))
+    if type(event).__name__ != type_:
+        return Corrupt(
+            type=type_, error=f"body says {type(event).__name__}", body=bytes(body)
+        )
+    return event
+
+
+def canonical_hash(value: Any) -> str:
+    """sha256 over a canonical JSON encoding (sorted keys)."""
+    return hashlib.sha256(_canonical.encode(value)).hexdigest()
+
+
+def to_builtins(value: Any) -> Any:
+    """JSON-ready builtins (bytes become base64 strings)."""
+    return msgspec.to_builtins(value)

@@ -1,0 +1,187 @@
+"""Every event in the log: frozen, kw_only msgspec Structs in one tagged union.
+
+The tag (`type`) is the class name. A run's state is never stored as truth; it is the
+fold of the `update` patches carried by RunStarted and StepCompleted (see kernel.state).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+import msgspec
+
+__all__ = [
+    "Patch",
+    "Actor",
+    "Event",
+    "EVENT_TYPES",
+    "RunStarted",
+    "RunCompleted",
+    "RunFailed",
+    "RunCancelled",
+    "RunDiverged",
+    "StepStarted",
+    "StepCompleted",
+    "StepFailed",
+    "ActionRequested",
+    "ActionSucceeded",
+    "ActionFailed",
+    "InterruptRaised",
+    "InterruptResolved",
+    "ToolApprovedForRun",
+]
+
+PatchOp = Literal["set", "append", "extend", "merge", "delete"]
+
+
+class Patch(msgspec.Struct, frozen=True, array_like=True):
+    """One generic state change: the result of a reducer, not the reducer itself."""
+
+    op: PatchOp
+    key: str
+    value: Any = None
+
+
+class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Who made a human decision, recorded with it."""
+
+    user: str
+    uid: int
+    host: str
+    pid: int
+    tty: str | None = None
+    ssh_connection: str | None = None
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):
+    pass
+
+
+# run ---------------------------------------------------------------------------------
+
+
+class RunStarted(_Event):
+    graph: str
+    graph_version: str = "1"
+    input: Any = None
+    update: tuple[Patch, ...] = ()
+    parent_run_id: str | None = None
+    parent_seq: int | None = None  # set for forks: the parent's seq the state came from
+    labels: dict[str, str] = {}
+
+
+class RunCompleted(_Event):
+    output: Any = None
+
+
+class RunFailed(_Event):
+    error: str
+
+
+class RunCancelled(_Event):
+    reason: str = ""
+    actor: Actor | None = None
+
+
+class RunDiverged(_Event):
+    """A replayed effect did not match the recorded one; the run is parked."""
+
+    step_id: str
+    error: str
+
+
+# step --------------------------------------------------------------------------------
+
+
+class StepStarted(_Event):
+    step_id: str
+    node: str
+    attempt: int = 1
+
+
+class StepCompleted(_Event):
+    step_id: str
+    node: str
+    update: tuple[Patch, ...] = ()
+    next: tuple[str, ...] = ()
+    state_hash: str = ""
+
+
+class StepFailed(_Event):
+    step_id: str
+    node: str
+    attempt: int
+    error: str
+    retry_at_ns: int | None = None
+
+
+# action (every effect) ----------------------------------------------------------------
+
+ActionKind = Literal["tool", "llm", "sleep", "clock", "random", "child"]
+
+
+class ActionRequested(_Event):
+    action_id: str
+    step_id: str
+    kind: ActionKind
+    name: str
+    input: Any = None
+    idempotency_key: str | None = None
+
+
+class ActionSucceeded(_Event):
+    action_id: str
+    output: Any = None
+
+
+class ActionFailed(_Event):
+    action_id: str
+    error: str
+    retryable: bool = False
+
+
+# interrupt ---------------------------------------------------------------------------
+
+
+class InterruptRaised(_Event):
+    interrupt_id: str
+    step_id: str
+    kind: Literal["approval", "input", "in_doubt"]
+    title: str
+    payload: Any = None
+    payload_hash: str = ""
+
+
+class InterruptResolved(_Event):
+    interrupt_id: str
+    decision: Literal["approve", "reject", "edit", "answer", "retry", "fail"]
+    value: Any = None
+    payload_hash: str = ""
+    actor: Actor | None = None
+
+
+class ToolApprovedForRun(_Event):
+    """'Approve this tool for the rest of the run', honoured on replay."""
+
+    tool: str
+    actor: Actor | None = None
+
+
+Event = Union[
+    RunStarted,
+    RunCompleted,
+    RunFailed,
+    RunCancelled,
+    RunDiverged,
+    StepStarted,
+    StepCompleted,
+    StepFailed,
+    ActionRequested,
+    ActionSucceeded,
+    ActionFailed,
+    InterruptRaised,
+    InterruptResolved,
+    ToolApprovedForRun,
+]
+
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in Event.__args__}

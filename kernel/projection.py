@@ -1,0 +1,113 @@
+"""The `runs` and `interrupts` projections, advanced in the same transaction as the events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+
+from .events import (
+    InterruptRaised,
+    InterruptResolved,
+    RunCancelled,
+    RunCompleted,
+    RunDiverged,
+    RunFailed,
+    RunStarted,
+)
+
+__all__ = ["RunInfo", "RUN_COLUMNS", "TERMINAL", "new_row", "advance", "run_info"]
+
+RUN_COLUMNS = (
+    "run_id",
+    "graph",
+    "graph_version",
+    "status",
+    "created_ns",
+    "updated_ns",
+    "last_seq",
+    "pending",
+    "owner",
+    "lease_until_ns",
+    "parent_run_id",
+    "labels",
+    "error",
+)
+
+TERMINAL = frozenset({"completed", "failed", "cancelled", "diverged"})
+
+
+class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One row of the runs projection."""
+
+    run_id: str
+    graph: str
+    graph_version: str
+    status: str
+    created_ns: int
+    updated_ns: int
+    last_seq: int
+    pending: int
+    owner: str | None
+    lease_until_ns: int | None
+    parent_run_id: str | None
+    labels: dict[str, str]
+    error: str | None
+
+
+def run_info(row: tuple) -> RunInfo:
+    values = dict(zip(RUN_COLUMNS, row))
+    values["labels"] = json.loads(values["labels"] or "{}")
+    return RunInfo(**values)
+
+
+def new_row(run_id: str, ts_ns: int) -> dict[str, Any]:
+    row = dict.fromkeys(RUN_COLUMNS)
+    row.update(
+        run_id=run_id,
+        graph="",
+        graph_version="",
+        status="running",
+        created_ns=ts_ns,
+        updated_ns=ts_ns,
+        last_seq=0,
+        pending=0,
+        labels="{}",
+    )
+    return row
+
+
+def advance(
+    row: dict[str, Any], event: Any, seq: int, ts_ns: int, interrupt_ops: list[tuple]
+) -> None:
+    """Fold one event into a run's row; interrupt table changes go to `interrupt_ops`."""
+    row["last_seq"] = seq
+    row["updated_ns"] = ts_ns
+    if isinstance(event, RunStarted):
+        row["graph"] = event.graph
+        row["graph_version"] = event.graph_version
+        row["parent_run_id"] = event.parent_run_id
+        row["labels"] = json.dumps(event.labels, sort_keys=True)
+        row["created_ns"] = ts_ns
+    elif isinstance(event, InterruptRaised):
+        row["pending"] += 1
+        interrupt_ops.append(
+            ("raise", row["run_id"], event.interrupt_id, seq, event.kind, event.title, ts_ns)
+        )
+    elif isinstance(event, InterruptResolved):
+        row["pending"] = max(0, row["pending"] - 1)
+        interrupt_ops.append(("resolve", row["run_id"], event.interrupt_id, seq))
+    elif isinstance(event, RunCompleted):
+        row["status"] = "completed"
+    elif isinstance(event, RunFailed):
+        row["status"] = "failed"
+        row["error"] = event.error
+    elif isinstance(event, RunCancelled):
+        row["status"] = "cancelled"
+        row["error"] = event.reason or None
+    elif isinstance(event, RunDiverged):
+        row["status"] = "diverged"
+        row["error"] = event.error
+    if row["status"] not in TERMINAL:
+        row["status"] = "waiting" if row["pending"] else "running"

@@ -1,0 +1,228 @@
+"""Queries that run on a reader's SQLite thread: short statements, paged, decoded there."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, Iterable
+
+import msgspec
+
+from .codec import Corrupt, Record, Unknown, canonical_hash, decode
+from .projection import RUN_COLUMNS, RunInfo, run_info
+from .state import STATE_TYPES, PatchError, fold
+
+__all__ = [
+    "StateAt",
+    "InterruptInfo",
+    "events_page",
+    "after_pos",
+    "state_at",
+    "list_runs",
+    "count_runs",
+    "get_run",
+    "match_runs",
+    "list_interrupts",
+    "insert_snapshot",
+]
+
+_decode_state = msgspec.msgpack.Decoder(dict[str, Any]).decode
+_encode_state = msgspec.msgpack.Encoder().encode
+_STATE_TYPES_SQL = ", ".join(f"'{t}'" for t in STATE_TYPES)
+
+
+class StateAt(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of a run as of `seq`, and the rows that could not be folded into it."""
+
+    run_id: str
+    seq: int
+    state: dict[str, Any]
+    problems: list[tuple[int, str]] = []
+    snapshot_seq: int = 0
+
+
+class InterruptInfo(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    interrupt_id: str
+    seq: int
+    kind: str
+    title: str
+    raised_ns: int
+    resolved_seq: int | None
+
+
+def _records(run_id: str | None, rows: Iterable[tuple]) -> list[Record]:
+    if run_id is None:
+        return [
+            Record(pos=p, run_id=r, seq=s, ts_ns=t, type=ty, event=decode(ty, b, c))
+            for p, r, s, t, ty, b, c in rows
+        ]
+    return [
+        Record(pos=p, run_id=run_id, seq=s, ts_ns=t, type=ty, event=decode(ty, b, c))
+        for p, s, t, ty, b, c in rows
+    ]
+
+
+def events_page(
+    conn: sqlite3.Connection,
+    run_id: str,
+    lo: int,
+    hi: int | None,
+    limit: int,
+    types: tuple[str, ...] | None,
+) -> list[Record]:
+    sql = "SELECT pos, seq, ts_ns, type, body, crc FROM events WHERE run_id = ? AND seq >= ?"
+    args: list[Any] = [run_id, lo]
+    if hi is not None:
+        sql += " AND seq <= ?"
+        args.append(hi)
+    if types:
+        sql += f" AND type IN ({', '.join('?' * len(types))})"
+        args.extend(types)
+    sql += " ORDER BY seq LIMIT ?"
+    args.append(limit)
+    return _records(run_id, conn.execute(sql, args))
+
+
+def after_pos(conn: sqlite3.Connection, pos: int, limit: int) -> list[Record]:
+    rows = conn.execute(
+        "SELECT pos, run_id, seq, ts_ns, type, body, crc FROM events"
+        " WHERE pos > ? ORDER BY pos LIMIT ?",
+        (pos, limit),
+    )
+    return _records(None, rows)
+
+
+def data_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _best_snapshot(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple[int, dict]:
+    rows = conn.execute(
+        "SELECT seq, state, state_hash FROM snapshots WHERE run_id = ? AND seq <= ?"
+        " ORDER BY seq DESC LIMIT 4",
+        (run_id, seq),
+    )
+    for snap_seq, blob, digest in rows:
+        # A snapshot is only an optimisation: one that does not match its hash is skipped.
+        try:
+            state = _decode_state(blob)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if canonical_hash(state) == digest:
+            return snap_seq, state
+    return 0, {}
+
+
+def state_at(
+    conn: sqlite3.Connection, run_id: str, seq: int | None, use_snapshots: bool = True
+) -> StateAt:
+    if seq is None:
+        row = conn.execute("SELECT last_seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        seq = row[0] if row else 0
+    start, state = _best_snapshot(conn, run_id, seq) if use_snapshots else (0, {})
+    problems: list[tuple[int, str]] = []
+    rows = conn.execute(
+        f"SELECT seq, type, body, crc FROM events WHERE run_id = ? AND seq > ? AND seq <= ?"
+        f" AND type IN ({_STATE_TYPES_SQL}) ORDER BY seq",
+        (run_id, start, seq),
+    )
+    while batch := rows.fetchmany(1024):
+        for s, type_, body, crc in batch:
+            event = decode(type_, body, crc)
+            if isinstance(event, (Corrupt, Unknown)):
+                problems.append((s, _describe(event)))
+                continue
+            try:
+                fold(state, event)
+            except PatchError as exc:
+                problems.append((s, str(exc)))
+    return StateAt(run_id=run_id, seq=seq, state=state, problems=problems, snapshot_seq=start)
+
+
+def _describe(event: Corrupt | Unknown) -> str:
+    if isinstance(event, Corrupt):
+        return f"corrupt {event.type} ({event.error})"
+    return f"unknown event type {event.type!r} (written by a newer vigil?)"
+
+
+def snapshot_row(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple | None:
+    """The snapshot to store at `seq`, or None if the fold there is not trustworthy."""
+    view = state_at(conn, run_id, seq)
+    if view.problems:
+        return None
+    return (run_id, seq, _encode_state(view.state), canonical_hash(view.state))
+
+
+def insert_snapshot(conn: sqlite3.Connection, row: tuple) -> None:
+    conn.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?)", row)
+
+
+def _run_filter(status: str | None, graph: str | None, search: str | None) -> tuple[str, list]:
+    clauses, args = [], []
+    if status:
+        clauses.append("status = ?")
+        args.append(status)
+    if graph:
+        clauses.append("graph = ?")
+        args.append(graph)
+    if search:
+        clauses.append("(run_id LIKE ? OR labels LIKE ? OR graph LIKE ?)")
+        like = f"%{search}%"
+        args.extend([like, like, like])
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def list_runs(
+    conn: sqlite3.Connection,
+    status: str | None,
+    graph: str | None,
+    search: str | None,
+    limit: int,
+    offset: int,
+) -> list[RunInfo]:
+    where, args = _run_filter(status, graph, search)
+    rows = conn.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where}"
+        " ORDER BY created_ns DESC, run_id LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    )
+    return [run_info(r) for r in rows]
+
+
+def count_runs(
+    conn: sqlite3.Connection, status: str | None, graph: str | None, search: str | None
+) -> int:
+    where, args = _run_filter(status, graph, search)
+    return conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0]
+
+
+def get_run(conn: sqlite3.Connection, run_id: str) -> RunInfo | None:
+    row = conn.execute(
+        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return run_info(row) if row else None
+
+
+def match_runs(conn: sqlite3.Connection, prefix: str) -> list[str]:
+    # GLOB, not LIKE: ids may hold '_' and LIKE is case-insensitive.
+    escaped = "".join(f"[{c}]" if c in "*?[" else c for c in prefix)
+    return [
+        r[0] for r in conn.execute("SELECT run_id FROM runs WHERE run_id GLOB ? LIMIT 2", (escaped + "*",))
+    ]
+
+
+def list_interrupts(
+    conn: sqlite3.Connection, run_id: str | None, pending_only: bool
+) -> list[InterruptInfo]:
+    sql = "SELECT run_id, interrupt_id, seq, kind, title, raised_ns, resolved_seq FROM interrupts"
+    clauses, args = [], []
+    if run_id:
+        clauses.append("run_id = ?")
+        args.append(run_id)
+    if pending_only:
+        clauses.append("resolved_seq IS NULL")
+    if clauses:
+        sql += " WHERE " + " AND ".join(clauses)
+    sql += " ORDER BY raised_ns, run_id, seq"
+    cols = InterruptInfo.__struct_fields__
+    return [InterruptInfo(**dict(zip(cols, r))) for r in conn.execute(sql, args)]

@@ -1,0 +1,211 @@
+"""The database file: where it lives, its permissions, its pragmas and its schema migrations."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+from .errors import SchemaError
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "default_path",
+    "connect",
+    "migrate",
+    "schema_version",
+    "check_readable",
+]
+
+_V1 = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE events(
+    pos INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    step_id TEXT,
+    body BLOB NOT NULL,
+    crc INTEGER NOT NULL,
+    UNIQUE(run_id, seq)
+);
+CREATE TABLE runs(
+    run_id TEXT PRIMARY KEY,
+    graph TEXT NOT NULL DEFAULT '',
+    graph_version TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    pending INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    lease_until_ns INTEGER,
+    parent_run_id TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    error TEXT
+);
+CREATE INDEX runs_by_created ON runs(created_ns);
+CREATE INDEX runs_by_status ON runs(status, created_ns);
+CREATE TABLE snapshots(
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state BLOB NOT NULL,
+    state_hash TEXT NOT NULL,
+    PRIMARY KEY(run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE signals(
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL,
+    created_ns INTEGER NOT NULL,
+    sender TEXT,
+    applied_ns INTEGER,
+    result TEXT
+);
+CREATE INDEX signals_unapplied ON signals(run_id) WHERE applied_ns IS NULL;
+"""
+
+# v2: pending interrupts across all runs, so a console can queue them without scanning logs.
+_V2 = """
+CREATE TABLE interrupts(
+    run_id TEXT NOT NULL,
+    interrupt_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    raised_ns INTEGER NOT NULL,
+    resolved_seq INTEGER,
+    PRIMARY KEY(run_id, interrupt_id)
+) WITHOUT ROWID;
+CREATE INDEX interrupts_pending ON interrupts(raised_ns) WHERE resolved_seq IS NULL;
+"""
+
+
+def _backfill_interrupts(conn: sqlite3.Connection) -> None:
+    from .codec import decode
+    from .events import InterruptRaised, InterruptResolved
+
+    rows = conn.execute(
+        "SELECT run_id, seq, ts_ns, type, body, crc FROM events"
+        " WHERE type IN ('InterruptRaised', 'InterruptResolved') ORDER BY pos"
+    )
+    for run_id, seq, ts_ns, type_, body, crc in rows.fetchall():
+        event = decode(type_, body, crc)
+        if isinstance(event, InterruptRaised):
+            conn.execute(
+                "INSERT OR IGNORE INTO interrupts VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (run_id, event.interrupt_id, seq, event.kind, event.title, ts_ns),
+            )
+        elif isinstance(event, InterruptResolved):
+            conn.execute(
+                "UPDATE interrupts SET resolved_seq = ? WHERE run_id = ? AND interrupt_id = ?",
+                (seq, run_id, event.interrupt_id),
+            )
+
+
+# MIGRATIONS[i] takes a database from version i to i + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    lambda conn: _run_script(conn, _V1),
+    lambda conn: (_run_script(conn, _V2), _backfill_interrupts(conn)),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() commits first; run statement by statement to stay in our transaction.
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def default_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "vigil" / "vigil.db"
+
+
+def _prepare_file(path: Path) -> None:
+    """Create the directory 0700 and the file 0600 before SQLite touches them.
+
+    SQLite gives the -wal and -shm files the permissions of the database file.
+    """
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, mode=0o700)
+        os.chmod(parent, 0o700)  # mkdir's mode is filtered through the umask
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+
+
+def connect(
+    path: str | os.PathLike, *, readonly: bool = False, synchronous: str = "FULL"
+) -> sqlite3.Connection:
+    path = Path(path)
+    if readonly:
+        if not path.exists():
+            raise SchemaError(f"no database at {path}")
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        _prepare_file(path)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return 0
+    if "meta" not in tables:
+        raise SchemaError("not a vigil database (it has tables but no vigil meta table)")
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        raise SchemaError("not a vigil database (no schema_version in meta)")
+    return int(row[0])
+
+
+def migrate(conn: sqlite3.Connection, *, upto: int = SCHEMA_VERSION) -> int:
+    """Bring the schema to `upto` in one transaction; refuse a newer one. Returns the version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        if version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"the database has schema version {version}, newer than this vigil "
+                f"understands ({SCHEMA_VERSION}); upgrade vigil to open it"
+            )
+        for step in range(version, upto):
+            MIGRATIONS[step](conn)
+        if upto > version:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(upto),)
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(version, upto)
+
+
+def check_readable(conn: sqlite3.Connection) -> int:
+    """For read-only opens: the schema must already be current."""
+    version = schema_version(conn)
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has schema version {version}, newer than this vigil "
+            f"understands ({SCHEMA_VERSION}); upgrade vigil to open it"
+        )
+    if version < SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has schema version {version} and needs migrating; "
+            "open it once with write access"
+        )
+    return version

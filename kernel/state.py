@@ -1,0 +1,61 @@
+"""State is the fold of patches. No graph code is needed to rebuild it at any seq."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .codec import canonical_hash
+from .errors import VigilError
+from .events import Patch, RunStarted, StepCompleted
+
+__all__ = ["PatchError", "apply", "fold", "state_hash", "STATE_TYPES"]
+
+# Only these event types change state; readers filter on them in SQL to skip decoding the rest.
+STATE_TYPES = ("RunStarted", "StepCompleted")
+
+
+class PatchError(VigilError):
+    """A patch that cannot apply to the state it meets (the log is inconsistent)."""
+
+
+def apply(state: dict[str, Any], patches: Iterable[Patch]) -> None:
+    for p in patches:
+        op, key, value = p.op, p.key, p.value
+        if op == "set":
+            # A shallow copy, so later appends never mutate the value held by the event.
+            if isinstance(value, list):
+                value = list(value)
+            elif isinstance(value, dict):
+                value = dict(value)
+            state[key] = value
+        elif op == "append" or op == "extend":
+            current = state.get(key)
+            if current is None:
+                current = state[key] = []
+            elif not isinstance(current, list):
+                raise PatchError(f"{op} to {key!r}, which holds a {type(current).__name__}")
+            if op == "append":
+                current.append(value)
+            else:
+                current.extend(value)
+        elif op == "merge":
+            current = state.get(key)
+            if current is None:
+                current = state[key] = {}
+            elif not isinstance(current, dict):
+                raise PatchError(f"merge into {key!r}, which holds a {type(current).__name__}")
+            current.update(value)
+        elif op == "delete":
+            state.pop(key, None)
+        else:  # pragma: no cover - the decoder only admits the ops above
+            raise PatchError(f"unknown patch op {op!r}")
+
+
+def fold(state: dict[str, Any], event: Any) -> None:
+    """Apply one decoded event to `state` in place; events that do not change state are ignored."""
+    if isinstance(event, (StepCompleted, RunStarted)):
+        apply(state, event.update)
+
+
+def state_hash(state: dict[str, Any]) -> str:
+    return canonical_hash(state)

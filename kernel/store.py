@@ -1,0 +1,268 @@
+"""The event store: appends through the group-commit writer, reads on their own connection.
+
+    async with await Store.open(path) as store:
+        seq = await store.append(run_id, [RunStarted(graph="g")], expected_seq=0)
+        view = await store.state_at(run_id)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import AsyncIterator, Sequence
+
+from . import reads, schema
+from .codec import Record, encode, step_id_of, type_of
+from .errors import Ambiguous, NotFound, StoreError
+from .events import Event
+from .projection import RunInfo
+from .reads import InterruptInfo, StateAt
+from .sqlthread import SqlThread
+from .writer import Append, Committed, GroupWriter
+
+__all__ = ["Store"]
+
+
+class Store:
+    def __init__(
+        self,
+        path: Path,
+        reader: SqlThread,
+        writer_thread: SqlThread | None,
+        snapshot_every: int,
+        poll_interval: float,
+    ) -> None:
+        self.path = path
+        self.readonly = writer_thread is None
+        self.snapshot_every = snapshot_every
+        self.poll_interval = poll_interval
+        self._reader = reader
+        self._writer_thread = writer_thread
+        self._writer = GroupWriter(writer_thread, self._committed) if writer_thread else None
+        self._changed = asyncio.Event()
+        self._snap_queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._snapshotter = (
+            asyncio.create_task(self._snapshot_loop(), name="vigil-snapshots")
+            if writer_thread and snapshot_every > 0
+            else None
+        )
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike | None = None,
+        *,
+        readonly: bool = False,
+        synchronous: str = "FULL",
+        snapshot_every: int = 1000,
+        poll_interval: float = 0.05,
+    ) -> "Store":
+        path = Path(path) if path is not None else schema.default_path()
+        writer_thread = None
+        reader = SqlThread(lambda: schema.connect(path, readonly=True), "vigil-reader")
+        started: list[SqlThread] = []
+        try:
+            if not readonly:
+                writer_thread = SqlThread(
+                    lambda: schema.connect(path, synchronous=synchronous), "vigil-writer"
+                )
+                started.append(writer_thread)
+                await writer_thread.start()
+                await writer_thread.call(schema.migrate)
+            started.append(reader)
+            await reader.start()
+            if readonly:
+                await reader.call(schema.check_readable)
+        except BaseException as exc:
+            for thread in started:
+                await thread.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise StoreError(f"cannot open {path}: {exc}") from None
+            raise
+        return cls(path, reader, writer_thread, snapshot_every, poll_interval)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+        if self._snapshotter is not None:
+            self._snapshotter.cancel()
+            await asyncio.gather(self._snapshotter, return_exceptions=True)
+        if self._writer_thread is not None:
+            await self._writer_thread.close()
+        await self._reader.close()
+
+    async def __aenter__(self) -> "Store":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # writing ----------------------------------------------------------------------------
+
+    async def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        *,
+        expected_seq: int,
+        ts_ns: int | None = None,
+    ) -> int:
+        """Append atomically after `expected_seq`; returns the run's new last seq once committed.
+
+        Raises ConcurrencyError (writing nothing) if the run's last seq is not `expected_seq`.
+        """
+        if not events:
+            return expected_seq
+        ts = ts_ns if ts_ns is not None else time.time_ns()
+        rows = []
+        for seq, event in enumerate(events, expected_seq + 1):
+            body, crc = encode(event)  # fails here, in the caller, before anything is queued
+            rows.append((run_id, seq, ts, type_of(event), step_id_of(event), body, crc))
+        return await self.append_rows(run_id, rows, list(events), expected_seq=expected_seq)
+
+    async def append_rows(
+        self, run_id: str, rows: list[tuple], events: list, *, expected_seq: int
+    ) -> int:
+        """Append pre-encoded rows `(run_id, seq, ts_ns, type, step_id, body, crc)` (import)."""
+        if self._writer is None:
+            raise StoreError(f"{self.path} is open read-only")
+        return await self._writer.submit(Append(run_id, expected_seq, rows, events))
+
+    def _committed(self, committed: Committed) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        every = self.snapshot_every
+        if self._snapshotter is None:
+            return
+        for run_id, before, after in committed:
+            if after // every > before // every:
+                self._snap_queue.put_nowait((run_id, after // every * every))
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            run_id, seq = await self._snap_queue.get()
+            try:
+                await self.snapshot(run_id, seq)
+            except StoreError:
+                pass  # snapshots only make replay faster; the next one will be taken
+            finally:
+                self._snap_queue.task_done()
+
+    async def snapshot(self, run_id: str, seq: int) -> bool:
+        """Store the state at `seq`; False if the fold there has problems (none is stored)."""
+        row = await self._reader.call(reads.snapshot_row, run_id, seq)
+        if row is None or self._writer_thread is None:
+            return False
+        await self._writer_thread.call(reads.insert_snapshot, row)
+        return True
+
+    async def flush_snapshots(self) -> None:
+        await self._snap_queue.join()
+
+    # reading ----------------------------------------------------------------------------
+
+    async def events(
+        self,
+        run_id: str,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        *,
+        limit: int = 1000,
+        types: Sequence[str] | None = None,
+    ) -> list[Record]:
+        """One page of a run's events in seq order."""
+        return await self._reader.call(
+            reads.events_page, run_id, from_seq, to_seq, limit, tuple(types) if types else None
+        )
+
+    async def iter_events(
+        self, run_id: str, from_seq: int = 1, to_seq: int | None = None, *, page: int = 2000
+    ) -> AsyncIterator[Record]:
+        """Every event of a run from `from_seq`, fetched page by page, never all at once."""
+        lo = from_seq
+        while True:
+            batch = await self.events(run_id, lo, to_seq, limit=page)
+            for record in batch:
+                yield record
+            if len(batch) < page:
+                return
+            lo = batch[-1].seq + 1
+
+    async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
+        return await self._reader.call(reads.after_pos, pos, limit)
+
+    async def tail(self, after: int = 0, *, page: int = 1000) -> AsyncIterator[list[Record]]:
+        """Batches of new events from every run, in commit order, forever.
+
+        Woken at once by this process's commits; other processes' commits are noticed by
+        polling PRAGMA data_version, which costs no read of the log when nothing changed.
+        """
+        seen_version = -1
+        while True:
+            changed = self._changed
+            version = await self._reader.call(reads.data_version)
+            if version != seen_version or changed.is_set():
+                batch = await self.read_after(after, page)
+                if batch:
+                    after = batch[-1].pos
+                    yield batch
+                    continue
+                seen_version = version
+            try:
+                await asyncio.wait_for(changed.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+
+    async def state_at(self, run_id: str, seq: int | None = None) -> StateAt:
+        """The state as of `seq` (default: the last): the nearest snapshot plus a short fold."""
+        return await self._reader.call(reads.state_at, run_id, seq)
+
+    async def replay(self, run_id: str, seq: int | None = None) -> StateAt:
+        """The state as of `seq` folded from the first event, ignoring snapshots."""
+        return await self._reader.call(reads.state_at, run_id, seq, False)
+
+    async def run(self, run_id: str) -> RunInfo:
+        info = await self._reader.call(reads.get_run, run_id)
+        if info is None:
+            raise NotFound(f"no run {run_id!r}")
+        return info
+
+    async def resolve(self, run_id: str) -> str:
+        """A full run id from an id or a unique prefix of one."""
+        if await self._reader.call(reads.get_run, run_id):
+            return run_id
+        matches = await self._reader.call(reads.match_runs, run_id)
+        if not matches:
+            raise NotFound(f"no run {run_id!r}")
+        if len(matches) > 1:
+            raise Ambiguous(f"{run_id!r} matches more than one run; give more of the id")
+        return matches[0]
+
+    async def last_seq(self, run_id: str) -> int:
+        info = await self._reader.call(reads.get_run, run_id)
+        return info.last_seq if info else 0
+
+    async def runs(
+        self,
+        *,
+        status: str | None = None,
+        graph: str | None = None,
+        search: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunInfo]:
+        """One page of runs, newest first."""
+        return await self._reader.call(reads.list_runs, status, graph, search, limit, offset)
+
+    async def count_runs(
+        self, *, status: str | None = None, graph: str | None = None, search: str | None = None
+    ) -> int:
+        return await self._reader.call(reads.count_runs, status, graph, search)
+
+    async def interrupts(
+        self, run_id: str | None = None, *, pending_only: bool = True
+    ) -> list[InterruptInfo]:
+        return await self._reader.call(reads.list_interrupts, run_id, pending_only)
