@@ -8,6 +8,7 @@ from .errors import (
     Ambiguous,
     ConcurrencyError,
     ImportConflict,
+    ImportFailed,
     NotFound,
     SchemaError,
     StoreClosed,
@@ -37,4 +38,5 @@ __all__ = [
     "NotFound",
     "Ambiguous",
     "ImportConflict",
+    "ImportFailed",
 ]

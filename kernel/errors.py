@@ -11,6 +11,7 @@ __all__ = [
     "Ambiguous",
     "ImportConflict",
     "StoreError",
+    "ImportFailed",
 ]
 
 
@@ -52,3 +53,7 @@ class ImportConflict(VigilError):
 
 class StoreError(VigilError):
     """SQLite refused an operation (locked past the busy timeout, disk full, read-only file)."""
+
+
+class ImportFailed(VigilError):
+    """A line of an import file that cannot be loaded exactly as it was exported."""

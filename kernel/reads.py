@@ -23,6 +23,8 @@ __all__ = [
     "match_runs",
     "list_interrupts",
     "insert_snapshot",
+    "snapshot_rows",
+    "raw_page",
 ]
 
 _decode_state = msgspec.msgpack.Decoder(dict[str, Any]).decode
@@ -151,6 +153,20 @@ def snapshot_row(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple | Non
     if view.problems:
         return None
     return (run_id, seq, _encode_state(view.state), canonical_hash(view.state))
+
+
+def snapshot_rows(conn: sqlite3.Connection, run_id: str) -> dict[int, tuple[bytes, str]]:
+    rows = conn.execute("SELECT seq, state, state_hash FROM snapshots WHERE run_id = ?", (run_id,))
+    return {seq: (blob, digest) for seq, blob, digest in rows}
+
+
+def raw_page(conn: sqlite3.Connection, run_id: str, lo: int, limit: int) -> list[tuple]:
+    """Rows exactly as stored: (seq, ts_ns, type, step_id, body, crc)."""
+    return conn.execute(
+        "SELECT seq, ts_ns, type, step_id, body, crc FROM events"
+        " WHERE run_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+        (run_id, lo, limit),
+    ).fetchall()
 
 
 def insert_snapshot(conn: sqlite3.Connection, row: tuple) -> None:

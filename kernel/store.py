@@ -191,6 +191,13 @@ class Store:
                 return
             lo = batch[-1].seq + 1
 
+    async def raw_rows(self, run_id: str, from_seq: int = 1, limit: int = 2000) -> list[tuple]:
+        """Rows exactly as stored, for export: (seq, ts_ns, type, step_id, body, crc)."""
+        return await self._reader.call(reads.raw_page, run_id, from_seq, limit)
+
+    async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]:
+        return await self._reader.call(reads.snapshot_rows, run_id)
+
     async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
         return await self._reader.call(reads.after_pos, pos, limit)
 

@@ -118,6 +118,21 @@ class GroupWriter:
         self._wake.set()
         await self._task
 
+    async def _commit(self, group: list[Append]) -> tuple[list, Committed]:
+        try:
+            return await self._thread.call(_commit_group, group)
+        except sqlite3.Error as exc:
+            if len(group) == 1:
+                return [StoreError(f"append to run {group[0].run_id} failed: {exc}")], []
+        # One bad batch must not fail the others that shared its transaction: retry each alone.
+        outcomes: list = []
+        committed: Committed = []
+        for a in group:
+            one, done = await self._commit([a])
+            outcomes.extend(one)
+            committed.extend(done)
+        return outcomes, committed
+
     async def _run(self) -> None:
         while True:
             if not self._queue:
@@ -136,12 +151,7 @@ class GroupWriter:
             if not group:
                 continue
             try:
-                outcomes, committed = await self._thread.call(_commit_group, group)
-            except sqlite3.Error as exc:
-                for a in group:
-                    if not a.future.done():
-                        a.future.set_exception(StoreError(f"append failed: {exc}"))
-                continue
+                outcomes, committed = await self._commit(group)
             except BaseException:
                 for a in group:
                     if not a.future.done():

@@ -1,0 +1,1 @@
+"""vigil's console: the `vigil` CLI and (soon) the Textual app."""

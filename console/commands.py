@@ -1,0 +1,174 @@
+"""The CLI's commands over the event log; each takes parsed args and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import msgspec
+
+from kernel import schema
+from kernel.codec import to_builtins
+from kernel.errors import NotFound
+from kernel.exchange import export_lines, import_lines
+from kernel.store import Store
+from kernel.verify import verify_run
+
+from .format import RUN_HEADER, event_line, record_json, run_line
+
+_json = msgspec.json.Encoder()
+
+
+def _db_path(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else schema.default_path()
+
+
+async def _open(args: argparse.Namespace, *, readonly: bool = True) -> Store:
+    path = _db_path(args)
+    if readonly and not path.exists():
+        raise NotFound(f"no database at {path} (`vigil demo` makes one; --db or VIGIL_DB picks another)")
+    return await Store.open(path, readonly=readonly)
+
+
+def _out(line: str | bytes) -> None:
+    if isinstance(line, bytes):
+        sys.stdout.buffer.write(line + b"\n")
+    else:
+        sys.stdout.write(line + "\n")
+
+
+async def cmd_runs(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        page, offset, shown = 500, 0, 0
+        limit = args.limit if args.limit > 0 else None
+        if not args.json:
+            _out(RUN_HEADER)
+        now = time.time_ns()
+        while limit is None or shown < limit:
+            take = page if limit is None else min(page, limit - shown)
+            runs = await store.runs(status=args.status, graph=args.graph, limit=take, offset=offset)
+            for run in runs:
+                _out(_json.encode(to_builtins(run)) if args.json else run_line(run, now))
+            shown += len(runs)
+            offset += len(runs)
+            if len(runs) < take:
+                break
+    return 0
+
+
+async def cmd_events(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+        lo = args.from_seq
+        while True:
+            batch = await store.events(run_id, lo, args.to_seq, limit=2000, types=args.type)
+            for record in batch:
+                _out(_json.encode(record_json(record)) if args.json else event_line(record))
+            if len(batch) < 2000:
+                return 0
+            lo = batch[-1].seq + 1
+
+
+async def cmd_state(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+        view = await store.state_at(run_id, args.at)
+    if args.json:
+        _out(_json.encode({"run_id": run_id, "seq": view.seq, "state": to_builtins(view.state),
+                           "problems": [{"seq": s, "message": m} for s, m in view.problems]}))
+    else:
+        _out(f"# run {run_id} as of seq {view.seq}")
+        _out(msgspec.json.format(_json.encode(to_builtins(view.state)), indent=2).decode())
+    for seq, message in view.problems:
+        print(f"vigil: seq {seq}: {message}; the state above skips it", file=sys.stderr)
+    return 1 if view.problems else 0
+
+
+async def cmd_verify(args: argparse.Namespace) -> int:
+    bad = 0
+    async with await _open(args) as store:
+        if args.run:
+            run_ids = [await store.resolve(args.run)]
+        else:
+            run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
+        for run_id in run_ids:
+            started = time.perf_counter()
+            result = await verify_run(store, run_id)
+            for p in result.problems:
+                _out(f"run {p.run_id} seq {p.seq}: {p.message}")
+            if result.problems:
+                bad += 1
+            else:
+                elapsed = time.perf_counter() - started
+                _out(f"run {run_id}: ok ({result.next_seq - 1} events, "
+                     f"{result.steps_checked} state hashes, {elapsed:.2f}s)")
+    if bad:
+        print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)
+    return 1 if bad else 0
+
+
+async def cmd_export(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+        if not args.output:
+            async for line in export_lines(store, run_id):
+                _out(line)
+            return 0
+        target = Path(args.output)
+        # Written beside the target and renamed, so a failed export never leaves half a file.
+        fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                async for line in export_lines(store, run_id):
+                    f.write(line + b"\n")
+            os.replace(tmp, target)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    return 0
+
+
+async def cmd_import(args: argparse.Namespace) -> int:
+    source = args.file
+    spool = None
+    if source == "-":
+        # The import reads its input twice (validate, then write), so stdin is spooled first.
+        spool = tempfile.TemporaryFile()
+        for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            spool.write(chunk)
+    elif not os.path.exists(source):
+        raise NotFound(f"no file {source}")
+
+    def read_lines():
+        if spool is not None:
+            spool.seek(0)
+            yield from iter(spool.readline, b"")
+            return
+        with open(source, "rb") as f:
+            yield from f
+
+    try:
+        async with await _open(args, readonly=False) as store:
+            counts = await import_lines(store, read_lines)
+    finally:
+        if spool is not None:
+            spool.close()
+    for run_id, n in counts.items():
+        _out(f"imported run {run_id} ({n} events)")
+    return 0
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo_record import record_demo_run
+
+    async with await _open(args, readonly=False) as store:
+        for _ in range(max(1, args.runs)):
+            run_id = await record_demo_run(store)
+            info = await store.run(run_id)
+            _out(f"run {run_id}: {info.graph} {info.status} ({info.last_seq} events)")
+    _out(f"log: {_db_path(args)}; try `vigil events {run_id}` and `vigil verify`")
+    return 0

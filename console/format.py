@@ -1,0 +1,133 @@
+"""Plain-text renderings of runs and events, shared by the CLI and the console."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+
+from kernel.codec import Corrupt, Record, Unknown, to_builtins
+from kernel.events import (
+    ActionFailed,
+    ActionRequested,
+    ActionSucceeded,
+    InterruptRaised,
+    InterruptResolved,
+    RunCancelled,
+    RunCompleted,
+    RunDiverged,
+    RunFailed,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+    ToolApprovedForRun,
+)
+from kernel.projection import TERMINAL, RunInfo
+
+__all__ = ["short", "clock", "duration", "summary", "event_line", "record_json", "run_line"]
+
+_json = msgspec.json.Encoder()
+
+
+def short(value: Any, width: int = 60) -> str:
+    """Compact JSON of a value, cut to `width` with an ellipsis that shows it was cut."""
+    text = _json.encode(to_builtins(value)).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def clock(ts_ns: int, *, date: bool = False) -> str:
+    seconds = ts_ns / 1e9
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S" if date else "%H:%M:%S", time.localtime(seconds))
+    return stamp if date else f"{stamp}.{int(seconds * 1000) % 1000:03d}"
+
+
+def duration(ns: int) -> str:
+    s = ns / 1e9
+    if s < 60:
+        return f"{s:.1f}s"
+    if s < 3600:
+        return f"{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def _patches(update: tuple) -> str:
+    return " ".join(f"{p.op}:{p.key}" for p in update)
+
+
+def summary(event: Any) -> str:
+    """One line saying what an event means."""
+    match event:
+        case RunStarted():
+            fork = f" fork of {event.parent_run_id}@{event.parent_seq}" if event.parent_run_id else ""
+            return f"{event.graph} v{event.graph_version} input={short(event.input)}{fork}"
+        case RunCompleted():
+            return f"output={short(event.output)}"
+        case RunFailed() | RunDiverged():
+            return event.error
+        case RunCancelled():
+            who = f" by {event.actor.user}" if event.actor else ""
+            return f"{event.reason}{who}"
+        case StepStarted():
+            return f"{event.node} [{event.step_id}] attempt {event.attempt}"
+        case StepCompleted():
+            nxt = ",".join(event.next) or "end"
+            return f"{event.node} [{event.step_id}] {_patches(event.update)} -> {nxt}"
+        case StepFailed():
+            return f"{event.node} attempt {event.attempt}: {event.error}"
+        case ActionRequested():
+            return f"{event.kind} {event.name}({short(event.input, 48)}) [{event.action_id}]"
+        case ActionSucceeded():
+            return f"[{event.action_id}] -> {short(event.output)}"
+        case ActionFailed():
+            return f"[{event.action_id}] {event.error}" + (" (retryable)" if event.retryable else "")
+        case InterruptRaised():
+            return f"{event.kind}: {event.title} [{event.interrupt_id}]"
+        case InterruptResolved():
+            who = f" by {event.actor.user}" if event.actor else ""
+            return f"{event.decision} [{event.interrupt_id}]{who}"
+        case ToolApprovedForRun():
+            return f"{event.tool} approved for the rest of the run"
+        case Unknown():
+            return f"unknown event type ({len(event.body)} bytes; written by a newer vigil?)"
+        case Corrupt():
+            return f"CORRUPT: {event.error}"
+    return ""
+
+
+def event_line(record: Record) -> str:
+    return f"{record.seq:>7}  {clock(record.ts_ns)}  {record.type:<18} {summary(record.event)}"
+
+
+def record_json(record: Record) -> dict[str, Any]:
+    """The record's fields and the event's fields in one flat object."""
+    out: dict[str, Any] = {
+        "pos": record.pos,
+        "run_id": record.run_id,
+        "seq": record.seq,
+        "ts_ns": record.ts_ns,
+        "type": record.type,
+    }
+    event = record.event
+    if isinstance(event, Unknown):
+        out["unknown"] = True
+    elif isinstance(event, Corrupt):
+        out["corrupt"] = event.error
+    else:
+        out.update(to_builtins(event))
+    return out
+
+
+def run_line(run: RunInfo, now_ns: int) -> str:
+    end = run.updated_ns if run.status in TERMINAL else now_ns
+    pending = str(run.pending) if run.pending else "-"
+    return (
+        f"{run.run_id:<16}  {run.graph[:18]:<18}  {run.status:<9}  {clock(run.created_ns, date=True)}"
+        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}"
+    )
+
+
+RUN_HEADER = (
+    f"{'RUN':<16}  {'GRAPH':<18}  {'STATUS':<9}  {'STARTED':<19}  {'DURATION':>8}  {'EVENTS':>7}  {'PENDING':>7}"
+)
