@@ -7,6 +7,7 @@ from .codec import Corrupt, Record, Unknown
 from .errors import (
     Ambiguous,
     ConcurrencyError,
+    EncodeFailed,
     ImportConflict,
     ImportFailed,
     NotFound,
@@ -32,6 +33,7 @@ __all__ = [
     "InterruptInfo",
     "VigilError",
     "ConcurrencyError",
+    "EncodeFailed",
     "SchemaError",
     "StoreClosed",
     "StoreError",

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from .errors import EncodeFailed
 from .events import EVENT_TYPES, Event
 
 __all__ = [
@@ -69,7 +70,10 @@ def step_id_of(event: Event) -> str | None:
 
 def encode(event: Event) -> tuple[bytes, int]:
     """The msgpack body of an event and its crc32."""
-    body = _encoder.encode(event)
+    try:
+        body = _encoder.encode(event)
+    except (TypeError, OverflowError, msgspec.EncodeError) as exc:
+        raise EncodeFailed(f"{type(event).__name__} cannot be encoded: {exc}") from None
     return body, zlib.crc32(body)
 
 

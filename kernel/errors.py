@@ -12,6 +12,7 @@ __all__ = [
     "ImportConflict",
     "StoreError",
     "ImportFailed",
+    "EncodeFailed",
 ]
 
 
@@ -57,3 +58,7 @@ class StoreError(VigilError):
 
 class ImportFailed(VigilError):
     """A line of an import file that cannot be loaded exactly as it was exported."""
+
+
+class EncodeFailed(VigilError):
+    """An event holds a value the log cannot encode (an object, an integer past 64 bits)."""
