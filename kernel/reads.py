@@ -8,6 +8,7 @@ from typing import Any, Iterable
 import msgspec
 
 from .codec import Corrupt, Record, Unknown, canonical_hash, decode
+from .events import EVENT_TYPES
 from .projection import RUN_COLUMNS, RunInfo, run_info
 from .state import STATE_TYPES, PatchError, fold
 
@@ -29,7 +30,12 @@ __all__ = [
 
 _decode_state = msgspec.msgpack.Decoder(dict[str, Any]).decode
 _encode_state = msgspec.msgpack.Encoder().encode
-_STATE_TYPES_SQL = ", ".join(f"'{t}'" for t in STATE_TYPES)
+# A fold reads the state-changing rows, plus any type this version does not know: it may change
+# state, so it is reported rather than silently skipped.
+_FOLD_FILTER = (
+    f"(type IN ({', '.join(repr(t) for t in STATE_TYPES)})"
+    f" OR type NOT IN ({', '.join(repr(t) for t in EVENT_TYPES)}))"
+)
 
 
 class StateAt(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,7 +131,7 @@ def state_at(
     problems: list[tuple[int, str]] = []
     rows = conn.execute(
         f"SELECT seq, type, body, crc FROM events WHERE run_id = ? AND seq > ? AND seq <= ?"
-        f" AND type IN ({_STATE_TYPES_SQL}) ORDER BY seq",
+        f" AND {_FOLD_FILTER} ORDER BY seq",
         (run_id, start, seq),
     )
     while batch := rows.fetchmany(1024):

@@ -1,0 +1,63 @@
+"""A second process tailing the log while this one writes sees committed events only, in order."""
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+
+from conftest import ROOT
+from kernel.events import ActionSucceeded, RunStarted
+from kernel.store import Store
+
+TAIL = """
+import asyncio, json, sys
+from kernel.store import Store
+
+async def main(path, want):
+    async with await Store.open(path, readonly=True) as store:
+        print("ready", flush=True)
+        seen = 0
+        async for batch in store.tail(0):
+            for r in batch:
+                print(json.dumps([r.pos, r.run_id, r.seq, r.event.action_id if r.type == "ActionSucceeded" else r.type]), flush=True)
+            seen += len(batch)
+            if seen >= want:
+                return
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def test_second_process_tails_in_commit_order(db):
+    runs, per_run = 8, 60
+
+    async def write():
+        async with await Store.open(db) as store:
+            for r in range(runs):
+                await store.append(f"r{r}", [RunStarted(graph="g")], expected_seq=0)
+            reader = subprocess.Popen(
+                [sys.executable, "-c", TAIL, str(db), str(runs * (per_run + 1))],
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            assert reader.stdout.readline().strip() == "ready"
+
+            async def one_run(r):
+                seq = 1
+                for i in range(per_run):
+                    seq = await store.append(f"r{r}", [ActionSucceeded(action_id=f"{r}.{i}")], expected_seq=seq)
+                    if i % 7 == 0:
+                        await asyncio.sleep(0.002)
+
+            await asyncio.gather(*(one_run(r) for r in range(runs)))
+            out, err = await asyncio.to_thread(reader.communicate, timeout=60)
+            assert reader.returncode == 0, err
+            return [json.loads(line) for line in out.splitlines()]
+
+    seen = asyncio.run(write())
+    rows = sqlite3.connect(db).execute("SELECT pos, run_id, seq FROM events ORDER BY pos").fetchall()
+    assert [tuple(s[:3]) for s in seen] == rows  # every committed event, once, in pos order
+    for r in range(runs):
+        mine = [s for s in seen if s[1] == f"r{r}"]
+        assert [s[2] for s in mine] == list(range(1, per_run + 2))
+        assert [s[3] for s in mine[1:]] == [f"{r}.{i}" for i in range(per_run)]
