@@ -17,22 +17,32 @@ from .events import (
     RunStarted,
 )
 
-__all__ = ["RunInfo", "RUN_COLUMNS", "TERMINAL", "new_row", "advance", "run_info"]
+__all__ = ["RunInfo", "RUN_COLUMNS", "PROJECTED", "TERMINAL", "new_row", "advance", "run_info"]
 
+# Stored in `runs`; RunInfo adds last_seq and updated_ns, read from the run's last event.
 RUN_COLUMNS = (
     "run_id",
     "graph",
     "graph_version",
     "status",
     "created_ns",
-    "updated_ns",
-    "last_seq",
     "pending",
     "owner",
     "lease_until_ns",
     "parent_run_id",
     "labels",
     "error",
+)
+
+# The event types that change a run's row; any other append leaves `runs` untouched.
+PROJECTED = (
+    RunStarted,
+    InterruptRaised,
+    InterruptResolved,
+    RunCompleted,
+    RunFailed,
+    RunCancelled,
+    RunDiverged,
 )
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "diverged"})
@@ -46,20 +56,21 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     graph_version: str
     status: str
     created_ns: int
-    updated_ns: int
-    last_seq: int
     pending: int
     owner: str | None
     lease_until_ns: int | None
     parent_run_id: str | None
     labels: dict[str, str]
     error: str | None
+    last_seq: int
+    updated_ns: int
 
 
 def run_info(row: tuple) -> RunInfo:
+    """From RUN_COLUMNS followed by last_seq and updated_ns."""
     values = dict(zip(RUN_COLUMNS, row))
     values["labels"] = json.loads(values["labels"] or "{}")
-    return RunInfo(**values)
+    return RunInfo(**values, last_seq=row[-2] or 0, updated_ns=row[-1] or values["created_ns"])
 
 
 def new_row(run_id: str, ts_ns: int) -> dict[str, Any]:
@@ -70,8 +81,6 @@ def new_row(run_id: str, ts_ns: int) -> dict[str, Any]:
         graph_version="",
         status="running",
         created_ns=ts_ns,
-        updated_ns=ts_ns,
-        last_seq=0,
         pending=0,
         labels="{}",
     )
@@ -82,8 +91,6 @@ def advance(
     row: dict[str, Any], event: Any, seq: int, ts_ns: int, interrupt_ops: list[tuple]
 ) -> None:
     """Fold one event into a run's row; interrupt table changes go to `interrupt_ops`."""
-    row["last_seq"] = seq
-    row["updated_ns"] = ts_ns
     if isinstance(event, RunStarted):
         row["graph"] = event.graph
         row["graph_version"] = event.graph_version

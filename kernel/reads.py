@@ -21,6 +21,7 @@ __all__ = [
     "list_runs",
     "count_runs",
     "get_run",
+    "last_seq",
     "match_runs",
     "list_interrupts",
     "insert_snapshot",
@@ -125,8 +126,7 @@ def state_at(
     conn: sqlite3.Connection, run_id: str, seq: int | None, use_snapshots: bool = True
 ) -> StateAt:
     if seq is None:
-        row = conn.execute("SELECT last_seq FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        seq = row[0] if row else 0
+        seq = last_seq(conn, run_id)
     start, state = _best_snapshot(conn, run_id, seq) if use_snapshots else (0, {})
     problems: list[tuple[int, str]] = []
     rows = conn.execute(
@@ -179,16 +179,29 @@ def insert_snapshot(conn: sqlite3.Connection, row: tuple) -> None:
     conn.execute("INSERT OR IGNORE INTO snapshots VALUES (?, ?, ?, ?)", row)
 
 
+# The runs row plus its last event's seq and time (one probe of the events index per run).
+_RUN_SELECT = (
+    f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, e.seq, e.ts_ns FROM runs r"
+    " LEFT JOIN events e ON e.run_id = r.run_id"
+    " AND e.seq = (SELECT max(seq) FROM events WHERE run_id = r.run_id)"
+)
+
+
+def last_seq(conn: sqlite3.Connection, run_id: str) -> int:
+    row = conn.execute("SELECT max(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+    return row[0] or 0
+
+
 def _run_filter(status: str | None, graph: str | None, search: str | None) -> tuple[str, list]:
     clauses, args = [], []
     if status:
-        clauses.append("status = ?")
+        clauses.append("r.status = ?")
         args.append(status)
     if graph:
-        clauses.append("graph = ?")
+        clauses.append("r.graph = ?")
         args.append(graph)
     if search:
-        clauses.append("(run_id LIKE ? OR labels LIKE ? OR graph LIKE ?)")
+        clauses.append("(r.run_id LIKE ? OR r.labels LIKE ? OR r.graph LIKE ?)")
         like = f"%{search}%"
         args.extend([like, like, like])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
@@ -204,8 +217,7 @@ def list_runs(
 ) -> list[RunInfo]:
     where, args = _run_filter(status, graph, search)
     rows = conn.execute(
-        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where}"
-        " ORDER BY created_ns DESC, run_id LIMIT ? OFFSET ?",
+        f"{_RUN_SELECT}{where} ORDER BY r.created_ns DESC, r.run_id LIMIT ? OFFSET ?",
         [*args, limit, offset],
     )
     return [run_info(r) for r in rows]
@@ -215,13 +227,11 @@ def count_runs(
     conn: sqlite3.Connection, status: str | None, graph: str | None, search: str | None
 ) -> int:
     where, args = _run_filter(status, graph, search)
-    return conn.execute(f"SELECT count(*) FROM runs{where}", args).fetchone()[0]
+    return conn.execute(f"SELECT count(*) FROM runs r{where}", args).fetchone()[0]
 
 
 def get_run(conn: sqlite3.Connection, run_id: str) -> RunInfo | None:
-    row = conn.execute(
-        f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)
-    ).fetchone()
+    row = conn.execute(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,)).fetchone()
     return run_info(row) if row else None
 
 

@@ -31,14 +31,14 @@ CREATE TABLE events(
     crc INTEGER NOT NULL,
     UNIQUE(run_id, seq)
 );
+-- last_seq and updated_ns are not stored: they are the run's last row in `events`, one index
+-- probe away, so most appends (tool results, steps) write no `runs` row at all.
 CREATE TABLE runs(
     run_id TEXT PRIMARY KEY,
     graph TEXT NOT NULL DEFAULT '',
     graph_version TEXT NOT NULL DEFAULT '',
     status TEXT NOT NULL,
     created_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL,
     pending INTEGER NOT NULL DEFAULT 0,
     owner TEXT,
     lease_until_ns INTEGER,

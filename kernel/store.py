@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 from . import reads, schema
-from .codec import Record, encode, step_id_of, type_of
+from .codec import Record, encode
 from .errors import Ambiguous, NotFound, StoreError
 from .events import Event
 from .projection import RunInfo
 from .reads import InterruptInfo, StateAt
 from .sqlthread import SqlThread
-from .writer import Append, Committed, GroupWriter
+from .writer import Committed, GroupWriter
 
 __all__ = ["Store"]
 
@@ -116,12 +116,14 @@ class Store:
         """
         if not events:
             return expected_seq
+        if self._writer is None:
+            raise StoreError(f"{self.path} is open read-only")
         ts = ts_ns if ts_ns is not None else time.time_ns()
         rows = []
         for seq, event in enumerate(events, expected_seq + 1):
             body, crc = encode(event)  # fails here, in the caller, before anything is queued
-            rows.append((run_id, seq, ts, type_of(event), step_id_of(event), body, crc))
-        return await self.append_rows(run_id, rows, list(events), expected_seq=expected_seq)
+            rows.append((run_id, seq, ts, type(event).__name__, getattr(event, "step_id", None), body, crc))
+        return await self._writer.submit(run_id, expected_seq, rows, events)
 
     async def append_rows(
         self, run_id: str, rows: list[tuple], events: list, *, expected_seq: int
@@ -129,7 +131,7 @@ class Store:
         """Append pre-encoded rows `(run_id, seq, ts_ns, type, step_id, body, crc)` (import)."""
         if self._writer is None:
             raise StoreError(f"{self.path} is open read-only")
-        return await self._writer.submit(Append(run_id, expected_seq, rows, events))
+        return await self._writer.submit(run_id, expected_seq, rows, events)
 
     def _committed(self, committed: Committed) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -249,8 +251,7 @@ class Store:
         return matches[0]
 
     async def last_seq(self, run_id: str) -> int:
-        info = await self._reader.call(reads.get_run, run_id)
-        return info.last_seq if info else 0
+        return await self._reader.call(reads.last_seq, run_id)
 
     async def runs(
         self,

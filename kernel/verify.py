@@ -8,6 +8,7 @@ import msgspec
 
 from .codec import Corrupt, Record, Unknown, canonical_hash
 from .events import StepCompleted
+from .projection import RunInfo, advance, new_row
 from .state import PatchError, fold
 
 __all__ = ["Problem", "Verifier", "verify_run"]
@@ -31,6 +32,8 @@ class Verifier:
         self.next_seq = 1
         self.steps_checked = 0
         self._snapshots = snapshots
+        self._row = new_row(run_id, 0)  # the runs projection, re-derived from the log
+        self._interrupt_ops: list[tuple] = []
 
     def _bad(self, seq: int, message: str) -> None:
         self.problems.append(Problem(run_id=self.run_id, seq=seq, message=message))
@@ -46,6 +49,7 @@ class Verifier:
             elif isinstance(event, Unknown):
                 self._bad(rec.seq, f"unknown event type {event.type!r}; cannot replay past it")
             else:
+                advance(self._row, event, rec.seq, rec.ts_ns, self._interrupt_ops)
                 try:
                     fold(self.state, event)
                 except PatchError as exc:
@@ -74,12 +78,14 @@ class Verifier:
         elif digest != canonical_hash(self.state):
             self._bad(seq, "snapshot differs from the replayed state")
 
-    def finish(self, last_seq: int) -> list[Problem]:
-        if self.next_seq - 1 != last_seq:
-            self._bad(
-                last_seq,
-                f"the runs table says last seq {last_seq}, the log ends at {self.next_seq - 1}",
-            )
+    def finish(self, info: RunInfo) -> list[Problem]:
+        for field in ("status", "pending", "graph"):
+            stored, derived = getattr(info, field), self._row[field]
+            if stored != derived:
+                self._bad(
+                    self.next_seq - 1,
+                    f"the runs table says {field} {stored!r}, the log gives {derived!r}",
+                )
         return self.problems
 
 
@@ -94,5 +100,5 @@ async def verify_run(store: Any, run_id: str, *, page: int = 5000) -> Verifier:
         if len(batch) < page:
             break
         lo = batch[-1].seq + 1
-    verifier.finish(info.last_seq)
+    verifier.finish(info)
     return verifier

@@ -61,3 +61,44 @@ def test_second_process_tails_in_commit_order(db):
         mine = [s for s in seen if s[1] == f"r{r}"]
         assert [s[2] for s in mine] == list(range(1, per_run + 2))
         assert [s[3] for s in mine[1:]] == [f"{r}.{i}" for i in range(per_run)]
+
+
+APPEND_ONE = """
+import asyncio, sys
+from kernel.events import ActionSucceeded
+from kernel.store import Store
+
+async def main(path):
+    async with await Store.open(path) as store:
+        last = await store.last_seq("shared")
+        print(await store.append("shared", [ActionSucceeded(action_id="other")], expected_seq=last))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def test_a_run_appended_by_another_process_is_never_overwritten_or_gapped(db):
+    """This process's writer remembers the run's last seq; another process moves it on."""
+    from kernel.errors import ConcurrencyError
+
+    async def go():
+        async with await Store.open(db) as store:
+            seq = await store.append("shared", [RunStarted(graph="g")], expected_seq=0)
+            seq = await store.append("shared", [ActionSucceeded(action_id="mine")], expected_seq=seq)
+            out = subprocess.run([sys.executable, "-c", APPEND_ONE, str(db)], cwd=ROOT,
+                                 capture_output=True, text=True, check=True)
+            assert out.stdout.strip() == "3"
+            # in the same group as an innocent append to another run
+            results = await asyncio.gather(
+                store.append("shared", [ActionSucceeded(action_id="stale")], expected_seq=seq),
+                store.append("other", [RunStarted(graph="g")], expected_seq=0),
+                return_exceptions=True,
+            )
+            assert isinstance(results[0], ConcurrencyError) and results[0].actual == 3
+            assert results[1] == 1
+            # with the fresh seq it goes through
+            assert await store.append("shared", [ActionSucceeded(action_id="fresh")], expected_seq=3) == 4
+            ids = [r.event.action_id for r in await store.events("shared", 2)]
+            assert ids == ["mine", "other", "fresh"]
+
+    asyncio.run(go())

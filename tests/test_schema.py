@@ -95,8 +95,7 @@ def test_older_schema_is_migrated_with_its_data(db):
                 ("r", seq, seq, type(ev).__name__, None, body, crc),
             )
         conn.execute(
-            "INSERT INTO runs(run_id, graph, status, created_ns, updated_ns, last_seq, pending)"
-            " VALUES ('r', 'g', 'waiting', 1, 4, 4, 1)"
+            "INSERT INTO runs(run_id, graph, status, created_ns, pending) VALUES ('r', 'g', 'waiting', 1, 1)"
         )
 
     async def go():
