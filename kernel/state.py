@@ -23,16 +23,13 @@ def apply(state: dict[str, Any], patches: Iterable[Patch]) -> None:
         op, key, value = p.op, p.key, p.value
         if op == "set":
             # A shallow copy, so later appends never mutate the value held by the event.
-            if isinstance(value, list):
-                value = list(value)
-            elif isinstance(value, dict):
-                value = dict(value)
-            state[key] = value
+            cls = type(value)
+            state[key] = value.copy() if cls is list or cls is dict else value
         elif op == "append" or op == "extend":
             current = state.get(key)
             if current is None:
                 current = state[key] = []
-            elif not isinstance(current, list):
+            elif type(current) is not list:
                 raise PatchError(f"{op} to {key!r}, which holds a {type(current).__name__}")
             if op == "append":
                 current.append(value)
@@ -42,7 +39,7 @@ def apply(state: dict[str, Any], patches: Iterable[Patch]) -> None:
             current = state.get(key)
             if current is None:
                 current = state[key] = {}
-            elif not isinstance(current, dict):
+            elif type(current) is not dict:
                 raise PatchError(f"merge into {key!r}, which holds a {type(current).__name__}")
             current.update(value)
         elif op == "delete":
@@ -53,8 +50,11 @@ def apply(state: dict[str, Any], patches: Iterable[Patch]) -> None:
 
 def fold(state: dict[str, Any], event: Any) -> None:
     """Apply one decoded event to `state` in place; events that do not change state are ignored."""
-    if isinstance(event, (StepCompleted, RunStarted)):
+    if type(event) in _FOLDED:
         apply(state, event.update)
+
+
+_FOLDED = frozenset({StepCompleted, RunStarted})
 
 
 def state_hash(state: dict[str, Any]) -> str:

@@ -139,9 +139,11 @@ class Store:
         every = self.snapshot_every
         if self._snapshotter is None:
             return
+        # Every boundary crossed gets its snapshot (each folds from the one before), so a big
+        # batch never leaves state_at more than `every` events to fold.
         for run_id, before, after in committed:
-            if after // every > before // every:
-                self._snap_queue.put_nowait((run_id, after // every * every))
+            for boundary in range(before // every + 1, after // every + 1):
+                self._snap_queue.put_nowait((run_id, boundary * every))
 
     async def _snapshot_loop(self) -> None:
         while True:

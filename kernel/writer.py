@@ -136,13 +136,16 @@ class GroupWriter:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="vigil-writer")
 
-    async def submit(self, run_id: str, expected_seq: int, rows: list[tuple], events: list) -> int:
+    def submit(
+        self, run_id: str, expected_seq: int, rows: list[tuple], events: list
+    ) -> asyncio.Future[int]:
+        """Queue an append; the future resolves to the run's new last seq after the commit."""
         if self._closing:
             raise StoreClosed("the store is closed")
         future = self._loop.create_future()
         self._queue.append(Append(run_id, expected_seq, rows, events, future))
         self._wake.set()
-        return await future
+        return future
 
     async def close(self) -> None:
         """Commit what is queued, then stop."""

@@ -1,0 +1,62 @@
+"""Run the benchmarks and write bench/RESULTS.md.
+
+    .venv/bin/python -m bench.run            # full sizes (about 3 minutes here)
+    .venv/bin/python -m bench.run --quick    # smaller sizes
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+from . import log_cases
+from .common import WORK, machine, rss_mb
+
+CASES = [log_cases.appends, log_cases.replay_and_state_at]
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def _row(r: dict) -> str:
+    ratio = f"{r['ratio']:.2f}x" if r.get("ratio") is not None else "-"
+    met = {True: "yes", False: "**no**", None: "-"}[r["ok"]]
+    return f"| {r['case']} | {r['setup']} | {r['vigil']} | {r['peer']} | {ratio} | {r['goal']} | {met} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look")
+    args = parser.parse_args()
+    started = time.time()
+    rows = []
+    for case in CASES:
+        print(f"running {case.__name__} ...", flush=True)
+        for r in case(args.quick):
+            print("  " + _row(r), flush=True)
+            rows.append(r)
+    versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual"))
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python -m bench.run{' --quick' if args.quick else ''}` on "
+        f"{time.strftime('%Y-%m-%d')} in {time.time() - started:.0f} s; peak RSS {rss_mb():.0f} MB.",
+        f"Machine: {machine()}; {versions}.",
+        "Each vigil figure and its ceiling or peer were measured in the same run, one after the other.",
+        "",
+        "| case | setup | vigil | ceiling / peer | ratio | goal | met |",
+        "|---|---|---|---|---|---|---|",
+        *[_row(r) for r in rows],
+        "",
+    ]
+    notes = Path(__file__).resolve().parent / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text()]
+    RESULTS.write_text("\n".join(lines))
+    shutil.rmtree(WORK, ignore_errors=True)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
