@@ -66,8 +66,10 @@ class RunStarted(_Event):
     input: Any = None
     update: tuple[Patch, ...] = ()
     parent_run_id: str | None = None
-    parent_seq: int | None = None  # set for forks: the parent's seq the state came from
+    parent_seq: int | None = None  # the parent's seq: the fork point, or the child's request
+    lineage: Literal["child", "fork"] | None = None
     labels: dict[str, str] = {}
+    start_at: tuple[str, ...] = ()  # forks: the nodes the first superstep runs (default: START's)
 
 
 class RunCompleted(_Event):
@@ -127,7 +129,7 @@ class ActionRequested(_Event):
     name: str
     input: Any = None
     idempotency_key: str | None = None
-
+    due_ns: int | None = None  # a durable timer: when the sleep ends
 
 class ActionSucceeded(_Event):
     action_id: str

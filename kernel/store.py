@@ -116,14 +116,28 @@ class Store:
         """
         if not events:
             return expected_seq
+        return await self.submit(run_id, events, expected_seq=expected_seq, ts_ns=ts_ns)
+
+    def submit(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        *,
+        expected_seq: int,
+        ts_ns: int | None = None,
+        claim: tuple[str, int] | None = None,
+    ) -> asyncio.Future[int]:
+        """Queue an append now (encoding errors raise here, before anything is queued); the
+        future resolves after its commit. `claim` (owner, lease_until_ns) makes a new run's
+        row owned in the same transaction that creates it."""
         if self._writer is None:
             raise StoreError(f"{self.path} is open read-only")
         ts = ts_ns if ts_ns is not None else time.time_ns()
         rows = []
         for seq, event in enumerate(events, expected_seq + 1):
-            body, crc = encode(event)  # fails here, in the caller, before anything is queued
+            body, crc = encode(event)
             rows.append((run_id, seq, ts, type(event).__name__, getattr(event, "step_id", None), body, crc))
-        return await self._writer.submit(run_id, expected_seq, rows, events)
+        return self._writer.submit(run_id, expected_seq, rows, events, claim)
 
     async def append_rows(
         self, run_id: str, rows: list[tuple], events: list, *, expected_seq: int
@@ -132,6 +146,20 @@ class Store:
         if self._writer is None:
             raise StoreError(f"{self.path} is open read-only")
         return await self._writer.submit(run_id, expected_seq, rows, events)
+
+    async def write(self, fn, *args):
+        """Run `fn(connection, *args)` on the writer's thread (small writes outside the log:
+        ownership, signals); `fn` runs its own transaction."""
+        if self._writer_thread is None:
+            raise StoreError(f"{self.path} is open read-only")
+        try:
+            return await self._writer_thread.call(fn, *args)
+        except sqlite3.Error as exc:
+            raise StoreError(str(exc)) from None
+
+    async def read(self, fn, *args):
+        """Run `fn(connection, *args)` on the reader's thread."""
+        return await self._reader.call(fn, *args)
 
     def _committed(self, committed: Committed) -> None:
         changed, self._changed = self._changed, asyncio.Event()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .errors import ConcurrencyError, StoreClosed, StoreError
 from .projection import PROJECTED, RUN_COLUMNS, advance, new_row
@@ -43,16 +43,23 @@ def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str]) -> list[tupl
 
 
 class Append:
-    __slots__ = ("run_id", "expected_seq", "rows", "events", "future")
+    __slots__ = ("run_id", "expected_seq", "rows", "events", "future", "claim")
 
     def __init__(
-        self, run_id: str, expected_seq: int, rows: list[tuple], events: list, future: asyncio.Future
+        self,
+        run_id: str,
+        expected_seq: int,
+        rows: list[tuple],
+        events: Sequence[Any],
+        future: asyncio.Future,
+        claim: tuple[str, int] | None,
     ) -> None:
         self.run_id = run_id
         self.expected_seq = expected_seq
         self.rows = rows
         self.events = events
         self.future = future
+        self.claim = claim
 
 
 Committed = list[tuple[str, int, int]]  # (run_id, last_seq before, last_seq after)
@@ -112,6 +119,8 @@ def _project(conn: sqlite3.Connection, appends: list[Append]) -> None:
         row = rows.get(a.run_id)
         if row is None:
             row = rows[a.run_id] = new_row(a.run_id, a.rows[0][2])
+            if a.claim is not None:
+                row["owner"], row["lease_until_ns"] = a.claim
         for r, event in zip(a.rows, a.events):
             advance(row, event, r[1], r[2], interrupt_ops)
     conn.executemany(_UPSERT_RUN, [tuple(row[c] for c in RUN_COLUMNS) for row in rows.values()])
@@ -137,13 +146,18 @@ class GroupWriter:
         self._task = asyncio.create_task(self._run(), name="vigil-writer")
 
     def submit(
-        self, run_id: str, expected_seq: int, rows: list[tuple], events: list
+        self,
+        run_id: str,
+        expected_seq: int,
+        rows: list[tuple],
+        events: Sequence[Any],
+        claim: tuple[str, int] | None = None,
     ) -> asyncio.Future[int]:
         """Queue an append; the future resolves to the run's new last seq after the commit."""
         if self._closing:
             raise StoreClosed("the store is closed")
         future = self._loop.create_future()
-        self._queue.append(Append(run_id, expected_seq, rows, events, future))
+        self._queue.append(Append(run_id, expected_seq, rows, events, future, claim))
         self._wake.set()
         return future
 

@@ -1,0 +1,68 @@
+"""Who this process is: the owner id written on the runs it drives, and the actor of decisions."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+
+from .events import Actor
+
+__all__ = ["HOST", "owner_id", "parse_owner", "owner_alive", "current_actor"]
+
+HOST = socket.gethostname()
+
+
+def _start_time(pid: int) -> str | None:
+    """The process start time in clock ticks (Linux), so a reused pid is not mistaken for us."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(b")", 1)[1].split()[19].decode()
+
+
+_OWNER = f"{HOST}:{os.getpid()}:{_start_time(os.getpid()) or time.time_ns()}"
+
+
+def owner_id() -> str:
+    return _OWNER
+
+
+def parse_owner(owner: str) -> tuple[str, int, str]:
+    host, pid, start = owner.rsplit(":", 2)
+    return host, int(pid), start
+
+
+def owner_alive(owner: str | None, lease_until_ns: int | None, now_ns: int | None = None) -> bool:
+    """On this host a dead pid frees its runs at once; elsewhere the lease must expire."""
+    if not owner:
+        return False
+    try:
+        host, pid, start = parse_owner(owner)
+    except ValueError:
+        return False
+    if host == HOST:
+        return _start_time(pid) == start
+    return (lease_until_ns or 0) > (now_ns or time.time_ns())
+
+
+def current_actor() -> Actor:
+    try:
+        tty = os.ttyname(0)
+    except OSError:
+        tty = None
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return Actor(
+        user=user,
+        uid=os.getuid(),
+        host=HOST,
+        pid=os.getpid(),
+        tty=tty,
+        ssh_connection=os.environ.get("SSH_CONNECTION"),
+    )

@@ -1,0 +1,390 @@
+"""The runtime: starts runs, drives the runs this process owns, applies decisions and signals,
+adopts runs whose owner died. One per process; the console and the headless CLI both host one.
+
+    async with Runtime(store, registry) as rt:
+        run_id = await rt.start("support", {"ticket": "..."})
+        await rt.settle()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable
+
+from . import leases
+from .codec import canonical_hash
+from .driver import RunDriver
+from .errors import NotFound, VigilError
+from .events import (
+    Actor,
+    InterruptRaised,
+    InterruptResolved,
+    Patch,
+    RunCancelled,
+    RunCompleted,
+    RunStarted,
+    ToolApprovedForRun,
+)
+from .graph import START
+from .ids import new_run_id
+from .owner import current_actor, owner_alive, owner_id
+from .projection import TERMINAL, RunInfo
+from .redact import redact
+from .registry import Registry
+from .runview import RunView
+from .state import apply
+from .store import Store
+from .tools import ToolInputError
+
+__all__ = ["Runtime", "InterruptRefused", "DECISIONS"]
+
+DECISIONS = {
+    "approval": ("approve", "reject", "edit"),
+    "input": ("answer", "reject"),
+    "in_doubt": ("answer", "retry", "fail"),
+}
+
+Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
+
+
+class InterruptRefused(VigilError):
+    """A decision that cannot be applied: unknown, already resolved, or shown a stale payload."""
+
+
+class Runtime:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        *,
+        approvals: str = "ask",
+        auto_decide: Callable[[InterruptRaised], InterruptResolved | None] | None = None,
+        lease_seconds: float = 15.0,
+        signal_interval: float = 0.1,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.approvals = approvals
+        self.auto_decide = auto_decide
+        self.owner = owner_id()
+        self.drivers: dict[str, RunDriver] = {}
+        self._listeners: list[Listener] = []
+        self._lease_ns = int(lease_seconds * 1e9)
+        self._signal_interval = signal_interval
+        self._loops: list[asyncio.Task] = []
+        self._chores: set[asyncio.Task] = set()
+
+    async def __aenter__(self) -> "Runtime":
+        self._loops = [
+            asyncio.create_task(self._signal_loop(), name="vigil-signals"),
+            asyncio.create_task(self._lease_loop(), name="vigil-leases"),
+        ]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop driving (runs stay as they are, resumable) and give up ownership at once."""
+        for task in self._loops:
+            task.cancel()
+        running = [d.task for d in self.drivers.values() if d.task and not d.task.done()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*self._loops, *running, *self._chores, return_exceptions=True)
+        if self.drivers and not self.store.readonly:
+            await self.store.write(leases.release, list(self.drivers), self.owner)
+        self.drivers.clear()
+
+    # events for listeners (the console, the headless printer) ----------------------------
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _tell(self, what: str, run_id: str, data: Any = None) -> None:
+        for listener in self._listeners:
+            listener(what, run_id, data)
+
+    def stream(self, run_id: str, action_id: str, token: str) -> None:
+        """Model tokens, live and never persisted (only the final message is)."""
+        self._tell("token", run_id, (action_id, token))
+
+    def raised(self, run_id: str, raised: InterruptRaised) -> None:
+        self._tell("interrupt", run_id, raised)
+
+    def lost(self, run_id: str, why: str) -> None:
+        self.drivers.pop(run_id, None)
+        self._tell("lost", run_id, why)
+
+    def finished(self, driver: RunDriver) -> None:
+        run_id = driver.run_id
+        self.drivers.pop(run_id, None)
+        self._tell("finished", run_id, driver.view.terminal)
+        self._chore(self.store.write(leases.release, [run_id], self.owner))
+        started = driver.view.started
+        if started is not None and started.lineage == "child" and started.parent_run_id:
+            self._chore(self._wake(started.parent_run_id))
+
+    def _chore(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
+    # starting and driving ------------------------------------------------------------------
+
+    async def start(
+        self,
+        graph_name: str,
+        input: Any = None,
+        *,
+        labels: dict[str, str] | None = None,
+        run_id: str | None = None,
+        parent: tuple[str, int] | None = None,
+        lineage: str | None = None,
+    ) -> str:
+        graph = self.registry.get(graph_name)
+        input = redact(_builtins(input))
+        update = graph.patches(input if isinstance(input, dict) else {"input": input})
+        state: dict[str, Any] = {}
+        apply(state, update)
+        run_id = run_id or new_run_id()
+        started = RunStarted(
+            graph=graph.name, graph_version=graph.version, input=input, update=update,
+            parent_run_id=parent[0] if parent else None, parent_seq=parent[1] if parent else None,
+            lineage=lineage, labels=labels or {}, start_at=graph.successors(START, state),
+        )
+        driver = RunDriver(self, graph, RunView(run_id))
+        future = self.store.submit(
+            run_id, [started], expected_seq=0, claim=(self.owner, time.time_ns() + self._lease_ns)
+        )
+        driver.view.feed(1, started)
+        await future
+        self.drivers[run_id] = driver
+        driver.start()
+        return run_id
+
+    async def new_child_id(self, parent_run_id: str) -> str:
+        return new_run_id()
+
+    async def child_status(self, run_id: str) -> RunInfo | None:
+        try:
+            return await self.store.run(run_id)
+        except NotFound:
+            return None
+
+    async def child_output(self, run_id: str) -> Any:
+        last = await self.store.last_seq(run_id)
+        records = await self.store.events(run_id, last, last)
+        event = records[0].event if records else None
+        return event.output if isinstance(event, RunCompleted) else None
+
+    async def settle(self, run_ids: set[str] | None = None) -> None:
+        """Wait until no run (of `run_ids`) is being driven: each has ended or waits."""
+        while True:
+            tasks = [
+                d.task for rid, d in self.drivers.items()
+                if d.task and not d.task.done() and (run_ids is None or rid in run_ids)
+            ]
+            chores = list(self._chores)
+            if not tasks and not chores:
+                return
+            await asyncio.wait(tasks + chores)
+
+    async def _load(self, run_id: str) -> RunDriver:
+        info = await self.store.run(run_id)
+        graph = self.registry.get(info.graph)
+        view = RunView(run_id)
+        async for record in self.store.iter_events(run_id):
+            view.feed(record.seq, record.event)
+        if view.problems:
+            seq, what = view.problems[0]
+            raise VigilError(f"run {run_id} cannot be driven: seq {seq} is {what}")
+        return RunDriver(self, graph, view)
+
+    async def adopt(self, run_id: str, *, drive: bool = True) -> RunDriver | None:
+        """Own and drive a run whose owner is gone (or us). None if someone alive owns it."""
+        if run_id in self.drivers:
+            return self.drivers[run_id]
+        info = await self.store.run(run_id)
+        if info.status in TERMINAL:
+            return None
+        if info.owner != self.owner and owner_alive(info.owner, info.lease_until_ns):
+            return None
+        if not await self.store.write(leases.claim, run_id, self.owner, self._lease_ns, info.owner):
+            return None
+        try:
+            driver = await self._load(run_id)
+        except BaseException:
+            await self.store.write(leases.release, [run_id], self.owner)
+            raise
+        self.drivers[run_id] = driver
+        if drive:
+            driver.start()
+        return driver
+
+    async def resume(self, run_id: str | None = None) -> list[str]:
+        """Adopt orphaned runs (all of them, or one) whose graph is registered here."""
+        if run_id is not None:
+            return [run_id] if await self.adopt(run_id) else []
+        adopted = []
+        for status in ("running", "waiting"):
+            offset = 0
+            while batch := await self.store.runs(status=status, limit=500, offset=offset):
+                offset += len(batch)
+                for info in batch:
+                    if info.graph in self.registry and not owner_alive(info.owner, info.lease_until_ns):
+                        if await self.adopt(info.run_id):
+                            adopted.append(info.run_id)
+        return adopted
+
+    async def _wake(self, run_id: str) -> None:
+        driver = self.drivers.get(run_id)
+        if driver is not None:
+            driver.start()
+        else:
+            await self.store.write(leases.send, run_id, "wake", {}, self.owner)
+
+    # decisions -----------------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        run_id: str,
+        interrupt_id: str,
+        decision: str,
+        value: Any = None,
+        *,
+        payload_hash: str,
+        actor: Actor | None = None,
+        always: bool = False,
+        drive: bool = True,
+    ) -> None:
+        """Apply a human decision to exactly the interrupt (and payload) the human saw."""
+        driver = self.drivers.get(run_id) or await self.adopt(run_id, drive=False)
+        if driver is None:
+            raise InterruptRefused(f"run {run_id} is driven by another process; send it a signal")
+        entry = driver.view.interrupts.get(interrupt_id)
+        if entry is None:
+            raise InterruptRefused(f"run {run_id} has no interrupt {interrupt_id!r}")
+        raised, resolved = entry
+        if resolved is not None:
+            who = resolved.actor.user if resolved.actor else "someone"
+            raise InterruptRefused(f"interrupt {interrupt_id} was already resolved ({resolved.decision} by {who})")
+        if payload_hash != raised.payload_hash:
+            raise InterruptRefused(
+                f"interrupt {interrupt_id} changed since it was shown (payload hash differs); look again"
+            )
+        if decision not in DECISIONS[raised.kind]:
+            raise InterruptRefused(
+                f"{decision!r} does not answer a {raised.kind} interrupt "
+                f"(choose {', '.join(DECISIONS[raised.kind])})"
+            )
+        value = redact(_builtins(value))
+        actor = actor or current_actor()
+        events: list[Any] = []
+        if raised.kind == "approval" and decision == "edit":
+            try:
+                value = driver.tool(raised.payload["tool"]).validate(value)
+            except ToolInputError as exc:
+                raise InterruptRefused(f"the edited arguments do not fit: {exc}") from None
+        events.append(InterruptResolved(
+            interrupt_id=interrupt_id, decision=decision, value=value,
+            payload_hash=payload_hash, actor=actor,
+        ))
+        if always and raised.kind == "approval" and decision in ("approve", "edit"):
+            events.append(ToolApprovedForRun(tool=raised.payload["tool"], actor=actor))
+        await driver.emit(*events)
+        if drive:
+            driver.start()
+        else:
+            self.drivers.pop(run_id, None)
+            await self.store.write(leases.release, [run_id], self.owner)
+
+    async def cancel(self, run_id: str, reason: str = "", actor: Actor | None = None) -> None:
+        driver = self.drivers.get(run_id) or await self.adopt(run_id, drive=False)
+        if driver is None:
+            raise InterruptRefused(f"run {run_id} is driven by another process; send it a signal")
+        if driver.task is not None and not driver.task.done():
+            driver.task.cancel()  # stops in-flight effects; appends already queued still commit
+            await asyncio.gather(driver.task, return_exceptions=True)
+        await driver.emit(RunCancelled(reason=reason, actor=actor or current_actor()))
+        self.finished(driver)
+
+    async def fork(self, run_id: str, at_seq: int) -> str:
+        """A new run (lineage: fork) whose state is the state at `at_seq`; it goes on from the
+        nodes that had not completed there, and those the completed ones led to."""
+        info = await self.store.run(run_id)
+        graph = self.registry.get(info.graph)
+        if not 1 <= at_seq <= info.last_seq:
+            raise NotFound(f"run {run_id} has no seq {at_seq} (it has 1..{info.last_seq})")
+        view = RunView(run_id)
+        async for record in self.store.iter_events(run_id, 1, at_seq):
+            view.feed(record.seq, record.event)
+        probe = RunDriver(self, graph, view)
+        n, pending = probe._where()
+        start_at = list(pending or ())
+        for node, targets in view.completions.get(n, ()):
+            start_at += [t for t in targets if t in graph.nodes and t not in graph.joins]
+        new_id = new_run_id()
+        started = RunStarted(
+            graph=graph.name, graph_version=graph.version,
+            input=view.started.input if view.started else None,
+            update=tuple(Patch("set", k, v) for k, v in view.state.items()),
+            parent_run_id=run_id, parent_seq=at_seq, lineage="fork",
+            labels={**info.labels, "fork_of": f"{run_id}@{at_seq}"},
+            start_at=tuple(dict.fromkeys(start_at)),
+        )
+        await self.store.append(new_id, [started], expected_seq=0)
+        return new_id
+
+    # other processes ---------------------------------------------------------------------
+
+    async def _signal_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._signal_interval)
+            try:
+                signals = await self.store.read(leases.pending, self.owner)
+                for signal in signals:
+                    outcome = await self._apply(signal)
+                    await self.store.write(leases.finish, signal.id, outcome)
+            except VigilError as exc:
+                self._tell("error", "", str(exc))
+
+    async def _apply(self, signal: leases.Signal) -> str:
+        body = signal.body
+        try:
+            if signal.kind == "resolve":
+                actor = Actor(**body["actor"]) if body.get("actor") else None
+                await self.resolve(
+                    signal.run_id, body["interrupt_id"], body["decision"], body.get("value"),
+                    payload_hash=body["payload_hash"], actor=actor, always=bool(body.get("always")),
+                )
+            elif signal.kind == "cancel":
+                actor = Actor(**body["actor"]) if body.get("actor") else None
+                await self.cancel(signal.run_id, body.get("reason", ""), actor)
+            elif signal.kind == "wake":
+                await self._wake(signal.run_id)
+            else:
+                return f"error: unknown signal {signal.kind!r}"
+        except VigilError as exc:
+            return f"error: {exc}"
+        return "ok"
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ns / 3e9)
+            if self.drivers:
+                try:
+                    await self.store.write(leases.renew, self.owner, self._lease_ns)
+                except VigilError as exc:
+                    self._tell("error", "", str(exc))
+
+
+def _builtins(value: Any) -> Any:
+    import msgspec
+
+    return msgspec.to_builtins(value)
+
+
+def payload_hash(payload: Any) -> str:
+    return canonical_hash(payload)

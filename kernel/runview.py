@@ -1,0 +1,119 @@
+"""What a driver needs to know about a run, folded from its log: the state, where the run is
+in its supersteps, and every recorded effect and interrupt, so re-execution can replay them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .codec import Corrupt, Unknown
+from .events import (
+    ActionFailed,
+    ActionRequested,
+    ActionSucceeded,
+    InterruptRaised,
+    InterruptResolved,
+    RunCancelled,
+    RunCompleted,
+    RunDiverged,
+    RunFailed,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+    ToolApprovedForRun,
+)
+from .state import apply
+
+__all__ = ["RunView", "ActionRecord", "superstep_of"]
+
+_clone_enc = msgspec.msgpack.Encoder()
+_clone_dec = msgspec.msgpack.Decoder()
+
+
+def clone(value: Any) -> Any:
+    """A deep copy, fast: what the nodes get, so they can never change the folded state."""
+    return _clone_dec.decode(_clone_enc.encode(value))
+
+
+def superstep_of(step_id: str) -> int:
+    return int(step_id.split(".", 1)[0])
+
+
+@dataclass
+class ActionRecord:
+    requested: ActionRequested
+    outcome: ActionSucceeded | ActionFailed | None = None
+    attempt: int = 1  # the step attempt the request was made in
+
+
+@dataclass
+class RunView:
+    run_id: str
+    started: RunStarted | None = None
+    seq: int = 0
+    state: dict[str, Any] = field(default_factory=dict)
+    terminal: Any = None
+    # step_id -> the attempt last started, and the step's failures and completion
+    attempts: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, list[StepFailed]] = field(default_factory=dict)
+    completed: set[str] = field(default_factory=set)
+    # superstep -> (node, next) of its completions in log order; the current superstep's start state
+    completions: dict[int, list[tuple[str, tuple[str, ...]]]] = field(default_factory=dict)
+    step_start_state: dict[int, dict[str, Any]] = field(default_factory=dict)
+    actions: dict[str, ActionRecord] = field(default_factory=dict)
+    interrupts: dict[str, list] = field(default_factory=dict)  # id -> [raised, resolved | None]
+    approved_tools: set[str] = field(default_factory=set)
+    problems: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def last_superstep(self) -> int:
+        steps = [superstep_of(s) for s in self.attempts]
+        return max(steps, default=0)
+
+    def pending_interrupts(self) -> list[InterruptRaised]:
+        return [raised for raised, resolved in self.interrupts.values() if resolved is None]
+
+    def feed(self, seq: int, event: Any) -> None:
+        self.seq = seq
+        if isinstance(event, (Unknown, Corrupt)):
+            self.problems.append((seq, f"{type(event).__name__.lower()} {event.type}"))
+        elif isinstance(event, StepCompleted):
+            n = superstep_of(event.step_id)
+            if n not in self.step_start_state:
+                self.step_start_state = {n: clone(self.state)}
+            apply(self.state, event.update)
+            self.completed.add(event.step_id)
+            self.completions.setdefault(n, []).append((event.node, event.next))
+        elif isinstance(event, StepStarted):
+            self.attempts[event.step_id] = event.attempt
+        elif isinstance(event, ActionRequested):
+            self.actions[event.action_id] = ActionRecord(
+                event, None, self.attempts.get(event.step_id, 1)
+            )
+        elif isinstance(event, (ActionSucceeded, ActionFailed)):
+            record = self.actions.get(event.action_id)
+            if record is not None:
+                record.outcome = event
+        elif isinstance(event, InterruptRaised):
+            self.interrupts[event.interrupt_id] = [event, None]
+        elif isinstance(event, InterruptResolved):
+            entry = self.interrupts.get(event.interrupt_id)
+            if entry is not None:
+                entry[1] = event
+        elif isinstance(event, StepFailed):
+            self.failures.setdefault(event.step_id, []).append(event)
+        elif isinstance(event, ToolApprovedForRun):
+            self.approved_tools.add(event.tool)
+        elif isinstance(event, RunStarted):
+            self.started = event
+            apply(self.state, event.update)
+        elif isinstance(event, (RunCompleted, RunFailed, RunCancelled, RunDiverged)):
+            self.terminal = event
+
+    def state_before(self, superstep: int) -> dict[str, Any]:
+        """The state every node of `superstep` sees: as it was before the superstep's first
+        completion (or now, if none has completed yet)."""
+        return clone(self.step_start_state.get(superstep, self.state))

@@ -1,0 +1,118 @@
+"""Tools: typed Python functions whose JSON schema comes from their type hints.
+
+    @tool(requires_approval=lambda args: args["amount"] > 50)
+    async def refund(order: str, amount: float, reason: str = "") -> dict:
+        "Refund an order."
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, get_type_hints
+
+import msgspec
+
+from .errors import VigilError
+
+__all__ = ["Tool", "tool", "ToolError", "ToolInputError", "ToolRejected"]
+
+
+class ToolError(VigilError):
+    """A tool failed; `retryable` says whether running it again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ToolInputError(ToolError):
+    """Arguments that do not fit the tool's signature (sent back to the model, not a crash)."""
+
+
+class ToolRejected(ToolError):
+    """A human (or the approval policy) refused the call; the reason goes back to the agent."""
+
+
+class Tool:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
+        idempotent: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.description = (description or inspect.getdoc(fn) or "").strip()
+        self.requires_approval = requires_approval
+        self.idempotent = idempotent
+        hints = get_type_hints(fn)
+        fields = []
+        self._wants_key = False
+        for p in inspect.signature(fn).parameters.values():
+            if p.name == "idempotency_key":
+                self._wants_key = True
+                continue
+            annotation = hints.get(p.name, Any)
+            if p.default is inspect.Parameter.empty:
+                fields.append((p.name, annotation))
+            else:
+                fields.append((p.name, annotation, p.default))
+        self._args = msgspec.defstruct(
+            f"{self.name}_args", fields, kw_only=True, forbid_unknown_fields=True
+        )
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name}>"
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of the arguments, inline (what model APIs expect)."""
+        (ref,), components = msgspec.json.schema_components([self._args])
+        body = dict(components[self._args.__name__])
+        body.pop("title", None)
+        if components.keys() - {self._args.__name__}:
+            body["$defs"] = {k: v for k, v in components.items() if k != self._args.__name__}
+        return body
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "parameters": self.schema}
+
+    def validate(self, args: Any) -> dict[str, Any]:
+        """The arguments converted to the declared types, or ToolInputError saying why not."""
+        if not isinstance(args, dict):
+            raise ToolInputError(f"{self.name}: arguments must be an object, not {type(args).__name__}")
+        try:
+            return msgspec.to_builtins(msgspec.convert(args, self._args))
+        except msgspec.ValidationError as exc:
+            raise ToolInputError(f"{self.name}: {exc}") from None
+
+    def needs_approval(self, args: dict[str, Any]) -> bool:
+        rule = self.requires_approval
+        return bool(rule(args)) if callable(rule) else bool(rule)
+
+    async def __call__(self, args: dict[str, Any], idempotency_key: str) -> Any:
+        kwargs = dict(args)
+        if self._wants_key:
+            kwargs["idempotency_key"] = idempotency_key
+        result = self.fn(**kwargs)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
+    idempotent: bool = False,
+) -> Any:
+    """Make a Tool from a function; usable bare (`@tool`) or with options."""
+
+    def make(f: Callable[..., Any]) -> Tool:
+        return Tool(f, name=name, requires_approval=requires_approval, idempotent=idempotent)
+
+    return make(fn) if fn is not None else make
