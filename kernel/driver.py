@@ -316,8 +316,10 @@ class RunDriver:
             raise
         except Exception as exc:
             retryable = bool(getattr(exc, "retryable", False))
-            await self.emit(ActionFailed(action_id=action_id, error=_error_text(exc), retryable=retryable))
-            raise
+            error = _error_text(exc)
+            await self.emit(ActionFailed(action_id=action_id, error=error, retryable=retryable))
+            # The same exception a replay raises from the record, so code sees no difference.
+            raise ActionError(error, retryable) from exc
         await self.emit(ActionSucceeded(action_id=action_id, output=output))
         return output
 

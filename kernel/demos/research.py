@@ -1,0 +1,64 @@
+"""Research agent: plans, fans out to three searches in parallel, joins, and writes a brief."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..graph import END, START, Graph
+from ..models.scripted import ScriptedModel, reply
+from ..tools import tool
+
+
+@tool(idempotent=True)
+async def search(source: str, query: str) -> list:
+    """Search one source; returns the top hits."""
+    await asyncio.sleep({"web": 0.6, "papers": 1.0, "code": 0.4}.get(source, 0.5))
+    return [f"{source}: {query} — finding {i}" for i in range(1, 4)]
+
+
+def _brief(messages: list[dict]) -> dict:
+    hits = messages[-1]["content"]
+    return reply(f"Brief on the question. Across sources: {hits} Recommendation: start with the "
+                 "most-cited finding and verify it against the code.")
+
+
+writer = ScriptedModel("research-writer", _brief, token_delay=0.02)
+
+graph = Graph(
+    "research", reducers={"findings": "extend"}, tools=[search],
+    description="a research agent that fans out to parallel branches and joins",
+)
+
+
+@graph.node()
+async def plan(state: dict, ctx) -> dict:
+    topic = state.get("topic", "durable agent runtimes")
+    started = await ctx.now()
+    return {"queries": {s: f"{topic} ({s})" for s in ("web", "papers", "code")}, "started_at": started}
+
+
+def _searcher(source: str):
+    async def run(state: dict, ctx) -> dict:
+        return {"findings": await ctx.tool("search", source=source, query=state["queries"][source])}
+
+    run.__name__ = f"search_{source}"
+    return run
+
+
+for _source in ("web", "papers", "code"):
+    graph.add_node(f"search_{_source}", _searcher(_source))
+
+
+@graph.node()
+async def synthesize(state: dict, ctx) -> dict:
+    message = await ctx.llm(writer, [{"role": "user", "content": "; ".join(state["findings"])}])
+    return {"brief": message["content"]}
+
+
+graph.add_edge(START, "plan")
+for _source in ("web", "papers", "code"):
+    graph.add_edge("plan", f"search_{_source}")
+graph.add_edge(["search_web", "search_papers", "search_code"], "synthesize")
+graph.add_edge("synthesize", END)
+
+SAMPLE_INPUT = {"topic": "event-sourced agent runtimes"}

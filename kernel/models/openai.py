@@ -1,0 +1,101 @@
+"""Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp server),
+streamed, with tool calls."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from . import ModelError, TokenSink
+from .http import api_key, post_stream
+from .sse import events
+
+__all__ = ["OpenAIChat"]
+
+
+class OpenAIChat:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str = "https://api.openai.com/v1",
+        key_env: str | None = "OPENAI_API_KEY",
+        timeout: float = 120.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.name = f"openai:{model}"
+        self.model = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.key_env = key_env
+        self._client = client or httpx.AsyncClient(timeout=timeout)
+
+    async def complete(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_token: TokenSink
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [_wire(m) for m in messages],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            body["tools"] = [{"type": "function", "function": t} for t in tools]
+        headers = {"content-type": "application/json"}
+        key = api_key(self.key_env)
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        text: list[str] = []
+        calls: dict[int, dict[str, Any]] = {}
+        usage: dict[str, int] = {}
+        done = False
+        async with post_stream(self._client, "openai", self.url, headers, body) as response:
+            async for _, data in events(response):
+                if data.strip() == "[DONE]":
+                    done = True
+                    break
+                chunk = json.loads(data)
+                if chunk.get("error"):
+                    raise ModelError(f"openai stream error: {chunk['error']}", retryable=True)
+                if chunk.get("usage"):
+                    u = chunk["usage"]
+                    usage = {"input_tokens": u.get("prompt_tokens", 0), "output_tokens": u.get("completion_tokens", 0)}
+                for choice in chunk.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    if delta.get("content"):
+                        text.append(delta["content"])
+                        if on_token:
+                            on_token(delta["content"])
+                    for tc in delta.get("tool_calls") or ():
+                        slot = calls.setdefault(tc.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                        slot["id"] = tc.get("id") or slot["id"]
+                        fn = tc.get("function") or {}
+                        slot["name"] = fn.get("name") or slot["name"]
+                        slot["arguments"] += fn.get("arguments") or ""
+        if not done:
+            raise ModelError("openai: the stream ended before [DONE]", retryable=True)
+        tool_calls = []
+        for _, slot in sorted(calls.items()):
+            try:
+                arguments = json.loads(slot["arguments"] or "{}")
+            except ValueError:
+                arguments = {"_unparsed": slot["arguments"]}  # the tool's validation tells the model
+            tool_calls.append({"id": slot["id"], "name": slot["name"], "arguments": arguments})
+        return {"role": "assistant", "content": "".join(text), "tool_calls": tool_calls, "usage": usage}
+
+
+def _wire(m: dict[str, Any]) -> dict[str, Any]:
+    if m["role"] == "assistant" and m.get("tool_calls"):
+        return {
+            "role": "assistant",
+            "content": m.get("content") or None,
+            "tool_calls": [
+                {"id": c["id"], "type": "function",
+                 "function": {"name": c["name"], "arguments": json.dumps(c["arguments"])}}
+                for c in m["tool_calls"]
+            ],
+        }
+    if m["role"] == "tool":
+        return {"role": "tool", "tool_call_id": m["tool_call_id"], "content": m["content"]}
+    return {"role": m["role"], "content": m.get("content", "")}
