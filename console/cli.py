@@ -34,9 +34,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="colour theme for the console")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("demo", help="record demo runs into the log")
-    p.add_argument("--headless", action="store_true", help="no UI; print a summary")
-    p.add_argument("--runs", type=int, default=1, help="how many demo runs (default 1)")
+    p = sub.add_parser("demo", help="start the demo runs (approvals left to you)")
+    p.add_argument("--headless", action="store_true", help="no UI; run to the end or to the interrupts, print a summary")
+    p.add_argument("--runs", type=int, default=1, help="how many runs of each demo graph (default 1)")
+    p.add_argument("--approve", choices=["all", "none", "reject"], default="none",
+                   help="headless: approve every approval, leave them (default), or reject them")
+
+    p = sub.add_parser("graphs", help="the registered graphs, with which tools need approval")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = sub.add_parser("run", help="start a run of a graph")
+    p.add_argument("graph")
+    p.add_argument("--input", metavar="JSON", help="the run's input")
+    p.add_argument("--label", type=_label, action="append", metavar="KEY=VALUE")
+    p.add_argument("--headless", action="store_true", help="no UI; stay attached until the run ends")
+
+    p = sub.add_parser("resume", help="adopt runs whose owner died and drive them until they end or wait")
+    p.add_argument("run", nargs="?")
+
+    for verb, text in (("approve", "approve (or answer) a pending interrupt"),
+                       ("reject", "reject a pending interrupt (fails an in-doubt effect)")):
+        p = sub.add_parser(verb, help=text)
+        p.add_argument("run")
+        p.add_argument("--interrupt", metavar="ID", help="which one, if the run waits on several")
+        p.add_argument("--reason", metavar="TEXT", help="why (sent back to the agent on reject)")
+        if verb == "approve":
+            p.add_argument("--edit", metavar="JSON", help="run the tool with these arguments instead")
+            p.add_argument("--answer", metavar="VALUE", help="the answer to an input (or in-doubt) interrupt")
+            p.add_argument("--always", action="store_true", help="approve this tool for the rest of the run")
+        p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
+
+    p = sub.add_parser("cancel", help="cancel a run")
+    p.add_argument("run")
+    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
+
+    p = sub.add_parser("fork", help="a new run from a run's state at a seq")
+    p.add_argument("run")
+    p.add_argument("--at", type=int, required=True, metavar="SEQ")
 
     p = sub.add_parser("runs", help="list runs, newest first")
     p.add_argument("--status", help="running, waiting, completed, failed, cancelled, diverged")
@@ -69,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _label(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
@@ -76,9 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from kernel.errors import VigilError
 
-    from . import commands
+    from . import commands, runcmds
 
-    handler = getattr(commands, f"cmd_{args.command}")
+    handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
     try:
         return asyncio.run(handler(args)) or 0
     except VigilError as exc:

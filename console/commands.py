@@ -160,15 +160,3 @@ async def cmd_import(args: argparse.Namespace) -> int:
     for run_id, n in counts.items():
         _out(f"imported run {run_id} ({n} events)")
     return 0
-
-
-async def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo_record import record_demo_run
-
-    async with await _open(args, readonly=False) as store:
-        for _ in range(max(1, args.runs)):
-            run_id = await record_demo_run(store)
-            info = await store.run(run_id)
-            _out(f"run {run_id}: {info.graph} {info.status} ({info.last_seq} events)")
-    _out(f"log: {_db_path(args)}; try `vigil events {run_id}` and `vigil verify`")
-    return 0

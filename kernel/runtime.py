@@ -145,7 +145,10 @@ class Runtime:
     ) -> str:
         graph = self.registry.get(graph_name)
         input = redact(_builtins(input))
-        update = graph.patches(input if isinstance(input, dict) else {"input": input})
+        if input is None:
+            update = ()
+        else:
+            update = graph.patches(input if isinstance(input, dict) else {"input": input})
         state: dict[str, Any] = {}
         apply(state, update)
         run_id = run_id or new_run_id()

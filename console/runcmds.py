@@ -1,0 +1,322 @@
+"""The CLI's commands that run or steer runs: graphs, run, demo, approve, reject, cancel, fork,
+resume. A run owned by a live process is steered through a signal its owner applies; a run
+nobody drives is changed here directly."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from kernel import leases
+from kernel.errors import NotFound, VigilError
+from kernel.events import InterruptRaised, InterruptResolved
+from kernel.owner import current_actor, owner_alive
+from kernel.registry import Registry, default_registry
+from kernel.runtime import Runtime
+from kernel.store import Store
+
+from .commands import _db_path, _open, _out
+from .format import event_line
+
+_json = msgspec.json.Encoder()
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return default_registry(args.workflows)
+
+
+def _parse_json(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise VigilError(f"{what} is not valid JSON: {exc}") from None
+
+
+async def cmd_graphs(args: argparse.Namespace) -> int:
+    for graph in _registry(args):
+        approval = [t.name for t in graph.tools if t.requires_approval]
+        if args.json:
+            _out(_json.encode({
+                "name": graph.name, "version": graph.version, "description": graph.description,
+                "nodes": list(graph.nodes), "tools": [t.name for t in graph.tools],
+                "requires_approval": approval,
+            }))
+        else:
+            needs = f"  approval: {', '.join(approval)}" if approval else ""
+            _out(f"{graph.name:<12} v{graph.version:<4} {graph.description}{needs}")
+    return 0
+
+
+# driving runs in this process ------------------------------------------------------------
+
+
+class Printer:
+    """Prints the events of some runs (and of their children) as they are committed."""
+
+    def __init__(self, store: Store, runs: set[str]) -> None:
+        self.store = store
+        self.runs = runs
+        self.shown: set[str] = set()
+
+    async def follow(self, after: int) -> None:
+        async for batch in self.store.tail(after):
+            for record in batch:
+                event = record.event
+                parent = getattr(event, "parent_run_id", None)
+                if getattr(event, "lineage", None) == "child" and parent in self.runs:
+                    self.runs.add(record.run_id)
+                if record.run_id in self.runs:
+                    _out(f"{record.run_id[-6:]} {event_line(record)}")
+                    if isinstance(event, InterruptRaised) and event.interrupt_id not in self.shown:
+                        self.shown.add(event.interrupt_id)
+                        _out(_how_to_answer(record.run_id, event))
+
+
+def _how_to_answer(run_id: str, raised: InterruptRaised) -> str:
+    where = f"vigil {{}} {run_id} --interrupt {raised.interrupt_id}"
+    if raised.kind == "approval":
+        hint = f"{where.format('approve')}   (or reject --reason ..., approve --edit JSON)"
+    elif raised.kind == "input":
+        hint = f"{where.format('approve')} --answer VALUE   (or reject)"
+    else:
+        hint = f"{where.format('approve')} [--answer OUTPUT]   (retry; or reject to fail the run)"
+    return f"    waiting for a human: {raised.title}\n    {hint}"
+
+
+async def _head(store: Store) -> int:
+    batch = await store.read(lambda conn: conn.execute("SELECT max(pos) FROM events").fetchone())
+    return batch[0] or 0
+
+
+async def _drive_and_report(store: Store, runtime: Runtime, run_ids: list[str], quiet: bool) -> int:
+    printer = Printer(store, set(run_ids))
+    follow = None if quiet else asyncio.create_task(printer.follow(await _head(store) if not run_ids else 0))
+    try:
+        await runtime.settle()
+        await asyncio.sleep(store.poll_interval * 2)  # let the printer catch up with the log
+    finally:
+        if follow is not None:
+            follow.cancel()
+    return 0
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    registry.get(args.graph)
+    value = _parse_json(args.input, "--input") if args.input else None
+    if not args.headless:
+        print("vigil: the console is not built yet; running headless", file=sys.stderr)
+    async with await Store.open(_db_path(args)) as store:
+        async with Runtime(store, registry) as runtime:
+            start = await _head(store)
+            run_id = await runtime.start(args.graph, value, labels=dict(args.label or []))
+            _out(f"run {run_id} ({args.graph}) started; Ctrl-C detaches, `vigil resume {run_id}` picks it up")
+            printer = Printer(store, {run_id})
+            follow = asyncio.create_task(printer.follow(start))
+            try:
+                while (info := await store.run(run_id)).status not in ("completed", "failed", "cancelled", "diverged"):
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(store.poll_interval * 2)
+            finally:
+                follow.cancel()
+    _out(f"run {run_id}: {info.status}" + (f" ({info.error})" if info.error else ""))
+    return 0 if info.status == "completed" else 1
+
+
+def _auto(mode: str):
+    actor = current_actor()
+
+    def decide(raised: InterruptRaised) -> InterruptResolved | None:
+        if mode == "none":
+            return None
+        if raised.kind == "approval":
+            decision, value = ("approve", None) if mode == "all" else ("reject", "rejected by the demo policy")
+        elif raised.kind == "input":
+            decision, value = "answer", (raised.payload or {}).get("default")
+        else:
+            decision, value = "retry", None
+        return InterruptResolved(
+            interrupt_id=raised.interrupt_id, decision=decision, value=value,
+            payload_hash=raised.payload_hash, actor=actor,
+        )
+
+    return decide
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from kernel.demos import samples
+
+    registry = _registry(args)
+    if not args.headless:
+        print("vigil: the console is not built yet; running the demo headless, approvals left to you",
+              file=sys.stderr)
+    mode = args.approve if args.headless else "none"
+    async with await Store.open(_db_path(args)) as store:
+        async with Runtime(store, registry, auto_decide=_auto(mode)) as runtime:
+            run_ids = []
+            for _ in range(max(1, args.runs)):
+                for graph, value in samples().items():
+                    run_ids.append(await runtime.start(graph, value, labels={"demo": "yes"}))
+            started = time.perf_counter()
+            await runtime.settle()
+            elapsed = time.perf_counter() - started
+            infos = [await store.run(r) for r in run_ids]
+    _out(f"{'RUN':<16}  {'GRAPH':<10}  {'STATUS':<9}  {'EVENTS':>6}  PENDING")
+    for info in infos:
+        _out(f"{info.run_id:<16}  {info.graph:<10}  {info.status:<9}  {info.last_seq:>6}  {info.pending or '-'}")
+    counts: dict[str, int] = {}
+    for info in infos:
+        counts[info.status] = counts.get(info.status, 0) + 1
+    _out(f"{len(infos)} runs in {elapsed:.1f}s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    if counts.get("waiting"):
+        _out("approve from a shell: `vigil approve RUN` (see `vigil runs --status waiting`), then `vigil resume`")
+    return 0
+
+
+async def cmd_resume(args: argparse.Namespace) -> int:
+    async with await Store.open(_db_path(args)) as store:
+        async with Runtime(store, _registry(args)) as runtime:
+            target = await store.resolve(args.run) if args.run else None
+            adopted = await runtime.resume(target)
+            if not adopted:
+                _out("nothing to resume: every running or waiting run has a live owner, or its graph is not registered here")
+                return 0
+            printer = Printer(store, set(adopted))
+            follow = asyncio.create_task(printer.follow(await _head(store)))
+            try:
+                await runtime.settle()
+                await asyncio.sleep(store.poll_interval * 2)
+            finally:
+                follow.cancel()
+            for run_id in adopted:
+                info = await store.run(run_id)
+                _out(f"run {run_id}: {info.status}" + (f", {info.pending} waiting for a human" if info.pending else ""))
+    return 0
+
+
+async def cmd_fork(args: argparse.Namespace) -> int:
+    async with await Store.open(_db_path(args)) as store:
+        async with Runtime(store, _registry(args)) as runtime:
+            run_id = await store.resolve(args.run)
+            new_id = await runtime.fork(run_id, args.at)
+            _out(f"forked {run_id}@{args.at} as {new_id}")
+            await runtime.adopt(new_id)
+            await runtime.settle()
+            info = await store.run(new_id)
+            _out(f"run {new_id}: {info.status}" + (f", {info.pending} waiting for a human" if info.pending else ""))
+    return 0
+
+
+# steering a run, whoever drives it -------------------------------------------------------
+
+
+async def _pending(store: Store, run_id: str, interrupt_id: str | None) -> InterruptRaised:
+    pending = await store.interrupts(run_id)
+    if interrupt_id is not None:
+        chosen = [i for i in pending if i.interrupt_id == interrupt_id]
+        if not chosen:
+            every = await store.interrupts(run_id, pending_only=False)
+            if any(i.interrupt_id == interrupt_id for i in every):
+                raise VigilError(f"interrupt {interrupt_id} of run {run_id} is already resolved")
+            raise NotFound(f"run {run_id} has no interrupt {interrupt_id!r}")
+    elif len(pending) == 1:
+        chosen = pending
+    elif not pending:
+        raise VigilError(f"run {run_id} has no pending interrupt")
+    else:
+        ids = ", ".join(i.interrupt_id for i in pending)
+        raise VigilError(f"run {run_id} has {len(pending)} pending interrupts; pass --interrupt ID ({ids})")
+    records = await store.events(run_id, chosen[0].seq, chosen[0].seq)
+    return records[0].event
+
+
+async def _steer(args: argparse.Namespace, kind: str, body: dict[str, Any], run_id: str) -> str:
+    """Apply a command to a run: by signal to its live owner, or here if it has none."""
+    async with await Store.open(_db_path(args)) as store:
+        info = await store.run(run_id)
+        if owner_alive(info.owner, info.lease_until_ns):
+            signal_id = await store.write(leases.send, run_id, kind, body, current_actor().user)
+            deadline = time.monotonic() + args.wait
+            while time.monotonic() < deadline:
+                outcome = await store.read(leases.result, signal_id)
+                if outcome is not None:
+                    if outcome != "ok":
+                        raise VigilError(outcome.removeprefix("error: "))
+                    return f"applied by its owner ({info.owner})"
+                await asyncio.sleep(0.05)
+            raise VigilError(f"the owner of run {run_id} ({info.owner}) did not apply it within {args.wait:g}s; "
+                             "it stays queued")
+        async with Runtime(store, _registry(args)) as runtime:
+            if kind == "cancel":
+                await runtime.cancel(run_id, body["reason"])
+                return "applied here (no live owner)"
+            await runtime.resolve(
+                run_id, body["interrupt_id"], body["decision"], body.get("value"),
+                payload_hash=body["payload_hash"], always=body.get("always", False), drive=False,
+            )
+        return f"applied here (no live owner); `vigil resume {run_id}` continues the run"
+
+
+async def _decide(args: argparse.Namespace, approve: bool) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+        raised = await _pending(store, run_id, args.interrupt)
+    value: Any = None
+    if raised.kind == "approval":
+        if approve and args.edit is not None:
+            decision, value = "edit", _parse_json(args.edit, "--edit")
+        else:
+            decision = "approve" if approve else "reject"
+            value = None if approve else (args.reason or "")
+    elif raised.kind == "input":
+        if approve:
+            if args.answer is None:
+                raise VigilError(f"interrupt {raised.interrupt_id} asks: {raised.title}; pass --answer VALUE")
+            decision, value = "answer", _answer(args.answer)
+        else:
+            decision, value = "reject", args.reason or ""
+    else:  # in doubt
+        if approve:
+            decision, value = ("answer", _answer(args.answer)) if args.answer is not None else ("retry", None)
+        else:
+            decision = "fail"
+    body = {
+        "interrupt_id": raised.interrupt_id, "decision": decision, "value": value,
+        "payload_hash": raised.payload_hash, "always": bool(getattr(args, "always", False)),
+        "actor": msgspec.to_builtins(current_actor()),
+    }
+    how = await _steer(args, "resolve", body, run_id)
+    _out(f"{decision} {raised.interrupt_id} on run {run_id}: {how}")
+    return 0
+
+
+def _answer(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # a bare word is an answer too
+
+
+async def cmd_approve(args: argparse.Namespace) -> int:
+    return await _decide(args, True)
+
+
+async def cmd_reject(args: argparse.Namespace) -> int:
+    return await _decide(args, False)
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+    body = {"reason": args.reason or "", "actor": msgspec.to_builtins(current_actor())}
+    how = await _steer(args, "cancel", body, run_id)
+    _out(f"cancelled run {run_id}: {how}")
+    return 0

@@ -1,0 +1,42 @@
+"""Running graphs against a real store in tests."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from kernel.graph import Graph
+from kernel.registry import Registry
+from kernel.runtime import Runtime
+from kernel.store import Store
+
+
+def registry(*graphs: Graph) -> Registry:
+    reg = Registry()
+    for g in graphs:
+        reg.add(g)
+    return reg
+
+
+@asynccontextmanager
+async def runtime(path: Path, *graphs: Graph, **kw):
+    async with await Store.open(path) as store:
+        async with Runtime(store, registry(*graphs), **kw) as rt:
+            yield store, rt
+
+
+async def events_of(store: Store, run_id: str) -> list:
+    return [r.event for r in await store.events(run_id, limit=100_000)]
+
+
+async def types_of(store: Store, run_id: str) -> list[str]:
+    return [type(e).__name__ for e in await events_of(store, run_id)]
+
+
+def pending(rt: Runtime, run_id: str):
+    return rt.drivers[run_id].view.pending_interrupts()
+
+
+def run(coro):
+    return asyncio.run(coro)
