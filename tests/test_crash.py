@@ -1,0 +1,99 @@
+"""kill -9 the process driving runs at random points; restart; nothing completed runs twice."""
+
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, vigil
+
+HERE = Path(__file__).resolve().parent
+
+WORKER = """
+import asyncio, sys
+from kernel.registry import Registry
+from kernel.runtime import Runtime
+from kernel.store import Store
+import crash_workflows
+
+async def main(db, start):
+    registry = Registry()
+    registry.add(crash_workflows.graph)
+    async with await Store.open(db) as store:
+        async with Runtime(store, registry) as rt:
+            for n in range(start):
+                await rt.start("ledger", {"n": n})
+            await rt.resume()
+            print("driving", flush=True)
+            await rt.settle()
+    print("settled", flush=True)
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def _worker(db: Path, ledger: Path, start: int) -> subprocess.Popen:
+    env = {**os.environ, "VIGIL_LEDGER": str(ledger), "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
+    return subprocess.Popen([sys.executable, "-c", WORKER, str(db), str(start)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _crash_and_recover(tmp_path: Path, kills: int, seed: int) -> None:
+    rng = random.Random(seed)
+    db, ledger = tmp_path / "crash.db", tmp_path / "ledger.txt"
+    killed = 0
+    start = 4
+    while killed < kills:
+        proc = _worker(db, ledger, start)
+        start = 0
+        assert proc.stdout.readline().strip() == "driving", proc.stderr.read()
+        time.sleep(rng.uniform(0.0, 0.35))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            killed += 1
+        proc.wait()
+        if proc.returncode == 0 and killed < kills:
+            start = 4  # every run finished before the kill: give the next round new ones
+    final = _worker(db, ledger, 0)
+    out, err = final.communicate(timeout=120)
+    assert final.returncode == 0, err
+
+    runs = [json.loads(line) for line in vigil("runs", "--json", "--limit", "0", db=db).stdout.splitlines()]
+    assert runs
+    for run in runs:
+        assert run["status"] in ("completed", "waiting"), run
+        if run["status"] == "waiting":
+            pending = vigil("events", run["run_id"], "--type", "InterruptRaised", "--json", db=db).stdout.splitlines()
+            kinds = {json.loads(p)["kind"] for p in pending}
+            assert kinds == {"in_doubt"}, run
+
+    lines = ledger.read_text().splitlines()
+    keys = collections.Counter(line.split(" ", 1)[0] for line in lines)
+    twice = {k: n for k, n in keys.items() if n > 1}
+    assert not twice, f"effects that ran twice: {twice}"
+    # every effect the log says completed is in the ledger, once
+    for run in runs:
+        for line in vigil("events", run["run_id"], "--type", "ActionSucceeded", "--json", db=db).stdout.splitlines():
+            action = json.loads(line)["action_id"]
+            if ".step" in action and "#1" not in action:  # #1 is the sleep
+                assert keys[f"{run['run_id']}:{action}"] == 1, action
+    verify = vigil("verify", db=db)
+    assert verify.returncode == 0, verify.stdout
+
+
+@pytest.mark.parametrize("seed", [1])
+def test_kill_9_at_random_points_ten_times(tmp_path, seed):
+    _crash_and_recover(tmp_path, kills=10, seed=seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [2, 3])
+def test_kill_9_at_random_points_fifty_times(tmp_path, seed):
+    _crash_and_recover(tmp_path, kills=50, seed=seed)
