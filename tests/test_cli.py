@@ -72,13 +72,6 @@ def test_help_lists_every_command():
         assert command in out.stdout.decode()
 
 
-def test_demo_records_a_run_that_verifies(db):
-    out = vigil("demo", "--headless", "--runs", "2", db=db)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.decode().count("support completed (16 events)") == 2
-    assert vigil("verify", db=db).returncode == 0
-
-
 def test_events_into_a_closed_pipe_is_quiet(db):
     async def go():
         async with await Store.open(db) as store:
