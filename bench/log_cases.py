@@ -74,27 +74,30 @@ def appends(quick: bool) -> list[dict]:
     )]
 
 
-def _long_run_events(n: int) -> list[Event]:
-    """A long agent run: every step a tool result and a StepCompleted with a real state hash."""
+def _long_run_events(n: int, chunk: int):
+    """A long agent run, `chunk` events at a time: a tool result and a StepCompleted with a
+    real state hash per step."""
     state: dict = {}
     events: list[Event] = [RunStarted(graph="bench")]
-    i = 0
-    while len(events) < n:
+    i = made = 0
+    while made < n:
         events.append(tool_result(i))
         step = step_completed(i)
         apply(state, step.update)
         events.append(msgspec.structs.replace(step, state_hash=state_hash(state)))
         i += 1
-    return events[:n]
+        if len(events) >= chunk or made + len(events) >= n:
+            batch = events[: n - made]
+            made += len(batch)
+            yield batch
+            events = []
 
 
 async def _load(path, run_id: str, n: int) -> None:
     async with await Store.open(path) as store:
         seq = 0
-        chunk = 20_000
-        events = _long_run_events(n)
-        for k in range(0, n, chunk):
-            seq = await store.append(run_id, events[k : k + chunk], expected_seq=seq)
+        for batch in _long_run_events(n, 20_000):
+            seq = await store.append(run_id, batch, expected_seq=seq)
         await store.flush_snapshots()
 
 

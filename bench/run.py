@@ -12,10 +12,10 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import log_cases
+from . import log_cases, runtime_cases
 from .common import WORK, machine, rss_mb
 
-CASES = [log_cases.appends, log_cases.replay_and_state_at]
+CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -36,7 +36,7 @@ def main() -> None:
         for r in case(args.quick):
             print("  " + _row(r), flush=True)
             rows.append(r)
-    versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual"))
+    versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual", "langgraph", "langgraph-checkpoint-sqlite"))
     lines = [
         "# Benchmarks",
         "",

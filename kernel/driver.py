@@ -91,22 +91,54 @@ class RunDriver:
         self._wake = False
         self._tools = {t.name: t for t in graph.tools}
         self._position: tuple[int, list[str], dict[str, set[str]]] | None = None
+        self._last: asyncio.Future[int] | None = None
+        self._error: BaseException | None = None
 
     # the log ---------------------------------------------------------------------------
 
-    async def emit(self, *events: Any) -> int:
-        """Append after the view's last seq, folding into the view before the commit returns
-        so that concurrent branches always extend the same sequence."""
+    def post(self, *events: Any) -> asyncio.Future[int]:
+        """Queue an append after the view's last seq and fold it into the view now, so that
+        concurrent branches always extend the same sequence. Nothing waits for the commit:
+        appends commit in the order they are queued, so whatever must be durable before an
+        effect runs (`emit`) or before the driver stops (`flush`) carries everything before it."""
         expected = self.view.seq
         future = self.store.submit(self.run_id, events, expected_seq=expected)
         for i, event in enumerate(events, 1):
             self.view.feed(expected + i, event)
+        future.add_done_callback(self._check)
+        self._last = future
+        return future
+
+    def _check(self, future: asyncio.Future) -> None:
+        if not future.cancelled() and future.exception() is not None and self._error is None:
+            self._error = future.exception()
+
+    async def emit(self, *events: Any) -> int:
+        """Append and wait until it (and all before it) is committed."""
+        return await self._wait(self.post(*events))
+
+    def adopt_pending(self, future: asyncio.Future[int]) -> None:
+        """Track an append queued for this run by someone else (the runtime's RunStarted)."""
+        future.add_done_callback(self._check)
+        self._last = future
+
+    async def flush_until(self, future: asyncio.Future[int]) -> None:
+        await self._wait(future)
+
+    async def flush(self) -> None:
+        if self._last is not None:
+            await self._wait(self._last)
+
+    async def _wait(self, future: asyncio.Future[int]) -> int:
         try:
-            # Shielded: a cancelled driver still lets a queued append commit, so the view it
-            # already folded and the log never part.
-            return await asyncio.shield(future)
+            # Shielded: a cancelled driver still lets its queued appends commit, so the view
+            # it already folded and the log never part.
+            seq = await asyncio.shield(future)
         except VigilError as exc:
-            raise _Lost(f"run {self.run_id}: {exc}") from exc
+            self._error = self._error or exc
+        if self._error is not None:
+            raise _Lost(f"run {self.run_id}: {self._error}") from self._error
+        return seq
 
     # lifecycle -------------------------------------------------------------------------
 
@@ -119,14 +151,24 @@ class RunDriver:
 
     async def _drive(self) -> None:
         try:
+            await self._steps()
+            await self.flush()
+        except _Lost as exc:
+            self.rt.lost(self.run_id, str(exc))
+            return
+        if self.view.terminal is not None:
+            self.rt.finished(self)
+
+    async def _steps(self) -> None:
+        try:
             while self.view.terminal is None:
                 n, pending = self._where()
                 if pending is None:
-                    await self.emit(RunCompleted(output=clone(self.view.state)))
-                    break
+                    self.post(RunCompleted(output=clone(self.view.state)))
+                    return
                 if n > self.graph.step_limit:
-                    await self.emit(RunFailed(error=f"step limit {self.graph.step_limit} reached"))
-                    break
+                    self.post(RunFailed(error=f"step limit {self.graph.step_limit} reached"))
+                    return
                 suspended = await self._superstep(n, pending)
                 if suspended:
                     if self._wake:
@@ -134,16 +176,9 @@ class RunDriver:
                         continue
                     return
         except _Diverged as d:
-            await self._park(d.inner)
+            self.post(RunDiverged(step_id=d.inner.step_id, error=str(d.inner)))
         except _Failed as f:
-            await self.emit(RunFailed(error=f.message))
-        except _Lost as exc:
-            self.rt.lost(self.run_id, str(exc))
-            return
-        self.rt.finished(self)
-
-    async def _park(self, d: Diverged) -> None:
-        await self.emit(RunDiverged(step_id=d.step_id, error=str(d)))
+            self.post(RunFailed(error=f.message))
 
     def _where(self) -> tuple[int, list[str] | None]:
         """The superstep in progress and its nodes not yet completed (None: the run is done).
@@ -181,6 +216,12 @@ class RunDriver:
     async def _superstep(self, n: int, nodes: list[str]) -> bool:
         """Run `nodes` concurrently; True if any branch is left waiting."""
         outcome: dict[str, str] = {}
+        if len(nodes) == 1:  # nothing to run beside it: no task group to pay for
+            try:
+                await self._branch(n, nodes[0], outcome)
+            except BaseExceptionGroup as group:
+                raise _first(group) from None
+            return "suspended" in outcome.values()
         try:
             async with anyio.create_task_group() as tg:
                 for node in nodes:
@@ -197,11 +238,11 @@ class RunDriver:
             failures = self.view.failures.get(step_id, [])
             if attempt is None:
                 attempt = 1
-                await self.emit(StepStarted(step_id=step_id, node=node, attempt=1))
+                self.post(StepStarted(step_id=step_id, node=node, attempt=1))
             elif failures and failures[-1].attempt == attempt:
                 await _sleep_until(failures[-1].retry_at_ns or 0)
                 attempt += 1
-                await self.emit(StepStarted(step_id=step_id, node=node, attempt=attempt))
+                self.post(StepStarted(step_id=step_id, node=node, attempt=attempt))
             ctx = Ctx(self, step_id, node, attempt)
             try:
                 update = await spec.fn(self.view.state_before(n), ctx)
@@ -217,12 +258,12 @@ class RunDriver:
                 policy = spec.retry
                 if policy and isinstance(exc, policy.retry_on) and attempt < policy.attempts:
                     delay = policy.delay(attempt, random.random())
-                    await self.emit(StepFailed(
+                    self.post(StepFailed(
                         step_id=step_id, node=node, attempt=attempt, error=_error_text(exc),
                         retry_at_ns=time.time_ns() + int(delay * 1e9),
                     ))
                     continue
-                await self.emit(StepFailed(step_id=step_id, node=node, attempt=attempt, error=_error_text(exc)))
+                self.post(StepFailed(step_id=step_id, node=node, attempt=attempt, error=_error_text(exc)))
                 raise _Failed(f"node {node} failed after {attempt} attempt(s): {_error_text(exc)}") from None
             await self._complete(step_id, node, patches)
             outcome[node] = "done"
@@ -235,7 +276,7 @@ class RunDriver:
             nxt = self.graph.successors(node, after)
         except Exception as exc:  # a branch function that raised or chose a missing node
             raise _Failed(f"edges after {node}: {_error_text(exc)}") from None
-        await self.emit(StepCompleted(
+        self.post(StepCompleted(
             step_id=step_id, node=node, update=patches, next=nxt, state_hash=state_hash(after)
         ))
 
@@ -304,9 +345,11 @@ class RunDriver:
                 action_id=action_id, step_id=ctx.step_id, kind=kind, name=name, input=input,
                 idempotency_key=key, due_ns=due_ns,
             ))
-        return await self._run_effect(action_id, run, due_ns)
+        return await self._run_effect(action_id, run, due_ns, idempotent)
 
-    async def _run_effect(self, action_id: str, run: Callable[[], Awaitable[Any]] | None, due_ns: int | None) -> Any:
+    async def _run_effect(
+        self, action_id: str, run: Callable[[], Awaitable[Any]] | None, due_ns: int | None, idempotent: bool
+    ) -> Any:
         try:
             if due_ns is not None:
                 await _sleep_until(due_ns)
@@ -317,10 +360,12 @@ class RunDriver:
         except Exception as exc:
             retryable = bool(getattr(exc, "retryable", False))
             error = _error_text(exc)
-            await self.emit(ActionFailed(action_id=action_id, error=error, retryable=retryable))
+            self.post(ActionFailed(action_id=action_id, error=error, retryable=retryable))
             # The same exception a replay raises from the record, so code sees no difference.
             raise ActionError(error, retryable) from exc
-        await self.emit(ActionSucceeded(action_id=action_id, output=output))
+        done = self.post(ActionSucceeded(action_id=action_id, output=output))
+        if not idempotent:  # keep the window in which a crash leaves it in doubt small
+            await self._wait(done)
         return output
 
     async def in_doubt(self, ctx: Ctx, action_id: str, req: ActionRequested) -> Any:
@@ -375,11 +420,11 @@ class RunDriver:
             interrupt_id=interrupt_id, step_id=ctx.step_id, kind=kind, title=title,
             payload=payload, payload_hash=digest,
         )
-        await self.emit(raised)
+        self.post(raised)
         self.rt.raised(self.run_id, raised)
         auto = self.rt.auto_decide(raised) if self.rt.auto_decide else None
         if auto is not None:
-            await self.emit(auto)
+            self.post(auto)
             return auto
         raise Suspended(interrupt_id)
 

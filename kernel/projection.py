@@ -118,3 +118,5 @@ def advance(
         row["error"] = event.error
     if row["status"] not in TERMINAL:
         row["status"] = "waiting" if row["pending"] else "running"
+    else:  # an ended run has no owner: nothing to drive, nothing to release later
+        row["owner"] = row["lease_until_ns"] = None

@@ -120,8 +120,7 @@ class Runtime:
     def finished(self, driver: RunDriver) -> None:
         run_id = driver.run_id
         self.drivers.pop(run_id, None)
-        self._tell("finished", run_id, driver.view.terminal)
-        self._chore(self.store.write(leases.release, [run_id], self.owner))
+        self._tell("finished", run_id, driver.view.terminal)  # its owner was cleared with it
         started = driver.view.started
         if started is not None and started.lineage == "child" and started.parent_run_id:
             self._chore(self._wake(started.parent_run_id))
@@ -162,9 +161,10 @@ class Runtime:
             run_id, [started], expected_seq=0, claim=(self.owner, time.time_ns() + self._lease_ns)
         )
         driver.view.feed(1, started)
-        await future
+        driver.adopt_pending(future)
         self.drivers[run_id] = driver
-        driver.start()
+        driver.start()  # its first steps queue up behind RunStarted while that commits
+        await driver.flush_until(future)
         return run_id
 
     async def new_child_id(self, parent_run_id: str) -> str:
@@ -296,10 +296,12 @@ class Runtime:
         ))
         if always and raised.kind == "approval" and decision in ("approve", "edit"):
             events.append(ToolApprovedForRun(tool=raised.payload["tool"], actor=actor))
-        await driver.emit(*events)
+        done = driver.post(*events)
         if drive:
-            driver.start()
+            driver.start()  # re-execution queues up behind the decision while it commits
+            await driver.flush_until(done)
         else:
+            await driver.flush_until(done)
             self.drivers.pop(run_id, None)
             await self.store.write(leases.release, [run_id], self.owner)
 
@@ -311,6 +313,7 @@ class Runtime:
             driver.task.cancel()  # stops in-flight effects; appends already queued still commit
             await asyncio.gather(driver.task, return_exceptions=True)
         await driver.emit(RunCancelled(reason=reason, actor=actor or current_actor()))
+        await driver.flush()
         self.finished(driver)
 
     async def fork(self, run_id: str, at_seq: int) -> str:

@@ -23,9 +23,12 @@ _INSERT_EVENT = (
     "INSERT INTO events(run_id, seq, ts_ns, type, step_id, body, crc)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+# An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts, rewriting every index entry
+# of the row on each change; an update leaves the entries of unchanged columns alone.
 _UPSERT_RUN = (
-    f"INSERT OR REPLACE INTO runs({', '.join(RUN_COLUMNS)})"
-    f" VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+    f"INSERT INTO runs({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+    " ON CONFLICT(run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
 )
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id IN ({{}})"
 # One probe per run: SQLite answers max() from the (run_id, seq) index only without GROUP BY.
@@ -189,6 +192,9 @@ class GroupWriter:
                     return
                 self._wake.clear()
                 await self._wake.wait()
+                # One turn of the loop first: tasks made ready with the first append (a driver
+                # just started, callers just woken) queue theirs into the same commit.
+                await asyncio.sleep(0)
                 continue
             group: list[Append] = []
             n = 0

@@ -1,5 +1,6 @@
 """kill -9 the process driving runs at random points; restart; nothing completed runs twice."""
 
+import asyncio
 import collections
 import json
 import os
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, vigil
+from kernel.events import ActionRequested, ActionSucceeded, InterruptRaised
+from kernel.store import Store
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,6 +40,11 @@ async def main(db, start):
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
+
+
+async def _read_logs(db: Path, run_ids: list[str]) -> dict[str, list]:
+    async with await Store.open(db, readonly=True) as store:
+        return {r: [rec.event async for rec in store.iter_events(r)] for r in run_ids}
 
 
 def _worker(db: Path, ledger: Path, start: int) -> subprocess.Popen:
@@ -67,23 +75,23 @@ def _crash_and_recover(tmp_path: Path, kills: int, seed: int) -> None:
 
     runs = [json.loads(line) for line in vigil("runs", "--json", "--limit", "0", db=db).stdout.splitlines()]
     assert runs
+    logs = asyncio.run(_read_logs(db, [r["run_id"] for r in runs]))
     for run in runs:
         assert run["status"] in ("completed", "waiting"), run
         if run["status"] == "waiting":
-            pending = vigil("events", run["run_id"], "--type", "InterruptRaised", "--json", db=db).stdout.splitlines()
-            kinds = {json.loads(p)["kind"] for p in pending}
+            kinds = {e.kind for e in logs[run["run_id"]] if isinstance(e, InterruptRaised)}
             assert kinds == {"in_doubt"}, run
 
     lines = ledger.read_text().splitlines()
     keys = collections.Counter(line.split(" ", 1)[0] for line in lines)
     twice = {k: n for k, n in keys.items() if n > 1}
     assert not twice, f"effects that ran twice: {twice}"
-    # every effect the log says completed is in the ledger, once
-    for run in runs:
-        for line in vigil("events", run["run_id"], "--type", "ActionSucceeded", "--json", db=db).stdout.splitlines():
-            action = json.loads(line)["action_id"]
-            if ".step" in action and "#1" not in action:  # #1 is the sleep
-                assert keys[f"{run['run_id']}:{action}"] == 1, action
+    # every tool call the log says completed is in the ledger, once
+    for run_id, events in logs.items():
+        tools = {e.action_id for e in events if isinstance(e, ActionRequested) and e.kind == "tool"}
+        for e in events:
+            if isinstance(e, ActionSucceeded) and e.action_id in tools:
+                assert keys[f"{run_id}:{e.action_id}"] == 1, e.action_id
     verify = vigil("verify", db=db)
     assert verify.returncode == 0, verify.stdout
 
