@@ -125,3 +125,16 @@ def test_unknown_graph_and_bad_input_are_one_line(db):
     assert out.returncode == 2 and "--input is not valid JSON" in out.stderr.decode()
     out = vigil("--workflows", "no_such_module", "graphs")
     assert out.returncode == 2 and "cannot import workflows module 'no_such_module'" in out.stderr.decode()
+
+
+def test_workflows_module_registers_a_users_graphs(db):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "VIGIL_LEDGER": str(db.parent / "ledger.txt"),
+           "VIGIL_DB": str(db)}
+    out = subprocess.run([sys.executable, "-m", "console.cli", "--workflows", "crash_workflows", "graphs"],
+                         cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "ledger" in out.stdout and "support" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "console.cli", "--workflows", "crash_workflows", "run", "ledger",
+                          "--headless", "--input", '{"n": 1}'], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("completed")

@@ -168,3 +168,36 @@ def test_deny_mode_refuses_without_asking(db):
 
     info = run(go())
     assert info.status == "failed" and "denies it" in info.error and calls == []
+
+
+def test_bad_tool_arguments_from_the_model_go_back_to_it(db):
+    from kernel.agent import agent_graph
+    from kernel.models.scripted import ScriptedModel, call, reply
+
+    seen = []
+
+    @tool(idempotent=True)
+    async def lookup(order: str) -> dict:
+        seen.append(order)
+        return {"order": order, "ok": True}
+
+    def script(messages):
+        tool_msgs = [m for m in messages if m["role"] == "tool"]
+        if not tool_msgs:
+            return call("lookup", {"order": 42})  # wrong type
+        if len(tool_msgs) == 1:
+            return call("lookup", {"order": "A-42"}, call_id="again")
+        return reply("found it")
+
+    g = agent_graph("fixer", model=ScriptedModel("fixer", script), tools=[lookup], system="s")
+
+    async def go():
+        async with runtime(db, g) as (store, rt):
+            run_id = await rt.start("fixer", {"messages": [{"role": "user", "content": "find A-42"}]})
+            await rt.settle()
+            return await store.run(run_id), (await store.state_at(run_id)).state["messages"]
+
+    info, messages = run(go())
+    assert info.status == "completed" and seen == ["A-42"]
+    first = json.loads([m for m in messages if m["role"] == "tool"][0]["content"])
+    assert "Expected `str`, got `int`" in first["error"]
