@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
-from kernel import leases
 from kernel.errors import NotFound, VigilError
 from kernel.events import InterruptRaised, InterruptResolved
-from kernel.owner import current_actor, owner_alive
+from kernel.owner import current_actor
 from kernel.registry import Registry, default_registry
+from kernel.steer import steer
 from kernel.runtime import Runtime
 from kernel.store import Store
 
@@ -239,30 +239,12 @@ async def _pending(store: Store, run_id: str, interrupt_id: str | None) -> Inter
 
 
 async def _steer(args: argparse.Namespace, kind: str, body: dict[str, Any], run_id: str) -> str:
-    """Apply a command to a run: by signal to its live owner, or here if it has none."""
     async with await Store.open(_db_path(args)) as store:
-        info = await store.run(run_id)
-        if owner_alive(info.owner, info.lease_until_ns):
-            signal_id = await store.write(leases.send, run_id, kind, body, current_actor().user)
-            deadline = time.monotonic() + args.wait
-            while time.monotonic() < deadline:
-                outcome = await store.read(leases.result, signal_id)
-                if outcome is not None:
-                    if outcome != "ok":
-                        raise VigilError(outcome.removeprefix("error: "))
-                    return f"applied by its owner ({info.owner})"
-                await asyncio.sleep(0.05)
-            raise VigilError(f"the owner of run {run_id} ({info.owner}) did not apply it within {args.wait:g}s; "
-                             "it stays queued")
         async with Runtime(store, _registry(args)) as runtime:
-            if kind == "cancel":
-                await runtime.cancel(run_id, body["reason"])
-                return "applied here (no live owner)"
-            await runtime.resolve(
-                run_id, body["interrupt_id"], body["decision"], body.get("value"),
-                payload_hash=body["payload_hash"], always=body.get("always", False), drive=False,
-            )
+            how = await steer(runtime, run_id, kind, body, wait=args.wait, drive=False)
+    if how == "applied here" and kind == "resolve":
         return f"applied here (no live owner); `vigil resume {run_id}` continues the run"
+    return "applied here (no live owner)" if how == "applied here" else how
 
 
 async def _decide(args: argparse.Namespace, approve: bool) -> int:
