@@ -113,10 +113,14 @@ def _label(text: str) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command is None:
-        build_parser().print_help()
-        return 0
     from kernel.errors import VigilError
+
+    opens_ui = args.command is None or (args.command in ("demo", "run") and not args.headless)
+    if opens_ui:
+        try:
+            return _console(args)
+        except VigilError as exc:
+            return _fail(str(exc))
 
     from . import commands, runcmds
 
@@ -131,6 +135,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+
+
+def _console(args: argparse.Namespace) -> int:
+    """Open the Textual console (the only path that imports Textual)."""
+    import json
+    from pathlib import Path
+
+    from kernel import schema
+    from kernel.errors import VigilError
+    from kernel.registry import default_registry
+
+    from .app import VigilApp
+
+    registry = default_registry(args.workflows)
+    start = None
+    if args.command == "run":
+        registry.get(args.graph)
+        try:
+            start = (args.graph, json.loads(args.input) if args.input else None)
+        except ValueError as exc:
+            raise VigilError(f"--input is not valid JSON: {exc}") from None
+    db = Path(args.db) if args.db else schema.default_path()
+    if not sys.stdout.isatty():
+        raise VigilError("the console needs a terminal; use --headless, or a command like `vigil runs`")
+    VigilApp(db, registry, theme=args.theme, demo=args.command == "demo", start=start).run()
+    return 0
 
 
 def _fail(message: str) -> int:

@@ -112,8 +112,6 @@ async def cmd_run(args: argparse.Namespace) -> int:
     registry = _registry(args)
     registry.get(args.graph)
     value = _parse_json(args.input, "--input") if args.input else None
-    if not args.headless:
-        print("vigil: the console is not built yet; running headless", file=sys.stderr)
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry) as runtime:
             start = await _head(store)
@@ -155,10 +153,7 @@ async def cmd_demo(args: argparse.Namespace) -> int:
     from kernel.demos import samples
 
     registry = _registry(args)
-    if not args.headless:
-        print("vigil: the console is not built yet; running the demo headless, approvals left to you",
-              file=sys.stderr)
-    mode = args.approve if args.headless else "none"
+    mode = args.approve
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry, auto_decide=_auto(mode)) as runtime:
             run_ids = []

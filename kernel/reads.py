@@ -17,6 +17,8 @@ __all__ = [
     "InterruptInfo",
     "events_page",
     "after_pos",
+    "find_seq",
+    "seqs_of_types",
     "state_at",
     "list_runs",
     "count_runs",
@@ -90,6 +92,27 @@ def events_page(
     sql += " ORDER BY seq LIMIT ?"
     args.append(limit)
     return _records(run_id, conn.execute(sql, args))
+
+
+def find_seq(
+    conn: sqlite3.Connection, run_id: str, seq: int, forward: bool, types: tuple[str, ...]
+) -> int | None:
+    """The nearest seq after (or before) `seq` whose type is one of `types`."""
+    marks = ", ".join("?" * len(types))
+    sql = (
+        f"SELECT seq FROM events WHERE run_id = ? AND seq {'>' if forward else '<'} ? AND type IN ({marks})"
+        f" ORDER BY seq {'ASC' if forward else 'DESC'} LIMIT 1"
+    )
+    row = conn.execute(sql, (run_id, seq, *types)).fetchone()
+    return row[0] if row else None
+
+
+def seqs_of_types(conn: sqlite3.Connection, run_id: str, types: tuple[str, ...]) -> list[int]:
+    marks = ", ".join("?" * len(types))
+    rows = conn.execute(
+        f"SELECT seq FROM events WHERE run_id = ? AND type IN ({marks}) ORDER BY seq", (run_id, *types)
+    )
+    return [r[0] for r in rows]
 
 
 def after_pos(conn: sqlite3.Connection, pos: int, limit: int) -> list[Record]:

@@ -230,6 +230,18 @@ class Store:
     async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]:
         return await self._reader.call(reads.snapshot_rows, run_id)
 
+    async def find(
+        self, run_id: str, seq: int, types: Sequence[str], *, forward: bool = True
+    ) -> int | None:
+        """The nearest seq after (or before) `seq` holding one of `types`."""
+        return await self._reader.call(reads.find_seq, run_id, seq, forward, tuple(types))
+
+    async def seqs(self, run_id: str, types: Sequence[str]) -> "array":
+        """Every seq of a run holding one of `types`, compactly (8 bytes each)."""
+        from array import array
+
+        return array("q", await self._reader.call(reads.seqs_of_types, run_id, tuple(types)))
+
     async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
         return await self._reader.call(reads.after_pos, pos, limit)
 

@@ -1,0 +1,241 @@
+"""The console: a Textual app hosting the runtime in-process. Everything it shows is read from
+the event log, so a console in another process (or over SSH) shows the same."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.theme import Theme
+
+from kernel.errors import VigilError
+from kernel.events import InterruptRaised
+from kernel.reads import InterruptInfo
+from kernel.registry import Registry
+from kernel.runtime import Runtime
+from kernel.store import Store
+from themes import DEFAULT, load_themes
+
+from . import config
+from .feed import Batch, follow
+
+__all__ = ["VigilApp"]
+
+
+class VigilApp(App[None]):
+    TITLE = "vigil"
+    CSS_PATH = "vigil.tcss"
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("question_mark", "toggle_help", "keys", id="app.help"),
+        Binding("i", "next_interrupt", "next interrupt", id="app.interrupt"),
+        Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
+    ]
+
+    def __init__(
+        self,
+        db: Path,
+        registry: Registry,
+        *,
+        theme: str | None = None,
+        demo: bool = False,
+        start: tuple[str, Any] | None = None,
+        now: Callable[[], int] = time.time_ns,
+        adopt: bool = True,
+    ) -> None:
+        super().__init__()
+        self.db = db
+        self.registry = registry
+        self.requested_theme = theme
+        self.demo = demo
+        self.start_run = start
+        self.now = now
+        self.adopt = adopt
+        self.pending: list[InterruptInfo] = []
+        self.readonly = False
+        self.store: Store
+        self.runtime: Runtime
+        self._shown: set[str] = set()
+
+    # start-up and shut-down ---------------------------------------------------------------
+
+    async def on_load(self) -> None:
+        for fields in load_themes():
+            self.register_theme(Theme(**fields))
+        self.theme = self.requested_theme or config.load_theme() or DEFAULT
+        keymap = config.load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+
+    async def on_mount(self) -> None:
+        from .screens.runs import RunsScreen
+
+        try:
+            self.store = await Store.open(self.db)
+        except VigilError:
+            self.store = await Store.open(self.db, readonly=True)  # still lets you look and scrub
+            self.readonly = True
+            self.notify("the log is read-only here: you can look and scrub, not act", severity="warning", timeout=8)
+        self.runtime = Runtime(self.store, self.registry)
+        if not self.readonly:
+            await self.runtime.__aenter__()
+        self.runtime.listen(self._from_runtime)
+        head = await self.store.read(lambda conn: conn.execute("SELECT max(pos) FROM events").fetchone()[0] or 0)
+        self.follow_log(head)
+        await self.refresh_pending()
+        await self.push_screen(RunsScreen())
+        if not self.readonly:
+            self.startup()
+
+    @work(group="startup")
+    async def startup(self) -> None:
+        if self.adopt:
+            adopted = await self.runtime.resume()
+            if adopted:
+                self.notify(f"adopted {len(adopted)} run(s) whose owner had gone")
+        if self.demo:
+            from kernel.demos import samples
+
+            for graph, value in samples().items():
+                await self.runtime.start(graph, value, labels={"demo": "yes"})
+            self.notify("demo runs started: press i when something waits for you", timeout=6)
+        if self.start_run is not None:
+            run_id = await self.runtime.start(*self.start_run)
+            self.open_panes([run_id])
+
+    async def on_unmount(self) -> None:
+        if hasattr(self, "runtime") and not self.readonly:
+            await self.runtime.close()
+        if hasattr(self, "store"):
+            await self.store.close()
+
+    # the log, live ---------------------------------------------------------------------------
+
+    @work(group="feed", exit_on_error=False)
+    async def follow_log(self, after: int) -> None:
+        await follow(self.store, after, self._delivered)
+
+    def _delivered(self, batch: Batch) -> None:
+        if batch.interrupts:
+            self.refresh_pending_later(batch)
+        for screen in self.screen_stack:
+            handler = getattr(screen, "log_changed", None)
+            if handler is not None:
+                handler(batch)
+
+    @work(exclusive=True, group="pending")
+    async def refresh_pending_later(self, batch: Batch) -> None:
+        await self.refresh_pending()
+        for record in batch.records:
+            event = record.event
+            if isinstance(event, InterruptRaised) and event.interrupt_id not in self._shown:
+                self._shown.add(event.interrupt_id)
+                if not self._prompt_open():
+                    self.notify(f"{event.title} · run {record.run_id} · press i", title="waiting for you", timeout=6)
+        top = self.screen
+        from .screens.prompt import PromptScreen
+
+        if isinstance(top, PromptScreen):
+            if not any(p.interrupt_id == top.raised.interrupt_id and p.run_id == top.run_id for p in self.pending):
+                top.resolved_elsewhere()
+
+    async def refresh_pending(self) -> None:
+        self.pending = await self.store.interrupts()
+        for screen in self.screen_stack:
+            if hasattr(screen, "update_bar"):
+                screen.update_bar()
+
+    def _from_runtime(self, what: str, run_id: str, data: Any) -> None:
+        if what == "token":
+            for screen in self.screen_stack:
+                handler = getattr(screen, "on_token", None)
+                if handler is not None:
+                    handler(run_id, *data)
+        elif what in ("lost", "error"):
+            self.notify(f"{run_id}: {data}", severity="error")
+
+    def _prompt_open(self) -> bool:
+        from .screens.prompt import PromptScreen
+
+        return isinstance(self.screen, PromptScreen)
+
+    # navigation ------------------------------------------------------------------------------
+
+    def action_toggle_help(self) -> None:
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
+
+    @work(exclusive=True, group="prompt-open")
+    async def action_next_interrupt(self, after: str | None = None) -> None:
+        from .screens.prompt import PromptScreen
+
+        if self._prompt_open():
+            return
+        await self.refresh_pending()
+        queue = self.pending
+        if after is not None:
+            keys = [f"{p.run_id}/{p.interrupt_id}" for p in queue]
+            if after in keys and len(queue) > 1:
+                i = keys.index(after)
+                queue = queue[i + 1:] + queue[:i]
+        if not queue:
+            self.notify("nothing is waiting for you")
+            return
+        chosen = queue[0]
+        record = (await self.store.events(chosen.run_id, chosen.seq, chosen.seq))[0]
+        info = await self.store.run(chosen.run_id)
+        key = f"{chosen.run_id}/{chosen.interrupt_id}"
+
+        def closed(result: str | None) -> None:
+            if result == "skip":
+                self.action_next_interrupt(key)
+
+        await self.push_screen(PromptScreen(chosen.run_id, info.graph, record.event, len(self.pending)), closed)
+
+    def open_panes(self, run_ids: list[str]) -> None:
+        from .screens.live import LiveScreen
+
+        self.push_screen(LiveScreen(run_ids))
+
+    def open_scrubber(self, run_id: str) -> None:
+        from .screens.scrubber import ScrubberScreen
+
+        self.push_screen(ScrubberScreen(run_id))
+
+    def action_new_run(self) -> None:
+        from .screens.newrun import NewRunScreen
+
+        def chosen(result: tuple[str, Any] | None) -> None:
+            if result is not None:
+                self.launch(*result)
+
+        self.push_screen(NewRunScreen(self.registry), chosen)
+
+    @work(group="launch")
+    async def launch(self, graph: str, value: Any) -> None:
+        try:
+            run_id = await self.runtime.start(graph, value)
+        except VigilError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.open_panes([run_id])
+
+    def watch_theme(self, theme: str) -> None:
+        config.save_theme(theme)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Start a run", "start a new run of a registered graph", self.action_new_run)
+        yield SystemCommand("Approve next", "open the next pending interrupt", self.action_next_interrupt)
+        yield SystemCommand("Runs", "back to the list of runs", self._to_runs)
+
+    def _to_runs(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()

@@ -1,0 +1,52 @@
+"""The console's view of the log: one tail over every run, flushed to the screens at most
+20 times a second, however fast events arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from kernel.codec import Record
+from kernel.store import Store
+
+__all__ = ["Batch", "follow"]
+
+FLUSH_EVERY = 0.05
+KEEP = 2000  # records handed on per flush at most; a screen that needs more reads the log
+
+
+@dataclass
+class Batch:
+    """What changed since the last flush."""
+
+    runs: set[str] = field(default_factory=set)
+    records: deque[Record] = field(default_factory=lambda: deque(maxlen=KEEP))
+    count: int = 0
+    interrupts: bool = False
+
+
+async def follow(store: Store, after: int, deliver) -> None:
+    """Tail `store` from pos `after`, calling `deliver(batch)` at most every FLUSH_EVERY s."""
+    batch = Batch()
+    last = 0.0
+    pending: asyncio.Task | None = None
+
+    async def flush_later(delay: float) -> None:
+        nonlocal batch, last
+        await asyncio.sleep(delay)
+        out, batch = batch, Batch()
+        last = time.monotonic()
+        deliver(out)
+
+    async for records in store.tail(after):
+        for record in records:
+            batch.runs.add(record.run_id)
+            batch.records.append(record)
+            if record.type in ("InterruptRaised", "InterruptResolved", "RunStarted") or record.type.startswith("Run"):
+                batch.interrupts = True
+        batch.count += len(records)
+        if pending is None or pending.done():
+            wait = max(0.0, FLUSH_EVERY - (time.monotonic() - last))
+            pending = asyncio.create_task(flush_later(wait))

@@ -1,0 +1,110 @@
+"""One to four runs side by side, each live."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from ..widgets.runpane import RunPane
+
+__all__ = ["LiveScreen"]
+
+
+class LiveScreen(Screen[None]):
+    BINDINGS = [
+        Binding("tab", "focus_next", "next pane", id="live.next"),
+        Binding("s", "scrub", "scrubber", id="live.scrub"),
+        Binding("x", "close_pane", "close pane", id="live.close"),
+        Binding("less_than_sign", "move(-1)", "move left", id="live.left"),
+        Binding("greater_than_sign", "move(1)", "move right", id="live.right"),
+        Binding("l", "layout", "layout", id="live.layout"),
+        Binding("q,escape", "app.pop_screen", "back", id="live.back"),
+    ]
+    DEFAULT_CSS = """
+    LiveScreen Grid { grid-size: 1; grid-gutter: 0; }
+    LiveScreen Grid.cols-2 { grid-size: 2; }
+    LiveScreen Grid.cols-2x2 { grid-size: 2 2; }
+    """
+
+    def __init__(self, run_ids: list[str]) -> None:
+        super().__init__()
+        self.run_ids = list(run_ids)[:4]
+        self.stacked = False
+
+    def compose(self) -> ComposeResult:
+        yield Grid(*(RunPane(r) for r in self.run_ids), id="grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._arrange()
+        panes = self.query(RunPane)
+        if panes:
+            panes.first().focus()
+
+    def _arrange(self) -> None:
+        grid = self.query_one(Grid)
+        n = len(self.query(RunPane))
+        grid.set_class(n == 2 and not self.stacked, "cols-2")
+        grid.set_class(n >= 3 and not self.stacked, "cols-2x2")
+        narrow = self.size.width < 120 and n > 1 and not self.stacked
+        for pane in self.query(RunPane):
+            pane.set_class(narrow or (n > 2), "narrow")
+
+    def on_resize(self) -> None:
+        self._arrange()
+
+    def log_changed(self, batch) -> None:
+        records = list(batch.records)
+        for pane in self.query(RunPane):
+            pane.log_changed(records)
+
+    def on_token(self, run_id: str, action_id: str, token: str) -> None:
+        for pane in self.query(RunPane):
+            if pane.run_id == run_id:
+                pane.token(action_id, token)
+
+    def _focused(self) -> RunPane | None:
+        node = self.focused
+        while node is not None and not isinstance(node, RunPane):
+            node = node.parent
+        return node if isinstance(node, RunPane) else (self.query(RunPane).first() if self.query(RunPane) else None)
+
+    def action_scrub(self) -> None:
+        pane = self._focused()
+        if pane is not None:
+            self.app.open_scrubber(pane.run_id)
+
+    def action_close_pane(self) -> None:
+        pane = self._focused()
+        if pane is None:
+            return
+        pane.remove()
+        self.call_after_refresh(self._after_close)
+
+    def _after_close(self) -> None:
+        if not self.query(RunPane):
+            self.app.pop_screen()
+        else:
+            self._arrange()
+            self.query(RunPane).first().focus()
+
+    def action_move(self, step: int) -> None:
+        pane = self._focused()
+        grid = self.query_one(Grid)
+        panes = list(self.query(RunPane))
+        if pane is None or len(panes) < 2:
+            return
+        i = panes.index(pane)
+        j = (i + step) % len(panes)
+        if j < i:
+            grid.move_child(pane, before=panes[j])
+        else:
+            grid.move_child(pane, after=panes[j])
+        pane.focus()
+
+    def action_layout(self) -> None:
+        self.stacked = not self.stacked
+        self._arrange()

@@ -1,0 +1,136 @@
+"""The first screen: every run, live, with filters; the door to panes, the scrubber and prompts."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label
+
+from ..widgets.runlist import RunList
+
+__all__ = ["RunsScreen"]
+
+STATUSES = [None, "running", "waiting", "completed", "failed", "cancelled", "diverged"]
+
+
+class RunsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "open", "open", id="runs.open"),
+        Binding("s", "scrub", "scrubber", id="runs.scrub"),
+        Binding("space", "mark", "mark for grid", id="runs.mark"),
+        Binding("g", "grid", "grid of marked", id="runs.grid"),
+        Binding("n", "new_run", "new run", id="runs.new"),
+        Binding("f", "cycle_status", "status filter", id="runs.filter"),
+        Binding("slash", "search", "search", id="runs.search"),
+        Binding("escape", "clear", "clear filters", show=False, id="runs.clear"),
+        Binding("q", "app.quit", "quit", id="runs.quit"),
+    ]
+    DEFAULT_CSS = """
+    RunsScreen #bar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    RunsScreen #search { display: none; }
+    RunsScreen #search.shown { display: block; }
+    RunsScreen RunList { height: 1fr; }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="bar")
+        yield Input(placeholder="search run id, graph or label; enter to apply, escape to clear", id="search")
+        yield RunList(self.app.store, now=self.app.now, id="runs")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(RunList).focus()
+        self.refresh_runs()
+
+    @work(exclusive=True, group="runs-reload")
+    async def refresh_runs(self) -> None:
+        runs = self.query_one(RunList)
+        await runs.reload()
+        self.update_bar()
+
+    def update_bar(self) -> None:
+        runs = self.query_one(RunList)
+        parts = [f"{runs.count} runs"]
+        if runs.status:
+            parts.append(f"status={runs.status}")
+        if runs.search:
+            parts.append(f"search={runs.search!r}")
+        if self.marked:
+            parts.append(f"{len(self.marked)} marked")
+        waiting = len(self.app.pending)
+        parts.append(f"⚑ {waiting} waiting for you (i)" if waiting else "nothing waiting")
+        if self.app.readonly:
+            parts.append("READ-ONLY")
+        self.query_one("#bar", Label).update("  ·  ".join(parts))
+
+    def log_changed(self, batch) -> None:
+        """Called by the app, at most 20 times a second, when new events arrive."""
+        self.refresh_runs()
+
+    def _selected(self) -> str | None:
+        run = self.query_one(RunList).selected()
+        return run.run_id if run else None
+
+    def action_open(self) -> None:
+        if run_id := self._selected():
+            self.app.open_panes([run_id])
+
+    def action_scrub(self) -> None:
+        if run_id := self._selected():
+            self.app.open_scrubber(run_id)
+
+    def action_mark(self) -> None:
+        run_id = self._selected()
+        if run_id is None:
+            return
+        if run_id in self.marked:
+            self.marked.remove(run_id)
+        elif len(self.marked) < 4:
+            self.marked.append(run_id)
+        else:
+            self.app.notify("a grid holds four runs", severity="warning")
+        self.update_bar()
+        self.query_one(RunList).action_move(1)
+
+    def action_grid(self) -> None:
+        chosen = self.marked or ([self._selected()] if self._selected() else [])
+        if chosen:
+            self.app.open_panes(chosen)
+
+    def action_new_run(self) -> None:
+        self.app.action_new_run()
+
+    def action_cycle_status(self) -> None:
+        runs = self.query_one(RunList)
+        runs.status = STATUSES[(STATUSES.index(runs.status) + 1) % len(STATUSES)]
+        runs.cursor = 0
+        self.refresh_runs()
+
+    def action_search(self) -> None:
+        box = self.query_one("#search", Input)
+        box.add_class("shown")
+        box.focus()
+
+    @on(Input.Submitted, "#search")
+    def apply_search(self, event: Input.Submitted) -> None:
+        runs = self.query_one(RunList)
+        runs.search = event.value.strip() or None
+        runs.cursor = 0
+        event.input.remove_class("shown")
+        runs.focus()
+        self.refresh_runs()
+
+    def action_clear(self) -> None:
+        runs = self.query_one(RunList)
+        runs.status = runs.search = None
+        box = self.query_one("#search", Input)
+        box.value = ""
+        box.remove_class("shown")
+        runs.focus()
+        self.refresh_runs()

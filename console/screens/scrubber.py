@@ -1,0 +1,350 @@
+"""Walk a run's history event by event: the event, the state as of it (snapshot + fold, from
+the kernel), the diff from the state before, and whether the step's hash verifies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import msgspec
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Static
+
+from kernel.codec import Corrupt, Unknown, canonical_hash, to_builtins
+from kernel.errors import VigilError
+from kernel.events import EVENT_TYPES, StepCompleted
+from kernel.verify import verify_run
+
+from ..format import record_json
+from ..widgets.timeline import Timeline
+
+__all__ = ["ScrubberScreen", "diff_lines"]
+
+_json = msgspec.json.Encoder()
+STEP = ("StepCompleted",)
+INTERRUPTS = ("InterruptRaised",)
+FAILURES = ("StepFailed", "ActionFailed", "RunFailed", "RunDiverged")
+FILTERS: list[tuple[str, ...] | None] = [None, ("StepStarted", "StepCompleted", "StepFailed"),
+                                         ("ActionRequested", "ActionSucceeded", "ActionFailed"),
+                                         ("InterruptRaised", "InterruptResolved", "ToolApprovedForRun"), FAILURES]
+
+
+class ScrubberScreen(Screen[None]):
+    BINDINGS = [
+        Binding("left", "step_event(-1)", "event ←", id="scrubber.prev"),
+        Binding("right", "step_event(1)", "event →", id="scrubber.next"),
+        Binding("left_square_bracket", "jump('step', False)", "step ←", id="scrubber.prev_step"),
+        Binding("right_square_bracket", "jump('step', True)", "step →", id="scrubber.next_step"),
+        Binding("n", "jump('interrupt', True)", "next interrupt", id="scrubber.next_interrupt"),
+        Binding("N", "jump('interrupt', False)", "prev interrupt", id="scrubber.prev_interrupt"),
+        Binding("x", "jump('failure', True)", "next failure", id="scrubber.next_failure"),
+        Binding("X", "jump('failure', False)", "prev failure", id="scrubber.prev_failure"),
+        Binding("g", "edge(0)", "first", id="scrubber.first"),
+        Binding("G", "edge(-1)", "last", id="scrubber.last"),
+        Binding("colon", "goto", "go to seq", id="scrubber.goto"),
+        Binding("slash", "search", "search", id="scrubber.search"),
+        Binding("t", "filter", "filter types", id="scrubber.filter"),
+        Binding("v", "verify", "verify", id="scrubber.verify"),
+        Binding("F", "fork", "fork here", id="scrubber.fork"),
+        Binding("q,escape", "back", "back", id="scrubber.back"),
+    ]
+    DEFAULT_CSS = """
+    ScrubberScreen #bar { height: 1; background: $panel; padding: 0 1; }
+    ScrubberScreen #ask { display: none; }
+    ScrubberScreen #ask.shown { display: block; }
+    ScrubberScreen #main { height: 1fr; }
+    ScrubberScreen Timeline { width: 1fr; min-width: 40; }
+    ScrubberScreen #detail { width: 1fr; border-left: solid $secondary; }
+    ScrubberScreen #detail VerticalScroll { height: 1fr; }
+    ScrubberScreen .title { background: $panel; color: $primary; text-style: bold; padding: 0 1; width: 1fr; }
+    ScrubberScreen #hash.bad { color: $error; }
+    ScrubberScreen #hash.good { color: $success; }
+    ScrubberScreen.narrow #main { layout: vertical; }
+    ScrubberScreen.narrow #detail { border-left: none; border-top: solid $secondary; height: 1fr; }
+    ScrubberScreen.narrow Timeline { height: 1fr; }
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.filter_index = 0
+        self.asking: str | None = None
+        self.graph = ""
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="bar")
+        yield Input(id="ask")
+        with Horizontal(id="main"):
+            yield Timeline(self.app.store, self.run_id, id="timeline")
+            with Vertical(id="detail"):
+                yield Label("", id="hash")
+                with VerticalScroll(id="scroll"):
+                    yield Label("event", classes="title")
+                    yield Static("", id="event", markup=False)
+                    yield Label("changed by it", classes="title")
+                    yield Static("", id="diff", markup=False)
+                    yield Label("state as of it", classes="title")
+                    yield Static("", id="state", markup=False)
+        yield Footer()
+
+    @property
+    def timeline(self) -> Timeline:
+        return self.query_one(Timeline)
+
+    def on_mount(self) -> None:
+        self.timeline.focus()
+        self.set_class(self.size.width < 110, "narrow")
+        self.open()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 110, "narrow")
+
+    @work(group="scrub-open")
+    async def open(self) -> None:
+        info = await self.app.store.run(self.run_id)
+        self.graph = info.graph
+        self.timeline.set_count(info.last_seq)
+        self.timeline.cursor = max(0, info.last_seq - 1)
+        self.update_bar()
+
+    def update_bar(self, note: str = "") -> None:
+        t = self.timeline
+        seq = t.seq_at(t.cursor) if t.count else 0
+        kinds = "all events" if t.types is None else ", ".join(t.types)
+        text = f"run {self.run_id} · {self.graph} · seq {seq} of {self.app.store and t.count} shown · {kinds}"
+        self.query_one("#bar", Label).update(f"{text}  {note}".rstrip())
+
+    def log_changed(self, batch) -> None:
+        if self.run_id in batch.runs and self.timeline.types is None:
+            self.follow_growth()
+
+    @work(exclusive=True, group="scrub-grow")
+    async def follow_growth(self) -> None:
+        t = self.timeline
+        at_end = t.cursor >= t.count - 1
+        info = await self.app.store.run(self.run_id)
+        if info.last_seq != t.count:
+            t.set_count(info.last_seq)
+            t.invalidate()
+            if at_end:
+                t.cursor = info.last_seq - 1
+        self.update_bar()
+
+    # the detail at the cursor -----------------------------------------------------------------
+
+    @on(Timeline.Moved)
+    def moved(self, event: Timeline.Moved) -> None:
+        self.update_bar()
+        self.show_detail(event.index)
+
+    @work(exclusive=True, group="scrub-detail")
+    async def show_detail(self, index: int) -> None:
+        await asyncio.sleep(0.02)  # a held key moves the cursor many times; show where it stops
+        t = self.timeline
+        record = t.item(index)
+        if record is None:
+            return
+        store = self.app.store
+        now = await store.state_at(self.run_id, record.seq)
+        before = await store.state_at(self.run_id, record.seq - 1) if record.seq > 1 else None
+        event = record.event
+        self.query_one("#event", Static).update(_pretty(record_json(record)))
+        self.query_one("#state", Static).update(_pretty(to_builtins(now.state)))
+        changes = diff_lines(before.state if before else {}, now.state)
+        self.query_one("#diff", Static).update("\n".join(changes) or "(no change to the state)")
+        mark = self.query_one("#hash", Label)
+        problems = [f"seq {s}: {m}" for s, m in now.problems]
+        if isinstance(event, (Corrupt, Unknown)):
+            mark.update(f"✗ seq {record.seq} is {'corrupt' if isinstance(event, Corrupt) else 'of an unknown type'}")
+            mark.set_classes("bad")
+        elif isinstance(event, StepCompleted) and event.state_hash:
+            ok = canonical_hash(now.state) == event.state_hash
+            mark.update(f"{'✓ state hash verifies' if ok else '✗ state hash does not match the replay'} "
+                        f"({event.state_hash[:12]})")
+            mark.set_classes("good" if ok else "bad")
+        elif problems:
+            mark.update("✗ " + "; ".join(problems[:2]))
+            mark.set_classes("bad")
+        else:
+            mark.update(f"seq {record.seq} · state from snapshot @{now.snapshot_seq} + fold")
+            mark.set_classes("")
+
+    # moving -----------------------------------------------------------------------------------
+
+    def action_step_event(self, delta: int) -> None:
+        self.timeline.action_move(delta)
+
+    def action_edge(self, where: int) -> None:
+        self.timeline.action_jump(where)
+
+    @work(exclusive=True, group="scrub-jump")
+    async def action_jump(self, what: str, forward: bool) -> None:
+        types = {"step": STEP, "interrupt": INTERRUPTS, "failure": FAILURES}[what]
+        t = self.timeline
+        seq = t.seq_at(t.cursor) if t.count else 0
+        found = await self.app.store.find(self.run_id, seq, types, forward=forward)
+        if found is None:
+            self.notify(f"no {what} {'after' if forward else 'before'} seq {seq}")
+            return
+        self._go(found)
+
+    def _go(self, seq: int) -> None:
+        t = self.timeline
+        if t.types is not None and t.seqs is not None and seq not in t.seqs:
+            self.clear_filter()
+            self.call_after_refresh(lambda: self._go(seq))
+            return
+        t.cursor = t.index_of(seq)
+
+    def action_goto(self) -> None:
+        self._ask("goto", "go to seq (enter)")
+
+    def action_search(self) -> None:
+        self._ask("search", "find text after the cursor (enter); searches every event's JSON")
+
+    def _ask(self, what: str, placeholder: str) -> None:
+        box = self.query_one("#ask", Input)
+        self.asking = what
+        box.placeholder = placeholder
+        box.value = ""
+        box.add_class("shown")
+        box.focus()
+
+    @on(Input.Submitted, "#ask")
+    def answered(self, event: Input.Submitted) -> None:
+        box = self.query_one("#ask", Input)
+        box.remove_class("shown")
+        self.timeline.focus()
+        text = event.value.strip()
+        if not text:
+            return
+        if self.asking == "goto":
+            if not text.isdigit() or not 1 <= int(text) <= self.timeline_total():
+                self.notify(f"no seq {text} in this run", severity="warning")
+                return
+            self._go(int(text))
+        else:
+            self.search(text)
+
+    def timeline_total(self) -> int:
+        t = self.timeline
+        return t.count if t.types is None else (t.seqs[-1] if t.seqs else 0)
+
+    @work(exclusive=True, group="scrub-search")
+    async def search(self, text: str) -> None:
+        t = self.timeline
+        start = t.seq_at(t.cursor) + 1
+        needle = text.lower()
+        scanned = 0
+        async for record in self.app.store.iter_events(self.run_id, start, page=2000):
+            scanned += 1
+            if needle in _json.encode(record_json(record)).decode().lower():
+                self._go(record.seq)
+                self.update_bar(f"found {text!r} at seq {record.seq}")
+                return
+            if scanned % 20000 == 0:
+                self.update_bar(f"searching… {scanned:,} events")
+        self.notify(f"{text!r} is not after seq {start - 1}")
+        self.update_bar()
+
+    @work(exclusive=True, group="scrub-filter")
+    async def action_filter(self) -> None:
+        t = self.timeline
+        current = t.seq_at(t.cursor) if t.count else 1
+        self.filter_index = (self.filter_index + 1) % len(FILTERS)
+        types = FILTERS[self.filter_index]
+        if types is None:
+            self.clear_filter()
+        else:
+            t.seqs = await self.app.store.seqs(self.run_id, types)
+            t.types = types
+            t._pages.clear()
+            t.set_count(len(t.seqs))
+            t.cursor = t.index_of(current) if t.count else 0
+        self.update_bar()
+
+    def clear_filter(self) -> None:
+        t = self.timeline
+        current = t.seq_at(t.cursor) if t.count else 1
+        self.filter_index = 0
+        t.seqs = t.types = None
+        t._pages.clear()
+        self.open_count(current)
+
+    @work(group="scrub-count")
+    async def open_count(self, seq: int) -> None:
+        info = await self.app.store.run(self.run_id)
+        self.timeline.set_count(info.last_seq)
+        self.timeline.cursor = seq - 1
+        self.update_bar()
+
+    @work(exclusive=True, group="scrub-verify")
+    async def action_verify(self) -> None:
+        self.update_bar("verifying…")
+        result = await verify_run(self.app.store, self.run_id)
+        if result.problems:
+            first = result.problems[0]
+            self.notify(f"{len(result.problems)} problem(s); first at seq {first.seq}: {first.message}",
+                        severity="error", timeout=10)
+            self._go(first.seq)
+        else:
+            self.notify(f"verified: {result.next_seq - 1} events, {result.steps_checked} state hashes")
+        self.update_bar()
+
+    @work(exclusive=True, group="scrub-fork")
+    async def action_fork(self) -> None:
+        t = self.timeline
+        if not t.count or self.app.readonly:
+            return
+        seq = t.seq_at(t.cursor)
+        try:
+            new_id = await self.app.runtime.fork(self.run_id, seq)
+            await self.app.runtime.adopt(new_id)
+        except VigilError as exc:
+            self.notify(f"cannot fork: {exc}", severity="error")
+            return
+        self.notify(f"forked at seq {seq} as {new_id}")
+        self.app.pop_screen()
+        self.app.open_panes([new_id])
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What changed at the top level and one level into dicts and lists, as readable lines."""
+    out: list[str] = []
+    for key in list(before) + [k for k in after if k not in before]:
+        if key not in after:
+            out.append(f"- {key}")
+        elif key not in before:
+            out.append(f"+ {key}: {_short(after[key])}")
+        elif before[key] != after[key]:
+            old, new = before[key], after[key]
+            if isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
+                for item in new[len(old):]:
+                    out.append(f"+ {key}[]: {_short(item)}")
+            elif isinstance(old, dict) and isinstance(new, dict):
+                for sub in set(old) | set(new):
+                    if old.get(sub, _MISSING) != new.get(sub, _MISSING):
+                        out.append(f"~ {key}.{sub}: {_short(old.get(sub))} → {_short(new.get(sub))}")
+            else:
+                out.append(f"~ {key}: {_short(old)} → {_short(new)}")
+    return out
+
+
+_MISSING = object()
+
+
+def _short(value: Any, width: int = 120) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"

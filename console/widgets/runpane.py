@@ -1,0 +1,151 @@
+"""One run, live: a header, a tail of its events, the model's text as it streams, its state."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, Log, Static, Tree
+
+from kernel.codec import Record
+from kernel.events import RunStarted, StepCompleted, StepStarted
+
+from ..format import duration, event_line
+from .runlist import STATUS_STYLE
+
+__all__ = ["RunPane"]
+
+_TREE_CHILDREN = 50
+
+
+class RunPane(Vertical, can_focus=True):
+    DEFAULT_CSS = """
+    RunPane { border: round $secondary; height: 1fr; }
+    RunPane:focus-within, RunPane:focus { border: round $primary; }
+    RunPane #head { height: 1; background: $panel; padding: 0 1; }
+    RunPane #body { height: 1fr; }
+    RunPane Log { width: 3fr; }
+    RunPane Tree { width: 2fr; border-left: solid $secondary; }
+    RunPane #stream { height: auto; max-height: 4; color: $accent; padding: 0 1; }
+    RunPane.narrow Tree { display: none; }
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.info: Any = None
+        self.nodes: set[str] = set()
+        self.steps = 0
+        self.stream = ""
+        self._stream_dirty = False
+        self._state_due = True
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.run_id, id="head")
+        with Horizontal(id="body"):
+            yield Log(max_lines=1000, auto_scroll=True)
+            yield Tree("state", id="state")
+        yield Static("", id="stream", markup=False)
+
+    def on_mount(self) -> None:
+        self.border_title = self.run_id
+        self.load()
+        self.set_interval(0.05, self._flush_stream)
+        self.set_interval(0.5, self._maybe_state)
+        self.set_interval(1.0, self._tick)
+
+    @work(group="pane-load")
+    async def load(self) -> None:
+        store = self.app.store
+        self.info = await store.run(self.run_id)
+        first = max(1, self.info.last_seq - 199)
+        records = await store.events(self.run_id, first, limit=200)
+        # the nodes running now: started in the last superstep and not completed
+        self.absorb(records)
+        self._state_due = True
+        self._update_head()
+
+    def absorb(self, records: list[Record]) -> None:
+        """Coalesced: one write to the log widget per flush, whatever the number of events."""
+        lines = []
+        for record in records:
+            event = record.event
+            lines.append(event_line(record))
+            if isinstance(event, StepStarted):
+                self.nodes.add(event.node)
+            elif isinstance(event, StepCompleted):
+                self.nodes.discard(event.node)
+                self.steps += 1
+                self._state_due = True
+                self.stream = ""
+            elif isinstance(event, RunStarted):
+                self.border_title = f"{self.run_id} · {event.graph}"
+        if lines:
+            self.query_one(Log).write_lines(lines)
+
+    def log_changed(self, records: list[Record]) -> None:
+        mine = [r for r in records if r.run_id == self.run_id]
+        if mine:
+            self.absorb(mine)
+            self.refresh_info()
+
+    def token(self, action_id: str, token: str) -> None:
+        self.stream = (self.stream + token)[-400:]
+        self._stream_dirty = True
+
+    def _flush_stream(self) -> None:
+        if self._stream_dirty:
+            self._stream_dirty = False
+            self.query_one("#stream", Static).update(f"✎ {self.stream}" if self.stream else "")
+
+    @work(exclusive=True, group="pane-info")
+    async def refresh_info(self) -> None:
+        self.info = await self.app.store.run(self.run_id)
+        self._update_head()
+
+    def _tick(self) -> None:
+        if self.info is not None and self.info.status in ("running", "waiting"):
+            self._update_head()
+
+    def _update_head(self) -> None:
+        info = self.info
+        if info is None:
+            return
+        icon, _ = STATUS_STYLE.get(info.status, ("?", ""))
+        end = info.updated_ns if info.status not in ("running", "waiting") else time.time_ns()
+        nodes = ", ".join(sorted(self.nodes)) if info.status == "running" and self.nodes else "-"
+        waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
+        self.query_one("#head", Label).update(
+            f"{icon} {info.status} · {info.graph} · nodes {nodes} · {self.steps} steps · "
+            f"{info.last_seq} events · {duration(max(0, end - info.created_ns))}{waiting}"
+        )
+
+    def _maybe_state(self) -> None:
+        if self._state_due:
+            self._state_due = False
+            self.load_state()
+
+    @work(exclusive=True, group="pane-state")
+    async def load_state(self) -> None:
+        view = await self.app.store.state_at(self.run_id)
+        tree = self.query_one(Tree)
+        tree.clear()
+        tree.root.label = f"state @ {view.seq}"
+        _fill(tree.root, view.state)
+        tree.root.expand()
+
+
+def _fill(node: Any, value: Any) -> None:
+    items = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
+    for key, child in items[:_TREE_CHILDREN]:
+        if isinstance(child, (dict, list)):
+            branch = node.add(f"{key} ({len(child)})")
+            _fill(branch, child)
+        else:
+            text = repr(child) if not isinstance(child, str) else child
+            node.add_leaf(f"{key}: {text[:200]}")
+    if len(items) > _TREE_CHILDREN:
+        node.add_leaf(f"… {len(items) - _TREE_CHILDREN} more")

@@ -1,0 +1,158 @@
+"""A virtual list on Textual's Line API: rows are fetched by page in a worker and cached (a few
+pages, LRU); `render_line` only reads the cache, never the database."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+__all__ = ["VirtualList"]
+
+
+class VirtualList(ScrollView, can_focus=True):
+    PAGE = 200
+    MAX_PAGES = 24
+
+    COMPONENT_CLASSES = {"vlist--cursor", "vlist--dim"}
+    DEFAULT_CSS = """
+    VirtualList { background: $surface; }
+    VirtualList > .vlist--cursor { background: $primary 35%; text-style: bold; }
+    VirtualList:focus > .vlist--cursor { background: $primary 60%; }
+    VirtualList > .vlist--dim { color: $foreground 50%; }
+    """
+
+    BINDINGS = [
+        Binding("j,down", "move(1)", "down", show=False, id="list.down"),
+        Binding("k,up", "move(-1)", "up", show=False, id="list.up"),
+        Binding("pagedown", "page(1)", "page down", show=False, id="list.pagedown"),
+        Binding("pageup", "page(-1)", "page up", show=False, id="list.pageup"),
+        Binding("home", "jump(0)", "first", show=False, id="list.first"),
+        Binding("end", "jump(-1)", "last", show=False, id="list.last"),
+    ]
+
+    cursor: reactive[int] = reactive(0, always_update=True)
+
+    class Moved(Message):
+        """The cursor moved to `index` (the item there may not be loaded yet)."""
+
+        def __init__(self, vlist: "VirtualList", index: int) -> None:
+            super().__init__()
+            self.vlist = vlist
+            self.index = index
+
+        @property
+        def control(self) -> "VirtualList":
+            return self.vlist
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.count = 0
+        self._pages: OrderedDict[int, list[Any]] = OrderedDict()
+        self._stale: set[int] = set()
+        self._loading: set[int] = set()
+
+    # what subclasses provide -----------------------------------------------------------
+
+    async def fetch_page(self, page: int) -> list[Any]:
+        raise NotImplementedError
+
+    def render_row(self, index: int, item: Any, width: int) -> Text:
+        raise NotImplementedError
+
+    # data -------------------------------------------------------------------------------
+
+    def set_count(self, count: int) -> None:
+        self.count = count
+        self.virtual_size = Size(self.size.width, count)
+        if self.cursor >= count:
+            self.cursor = max(0, count - 1)
+        self.refresh()
+
+    def invalidate(self) -> None:
+        """Re-fetch every page when next shown, showing the old rows until then (no flicker)."""
+        self._stale = set(self._pages)
+        self.refresh()
+
+    def item(self, index: int) -> Any | None:
+        rows = self._pages.get(index // self.PAGE)
+        if rows is None or index % self.PAGE >= len(rows):
+            return None
+        return rows[index % self.PAGE]
+
+    def _request(self, page: int) -> None:
+        if page in self._loading:
+            return
+        self._loading.add(page)
+        self.run_worker(self._load(page), group=f"pages-{id(self)}", exit_on_error=False)
+
+    async def _load(self, page: int) -> None:
+        try:
+            rows = await self.fetch_page(page)
+        finally:
+            self._loading.discard(page)
+        self._pages[page] = rows
+        self._pages.move_to_end(page)
+        self._stale.discard(page)
+        while len(self._pages) > self.MAX_PAGES:
+            self._pages.popitem(last=False)
+        self.refresh()
+        if page == self.cursor // self.PAGE:
+            self.post_message(self.Moved(self, self.cursor))
+
+    # drawing ----------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        _, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        width = self.size.width
+        if index >= self.count:
+            return Strip.blank(width, self.rich_style)
+        page = index // self.PAGE
+        if page not in self._pages or page in self._stale:
+            self._request(page)
+        item = self.item(index)
+        if item is None:
+            text = Text("  …", style=self.get_component_rich_style("vlist--dim"))
+        else:
+            text = self.render_row(index, item, width)
+        style = self.rich_style
+        if index == self.cursor:
+            style = style + self.get_component_rich_style("vlist--cursor")
+        text.truncate(width, overflow="ellipsis", pad=True)
+        text.no_wrap = True
+        return Strip(list(text.render(self.app.console)), width).crop(0, width).apply_style(style)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.virtual_size = Size(event.size.width, self.count)
+
+    # moving -----------------------------------------------------------------------------
+
+    def watch_cursor(self, index: int) -> None:
+        self.scroll_to_region(Region(0, index, 1, 1), animate=False, force=True)
+        self.refresh()
+        self.post_message(self.Moved(self, index))
+
+    def action_move(self, delta: int) -> None:
+        if self.count:
+            self.cursor = min(self.count - 1, max(0, self.cursor + delta))
+
+    def action_page(self, direction: int) -> None:
+        self.action_move(direction * max(1, self.size.height - 1))
+
+    def action_jump(self, index: int) -> None:
+        if self.count:
+            self.cursor = self.count - 1 if index < 0 else min(index, self.count - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        index = self.scroll_offset.y + event.y
+        if 0 <= index < self.count:
+            self.cursor = index
