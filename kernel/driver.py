@@ -395,7 +395,7 @@ class RunDriver:
             if self.rt.approvals == "deny":
                 raise ToolRejected(f"{spec.name} needs approval and this runtime denies it")
         resolution = await self.interrupt(
-            ctx, interrupt_id, "approval", f"run {spec.name}", {"tool": spec.name, "args": args}
+            ctx, interrupt_id, "approval", f"{spec.name} needs your approval", {"tool": spec.name, "args": args}
         )
         if resolution.decision == "reject":
             raise ToolRejected(f"rejected by {_who(resolution)}: {resolution.value or 'no reason given'}")

@@ -66,7 +66,7 @@ def test_run_headless_stays_attached_while_another_process_approves(db):
         if "vigil approve" in line:
             break
     run_id = lines[0].split()[1]
-    assert any("waiting for a human: run refund" in line for line in lines)
+    assert any("waiting for a human: refund needs your approval" in line for line in lines)
 
     # the owner is alive: the approval goes through a signal the owner applies
     out = vigil("approve", run_id, "--edit", json.dumps({"order": "B-1180", "amount": 20.0, "reason": "goodwill"}), db=db)

@@ -49,9 +49,6 @@ class LiveScreen(Screen[None]):
         n = len(self.query(RunPane))
         grid.set_class(n == 2 and not self.stacked, "cols-2")
         grid.set_class(n >= 3 and not self.stacked, "cols-2x2")
-        narrow = self.size.width < 120 and n > 1 and not self.stacked
-        for pane in self.query(RunPane):
-            pane.set_class(narrow or (n > 2), "narrow")
 
     def on_resize(self) -> None:
         self._arrange()

@@ -28,7 +28,7 @@ class RunsScreen(Screen[None]):
         Binding("q", "app.quit", "quit", id="runs.quit"),
     ]
     DEFAULT_CSS = """
-    RunsScreen #bar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    RunsScreen #bar { height: 1; width: 1fr; background: $panel; color: $foreground; padding: 0 1; }
     RunsScreen #search { display: none; }
     RunsScreen #search.shown { display: block; }
     RunsScreen RunList { height: 1fr; }

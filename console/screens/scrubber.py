@@ -54,7 +54,7 @@ class ScrubberScreen(Screen[None]):
         Binding("q,escape", "back", "back", id="scrubber.back"),
     ]
     DEFAULT_CSS = """
-    ScrubberScreen #bar { height: 1; background: $panel; padding: 0 1; }
+    ScrubberScreen #bar { height: 1; width: 1fr; background: $panel; padding: 0 1; }
     ScrubberScreen #ask { display: none; }
     ScrubberScreen #ask.shown { display: block; }
     ScrubberScreen #main { height: 1fr; }
@@ -62,6 +62,7 @@ class ScrubberScreen(Screen[None]):
     ScrubberScreen #detail { width: 1fr; border-left: solid $secondary; }
     ScrubberScreen #detail VerticalScroll { height: 1fr; }
     ScrubberScreen .title { background: $panel; color: $primary; text-style: bold; padding: 0 1; width: 1fr; }
+    ScrubberScreen #hash { width: 1fr; padding: 0 1; }
     ScrubberScreen #hash.bad { color: $error; }
     ScrubberScreen #hash.good { color: $success; }
     ScrubberScreen.narrow #main { layout: vertical; }

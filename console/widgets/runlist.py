@@ -54,19 +54,19 @@ class RunList(VirtualList):
 
     def render_row(self, index: int, run: RunInfo, width: int) -> Text:
         icon, _ = STATUS_STYLE.get(run.status, ("?", ""))
-        status_style = self.get_component_rich_style(f"runlist--{run.status}") if run.status in STATUS_STYLE else None
-        dim = self.get_component_rich_style("vlist--dim")
+        status_style = self.style_of(f"runlist--{run.status}") if run.status in STATUS_STYLE else None
+        dim = self.style_of("vlist--dim")
         end = run.updated_ns if run.status in TERMINAL else self.now()
         age = duration(max(0, self.now() - run.created_ns))
         text = Text(no_wrap=True)
         text.append(f" {icon} {run.status:<9} ", style=status_style)
         text.append(f"{run.run_id:<15} ")
         text.append(f"{run.graph[:12]:<12} ")
-        text.append(f"{age:>7} ago ", style=dim)
+        text.append(f"{age:>7} ago " if width >= 90 else f"{age:>7} ", style=dim)
         text.append(f"{duration(max(0, end - run.created_ns)):>7} ")
         text.append(f"{run.last_seq:>6} ev ", style=dim)
         if run.pending:
-            text.append(f" {run.pending} waiting ", style=status_style)
+            text.append(f" ⚑ {run.pending} waiting " if width >= 90 else f" ⚑{run.pending}", style=status_style)
         if width > 100:
             owner = (run.owner or "").rsplit(":", 1)[0]
             lineage = f"fork of {run.parent_run_id}" if run.labels.get("fork_of") else (

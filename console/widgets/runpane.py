@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from textual import work
@@ -13,7 +12,7 @@ from textual.widgets import Label, Log, Static, Tree
 from kernel.codec import Record
 from kernel.events import RunStarted, StepCompleted, StepStarted
 
-from ..format import duration, event_line
+from ..format import duration, summary
 from .runlist import STATUS_STYLE
 
 __all__ = ["RunPane"]
@@ -25,9 +24,9 @@ class RunPane(Vertical, can_focus=True):
     DEFAULT_CSS = """
     RunPane { border: round $secondary; height: 1fr; }
     RunPane:focus-within, RunPane:focus { border: round $primary; }
-    RunPane #head { height: 1; background: $panel; padding: 0 1; }
+    RunPane #head { height: 1; width: 1fr; background: $panel; padding: 0 1; }
     RunPane #body { height: 1fr; }
-    RunPane Log { width: 3fr; }
+    RunPane Log { width: 3fr; overflow-x: hidden; }
     RunPane Tree { width: 2fr; border-left: solid $secondary; }
     RunPane #stream { height: auto; max-height: 4; color: $accent; padding: 0 1; }
     RunPane.narrow Tree { display: none; }
@@ -49,6 +48,10 @@ class RunPane(Vertical, can_focus=True):
             yield Log(max_lines=1000, auto_scroll=True)
             yield Tree("state", id="state")
         yield Static("", id="stream", markup=False)
+
+    def on_resize(self) -> None:
+        # the state tree needs room; a narrow pane shows the tail only
+        self.set_class(self.size.width < 100, "narrow")
 
     def on_mount(self) -> None:
         self.border_title = self.run_id
@@ -73,7 +76,7 @@ class RunPane(Vertical, can_focus=True):
         lines = []
         for record in records:
             event = record.event
-            lines.append(event_line(record))
+            lines.append(f"{record.seq:>6} {record.type:<17} {summary(record.event)}")
             if isinstance(event, StepStarted):
                 self.nodes.add(event.node)
             elif isinstance(event, StepCompleted):
@@ -115,12 +118,12 @@ class RunPane(Vertical, can_focus=True):
         if info is None:
             return
         icon, _ = STATUS_STYLE.get(info.status, ("?", ""))
-        end = info.updated_ns if info.status not in ("running", "waiting") else time.time_ns()
+        end = info.updated_ns if info.status not in ("running", "waiting") else self.app.now()
         nodes = ", ".join(sorted(self.nodes)) if info.status == "running" and self.nodes else "-"
         waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
         self.query_one("#head", Label).update(
-            f"{icon} {info.status} · {info.graph} · nodes {nodes} · {self.steps} steps · "
-            f"{info.last_seq} events · {duration(max(0, end - info.created_ns))}{waiting}"
+            f"{icon} {info.status}{waiting} · {duration(max(0, end - info.created_ns))} · "
+            f"{info.last_seq} events · {self.steps} steps · nodes {nodes}"
         )
 
     def _maybe_state(self) -> None:

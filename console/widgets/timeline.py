@@ -55,11 +55,11 @@ class Timeline(VirtualList):
     def render_row(self, index: int, record: Record, width: int) -> Text:
         kind = "Failed" if record.type.endswith("Failed") or isinstance(record.event, (Corrupt, Unknown)) else next(
             (k for k in ("Run", "Step", "Action", "Interrupt") if record.type.startswith(k)), "Action")
-        style = self.get_component_rich_style(f"timeline--{kind.lower()}")
+        style = self.style_of(f"timeline--{kind.lower()}")
         text = Text(no_wrap=True)
-        text.append(f"{record.seq:>7} ", style=self.get_component_rich_style("vlist--dim"))
+        text.append(f"{record.seq:>7} ", style=self.style_of("vlist--dim"))
         if width > 60:
-            text.append(f"{clock(record.ts_ns)} ", style=self.get_component_rich_style("vlist--dim"))
+            text.append(f"{clock(record.ts_ns)} ", style=self.style_of("vlist--dim"))
         text.append(f"{record.type:<18} ", style=style)
         text.append(summary(record.event))
         return text

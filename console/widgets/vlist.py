@@ -24,7 +24,7 @@ class VirtualList(ScrollView, can_focus=True):
 
     COMPONENT_CLASSES = {"vlist--cursor", "vlist--dim"}
     DEFAULT_CSS = """
-    VirtualList { background: $surface; }
+    VirtualList { background: $surface; overflow-x: hidden; }
     VirtualList > .vlist--cursor { background: $primary 35%; text-style: bold; }
     VirtualList:focus > .vlist--cursor { background: $primary 60%; }
     VirtualList > .vlist--dim { color: $foreground 50%; }
@@ -121,7 +121,7 @@ class VirtualList(ScrollView, can_focus=True):
             self._request(page)
         item = self.item(index)
         if item is None:
-            text = Text("  …", style=self.get_component_rich_style("vlist--dim"))
+            text = Text("  …", style=self.style_of("vlist--dim"))
         else:
             text = self.render_row(index, item, width)
         style = self.rich_style
@@ -130,6 +130,11 @@ class VirtualList(ScrollView, can_focus=True):
         text.truncate(width, overflow="ellipsis", pad=True)
         text.no_wrap = True
         return Strip(list(text.render(self.app.console)), width).crop(0, width).apply_style(style)
+
+    def style_of(self, component: str):
+        """A component's colours and text style only, so the row's own background (the cursor)
+        shows through every segment."""
+        return self.get_component_rich_style(component, partial=True)
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, self.count)
