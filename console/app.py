@@ -235,6 +235,56 @@ class VigilApp(App[None]):
         yield SystemCommand("Start a run", "start a new run of a registered graph", self.action_new_run)
         yield SystemCommand("Approve next", "open the next pending interrupt", self.action_next_interrupt)
         yield SystemCommand("Runs", "back to the list of runs", self._to_runs)
+        run_id = self._selected_run()
+        if run_id:
+            yield SystemCommand("Open run", f"live pane for {run_id}", lambda: self.open_panes([run_id]))
+            yield SystemCommand("Scrub run", f"walk the history of {run_id}", lambda: self.open_scrubber(run_id))
+            yield SystemCommand("Fork run", f"fork {run_id} at its last event", lambda: self.fork_latest(run_id))
+            yield SystemCommand("Export run", f"write {run_id} as JSON lines to the current directory",
+                                lambda: self.export(run_id))
+
+    def _selected_run(self) -> str | None:
+        from .screens.runs import RunsScreen
+        from .widgets.runlist import RunList
+
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, RunsScreen):
+                run = screen.query_one(RunList).selected()
+                return run.run_id if run else None
+            run_id = getattr(screen, "run_id", None)
+            if run_id:
+                return run_id
+        return None
+
+    @work(group="fork")
+    async def fork_latest(self, run_id: str) -> None:
+        try:
+            info = await self.store.run(run_id)
+            new_id = await self.runtime.fork(run_id, info.last_seq)
+            await self.runtime.adopt(new_id)
+        except VigilError as exc:
+            self.notify(f"cannot fork: {exc}", severity="error")
+            return
+        self.open_panes([new_id])
+
+    @work(group="export")
+    async def export(self, run_id: str) -> None:
+        from kernel.exchange import export_lines
+
+        target = Path.cwd() / f"vigil-{run_id}.jsonl"
+        tmp = target.with_suffix(".jsonl.tmp")
+        count = 0
+        try:
+            with tmp.open("wb") as f:
+                async for line in export_lines(self.store, run_id):
+                    f.write(line + b"\n")
+                    count += 1
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self.notify(f"cannot export: {exc}", severity="error")
+            return
+        self.notify(f"exported {count} events to {target}")
 
     def _to_runs(self) -> None:
         while len(self.screen_stack) > 2:

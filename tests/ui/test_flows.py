@@ -221,3 +221,50 @@ def test_help_lists_the_screens_keys(tmp_path):
             await until(pilot, lambda: not app.screen.query("HelpPanel"))
 
     asyncio.run(go())
+
+
+def test_keys_are_remapped_from_the_config_file(tmp_path, monkeypatch):
+    cfg = tmp_path / "cfg"
+    (cfg / "vigil").mkdir(parents=True)
+    (cfg / "vigil" / "keys.toml").write_text('"runs.scrub" = "z"\n')
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(cfg))
+
+    async def go():
+        app = VigilApp(tmp_path / "v.db", default_registry(), adopt=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            run_id = await app.runtime.start("research", {"topic": "x"})
+            runs = app.screen.query_one(RunList)
+            await until(pilot, lambda: runs.count == 1 and runs.item(0) is not None)
+            await pilot.press("s")  # no longer the scrubber's key
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, RunsScreen)
+            await pilot.press("z")
+            await until(pilot, lambda: isinstance(app.screen, ScrubberScreen))
+            assert app.screen.run_id == run_id
+
+    asyncio.run(go())
+
+
+def test_export_from_the_palette_writes_the_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def go():
+        app = VigilApp(tmp_path / "v.db", default_registry(), adopt=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            run_id = await app.runtime.start("research", {"topic": "x"})
+            await app.runtime.settle()
+            runs = app.screen.query_one(RunList)
+            await until(pilot, lambda: runs.count == 1 and runs.item(0) is not None)
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*"Export run")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            target = tmp_path / f"vigil-{run_id}.jsonl"
+            await until(pilot, target.exists)
+            lines = target.read_text().splitlines()
+            assert len(lines) == (await app.store.run(run_id)).last_seq
+
+    asyncio.run(go())
