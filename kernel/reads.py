@@ -20,6 +20,7 @@ __all__ = [
     "find_seq",
     "seqs_of_types",
     "state_at",
+    "state_pair",
     "list_runs",
     "count_runs",
     "get_run",
@@ -168,6 +169,26 @@ def state_at(
             except PatchError as exc:
                 problems.append((s, str(exc)))
     return StateAt(run_id=run_id, seq=seq, state=state, problems=problems, snapshot_seq=start)
+
+
+def state_pair(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
+    """The state just before `seq` and as of it, for one fold instead of two."""
+    before = state_at(conn, run_id, seq - 1) if seq > 1 else StateAt(run_id=run_id, seq=0, state={})
+    after = msgspec.msgpack.decode(_encode_state(before.state))
+    problems = list(before.problems)
+    row = conn.execute(
+        "SELECT type, body, crc FROM events WHERE run_id = ? AND seq = ?", (run_id, seq)
+    ).fetchone()
+    if row is not None:
+        event = decode(*row)
+        if isinstance(event, (Corrupt, Unknown)):
+            problems.append((seq, _describe(event)))
+        else:
+            try:
+                fold(after, event)
+            except PatchError as exc:
+                problems.append((seq, str(exc)))
+    return before, StateAt(run_id=run_id, seq=seq, state=after, problems=problems, snapshot_seq=before.snapshot_seq)
 
 
 def _describe(event: Corrupt | Unknown) -> str:

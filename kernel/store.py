@@ -271,6 +271,10 @@ class Store:
         """The state as of `seq` (default: the last): the nearest snapshot plus a short fold."""
         return await self._reader.call(reads.state_at, run_id, seq)
 
+    async def state_pair(self, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
+        """The state just before `seq` and as of it (what the scrubber diffs)."""
+        return await self._reader.call(reads.state_pair, run_id, seq)
+
     async def replay(self, run_id: str, seq: int | None = None) -> StateAt:
         """The state as of `seq` folded from the first event, ignoring snapshots."""
         return await self._reader.call(reads.state_at, run_id, seq, False)

@@ -54,6 +54,8 @@ class LiveScreen(Screen[None]):
         self._arrange()
 
     def log_changed(self, batch) -> None:
+        if not self.is_attached:
+            return
         records = list(batch.records)
         for pane in self.query(RunPane):
             pane.log_changed(records)

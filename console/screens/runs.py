@@ -55,6 +55,8 @@ class RunsScreen(Screen[None]):
         self.update_bar()
 
     def update_bar(self) -> None:
+        if not self.query(RunList):
+            return  # not composed yet
         runs = self.query_one(RunList)
         parts = [f"{runs.count} runs"]
         if runs.status:
@@ -71,7 +73,8 @@ class RunsScreen(Screen[None]):
 
     def log_changed(self, batch) -> None:
         """Called by the app, at most 20 times a second, when new events arrive."""
-        self.refresh_runs()
+        if self.query(RunList):
+            self.refresh_runs()
 
     def _selected(self) -> str | None:
         run = self.query_one(RunList).selected()

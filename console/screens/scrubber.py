@@ -36,20 +36,20 @@ FILTERS: list[tuple[str, ...] | None] = [None, ("StepStarted", "StepCompleted", 
 
 class ScrubberScreen(Screen[None]):
     BINDINGS = [
-        Binding("left", "step_event(-1)", "event ←", id="scrubber.prev"),
-        Binding("right", "step_event(1)", "event →", id="scrubber.next"),
+        Binding("left", "step_event(-1)", "event ←", show=False, id="scrubber.prev"),
+        Binding("right", "step_event(1)", "event →", show=False, id="scrubber.next"),
         Binding("left_square_bracket", "jump('step', False)", "step ←", id="scrubber.prev_step"),
         Binding("right_square_bracket", "jump('step', True)", "step →", id="scrubber.next_step"),
         Binding("n", "jump('interrupt', True)", "next interrupt", id="scrubber.next_interrupt"),
-        Binding("N", "jump('interrupt', False)", "prev interrupt", id="scrubber.prev_interrupt"),
-        Binding("x", "jump('failure', True)", "next failure", id="scrubber.next_failure"),
-        Binding("X", "jump('failure', False)", "prev failure", id="scrubber.prev_failure"),
-        Binding("g", "edge(0)", "first", id="scrubber.first"),
-        Binding("G", "edge(-1)", "last", id="scrubber.last"),
-        Binding("colon", "goto", "go to seq", id="scrubber.goto"),
+        Binding("N", "jump('interrupt', False)", "prev interrupt", show=False, id="scrubber.prev_interrupt"),
+        Binding("x", "jump('failure', True)", "next failure", show=False, id="scrubber.next_failure"),
+        Binding("X", "jump('failure', False)", "prev failure", show=False, id="scrubber.prev_failure"),
+        Binding("g", "edge(0)", "first", show=False, id="scrubber.first"),
+        Binding("G", "edge(-1)", "last", show=False, id="scrubber.last"),
+        Binding("colon", "goto", "go to seq", show=False, id="scrubber.goto"),
         Binding("slash", "search", "search", id="scrubber.search"),
-        Binding("t", "filter", "filter types", id="scrubber.filter"),
-        Binding("v", "verify", "verify", id="scrubber.verify"),
+        Binding("t", "filter", "filter types", show=False, id="scrubber.filter"),
+        Binding("v", "verify", "verify", show=False, id="scrubber.verify"),
         Binding("F", "fork", "fork here", id="scrubber.fork"),
         Binding("q,escape", "back", "back", id="scrubber.back"),
     ]
@@ -97,6 +97,10 @@ class ScrubberScreen(Screen[None]):
     def timeline(self) -> Timeline:
         return self.query_one(Timeline)
 
+    def _gone(self) -> bool:
+        """True once this screen has been closed: a worker finishing late must not touch it."""
+        return not self.is_attached or not self.query(Timeline)
+
     def on_mount(self) -> None:
         self.timeline.focus()
         self.set_class(self.size.width < 110, "narrow")
@@ -107,6 +111,8 @@ class ScrubberScreen(Screen[None]):
 
     @work(group="scrub-open")
     async def open(self) -> None:
+        if self._gone():
+            return
         info = await self.app.store.run(self.run_id)
         self.graph = info.graph
         self.timeline.set_count(info.last_seq)
@@ -114,6 +120,8 @@ class ScrubberScreen(Screen[None]):
         self.update_bar()
 
     def update_bar(self, note: str = "") -> None:
+        if self._gone():
+            return
         t = self.timeline
         seq = t.seq_at(t.cursor) if t.count else 0
         kinds = "all events" if t.types is None else ", ".join(t.types)
@@ -121,14 +129,20 @@ class ScrubberScreen(Screen[None]):
         self.query_one("#bar", Label).update(f"{text}  {note}".rstrip())
 
     def log_changed(self, batch) -> None:
+        if self._gone():
+            return  # not composed yet, or closing
         if self.run_id in batch.runs and self.timeline.types is None:
             self.follow_growth()
 
     @work(exclusive=True, group="scrub-grow")
     async def follow_growth(self) -> None:
+        if self._gone():
+            return
         t = self.timeline
         at_end = t.cursor >= t.count - 1
         info = await self.app.store.run(self.run_id)
+        if self._gone():
+            return
         if info.last_seq != t.count:
             t.set_count(info.last_seq)
             t.invalidate()
@@ -145,18 +159,23 @@ class ScrubberScreen(Screen[None]):
 
     @work(exclusive=True, group="scrub-detail")
     async def show_detail(self, index: int) -> None:
-        await asyncio.sleep(0.02)  # a held key moves the cursor many times; show where it stops
+        if self._gone():
+            return
+        await asyncio.sleep(0.004)  # a held key moves the cursor many times; show where it stops
+        if self._gone():
+            return
         t = self.timeline
         record = t.item(index)
         if record is None:
             return
         store = self.app.store
-        now = await store.state_at(self.run_id, record.seq)
-        before = await store.state_at(self.run_id, record.seq - 1) if record.seq > 1 else None
+        before, now = await store.state_pair(self.run_id, record.seq)
+        if self._gone():
+            return
         event = record.event
-        self.query_one("#event", Static).update(_pretty(record_json(record)))
-        self.query_one("#state", Static).update(_pretty(to_builtins(now.state)))
-        changes = diff_lines(before.state if before else {}, now.state)
+        self.query_one("#event", Static).update(_capped(_pretty(record_json(record))))
+        self.query_one("#state", Static).update(_capped(_pretty(to_builtins(now.state))))
+        changes = diff_lines(before.state, now.state)
         self.query_one("#diff", Static).update("\n".join(changes) or "(no change to the state)")
         mark = self.query_one("#hash", Label)
         problems = [f"seq {s}: {m}" for s, m in now.problems]
@@ -279,6 +298,8 @@ class ScrubberScreen(Screen[None]):
 
     @work(group="scrub-count")
     async def open_count(self, seq: int) -> None:
+        if self._gone():
+            return
         info = await self.app.store.run(self.run_id)
         self.timeline.set_count(info.last_seq)
         self.timeline.cursor = seq - 1
@@ -315,6 +336,14 @@ class ScrubberScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _capped(text: str, lines: int = 3000) -> str:
+    """Long documents are cut at a line boundary, saying so; never silently."""
+    if text.count("\n") < lines:
+        return text
+    head = text.split("\n", lines)[:lines]
+    return "\n".join(head) + f"\n… cut at {lines} lines: `vigil state RUN --at SEQ` prints all of it"
 
 
 def _pretty(value: Any) -> str:

@@ -39,7 +39,7 @@ class VirtualList(ScrollView, can_focus=True):
         Binding("end", "jump(-1)", "last", show=False, id="list.last"),
     ]
 
-    cursor: reactive[int] = reactive(0, always_update=True)
+    cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
     class Moved(Message):
         """The cursor moved to `index` (the item there may not be loaded yet)."""
@@ -59,6 +59,7 @@ class VirtualList(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[Any]] = OrderedDict()
         self._stale: set[int] = set()
         self._loading: set[int] = set()
+        self._styles: dict[str, Any] = {}  # resolved once per theme, not once per line
 
     # what subclasses provide -----------------------------------------------------------
 
@@ -115,7 +116,7 @@ class VirtualList(ScrollView, can_focus=True):
         index = scroll_y + y
         width = self.size.width
         if index >= self.count:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._base_style(False))
         page = index // self.PAGE
         if page not in self._pages or page in self._stale:
             self._request(page)
@@ -124,9 +125,7 @@ class VirtualList(ScrollView, can_focus=True):
             text = Text("  …", style=self.style_of("vlist--dim"))
         else:
             text = self.render_row(index, item, width)
-        style = self.rich_style
-        if index == self.cursor:
-            style = style + self.get_component_rich_style("vlist--cursor")
+        style = self._base_style(index == self.cursor)
         text.truncate(width, overflow="ellipsis", pad=True)
         text.no_wrap = True
         return Strip(list(text.render(self.app.console)), width).crop(0, width).apply_style(style)
@@ -134,16 +133,39 @@ class VirtualList(ScrollView, can_focus=True):
     def style_of(self, component: str):
         """A component's colours and text style only, so the row's own background (the cursor)
         shows through every segment."""
-        return self.get_component_rich_style(component, partial=True)
+        style = self._styles.get(component)
+        if style is None:
+            style = self._styles[component] = self.get_component_rich_style(component, partial=True)
+        return style
+
+    def _base_style(self, cursor: bool):
+        key = "__cursor__" if cursor else "__base__"
+        style = self._styles.get(key)
+        if style is None:
+            style = self.rich_style
+            if cursor:
+                style = style + self.get_component_rich_style("vlist--cursor")
+            self._styles[key] = style
+        return style
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()
+        super().notify_style_update()
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(event.size.width, self.count)
 
     # moving -----------------------------------------------------------------------------
 
-    def watch_cursor(self, index: int) -> None:
-        self.scroll_to_region(Region(0, index, 1, 1), animate=False, force=True)
-        self.refresh()
+    def watch_cursor(self, old: int, index: int) -> None:
+        top = self.scroll_offset.y
+        if top <= index < top + self.size.height:
+            # still on screen: repaint the two rows that changed, not the whole list
+            self.refresh_line(old)
+            self.refresh_line(index)
+        else:
+            self.scroll_to_region(Region(0, index, 1, 1), animate=False, force=True)
+            self.refresh()
         self.post_message(self.Moved(self, index))
 
     def action_move(self, delta: int) -> None:
