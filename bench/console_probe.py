@@ -32,9 +32,9 @@ async def _until(pilot, condition, timeout=30.0):
 
 def _shows(app, seq: int) -> bool:
     screen = app.screen
-    if not isinstance(screen, ScrubberScreen) or not screen.query("#event"):
+    if not isinstance(screen, ScrubberScreen) or not screen.query("#doc"):
         return False
-    return f'"seq": {seq},' in str(screen.query_one("#event").render())
+    return f"── state as of seq {seq} ──" in screen.query_one("#doc").lines
 
 
 async def probe(db: Path, run_id: str) -> dict:
