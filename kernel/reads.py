@@ -251,6 +251,14 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
+ORDERS = {
+    "newest": "r.created_ns DESC, r.run_id",
+    "oldest": "r.created_ns ASC, r.run_id",
+    "status": "r.status, r.created_ns DESC, r.run_id",
+    "graph": "r.graph, r.created_ns DESC, r.run_id",
+}
+
+
 def list_runs(
     conn: sqlite3.Connection,
     status: str | None,
@@ -258,10 +266,11 @@ def list_runs(
     search: str | None,
     limit: int,
     offset: int,
+    order: str = "newest",
 ) -> list[RunInfo]:
     where, args = _run_filter(status, graph, search)
     rows = conn.execute(
-        f"{_RUN_SELECT}{where} ORDER BY r.created_ns DESC, r.run_id LIMIT ? OFFSET ?",
+        f"{_RUN_SELECT}{where} ORDER BY {ORDERS[order]} LIMIT ? OFFSET ?",
         [*args, limit, offset],
     )
     return [run_info(r) for r in rows]

@@ -307,9 +307,10 @@ class Store:
         search: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        order: str = "newest",
     ) -> list[RunInfo]:
-        """One page of runs, newest first."""
-        return await self._reader.call(reads.list_runs, status, graph, search, limit, offset)
+        """One page of runs (newest first, or oldest / status / graph)."""
+        return await self._reader.call(reads.list_runs, status, graph, search, limit, offset, order)
 
     async def count_runs(
         self, *, status: str | None = None, graph: str | None = None, search: str | None = None

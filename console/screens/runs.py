@@ -24,6 +24,7 @@ class RunsScreen(Screen[None]):
         Binding("n", "new_run", "new run", id="runs.new"),
         Binding("f", "cycle_status", "status filter", id="runs.filter"),
         Binding("slash", "search", "search", id="runs.search"),
+        Binding("o", "cycle_order", "sort", show=False, id="runs.sort"),
         Binding("escape", "clear", "clear filters", show=False, id="runs.clear"),
         Binding("q", "app.quit", "quit", id="runs.quit"),
     ]
@@ -63,6 +64,8 @@ class RunsScreen(Screen[None]):
             parts.append(f"status={runs.status}")
         if runs.search:
             parts.append(f"search={runs.search!r}")
+        if runs.order != "newest":
+            parts.append(f"sorted by {runs.order}")
         if self.marked:
             parts.append(f"{len(self.marked)} marked")
         waiting = len(self.app.pending)
@@ -112,6 +115,13 @@ class RunsScreen(Screen[None]):
     def action_cycle_status(self) -> None:
         runs = self.query_one(RunList)
         runs.status = STATUSES[(STATUSES.index(runs.status) + 1) % len(STATUSES)]
+        runs.cursor = 0
+        self.refresh_runs()
+
+    def action_cycle_order(self) -> None:
+        runs = self.query_one(RunList)
+        orders = ["newest", "oldest", "status", "graph"]
+        runs.order = orders[(orders.index(runs.order) + 1) % len(orders)]
         runs.cursor = 0
         self.refresh_runs()
 

@@ -38,10 +38,12 @@ class RunList(VirtualList):
         self.status: str | None = None
         self.graph: str | None = None
         self.search: str | None = None
+        self.order = "newest"
 
     async def fetch_page(self, page: int) -> list[RunInfo]:
         return await self.store.runs(
-            status=self.status, graph=self.graph, search=self.search, limit=self.PAGE, offset=page * self.PAGE
+            status=self.status, graph=self.graph, search=self.search, limit=self.PAGE,
+            offset=page * self.PAGE, order=self.order,
         )
 
     async def reload(self) -> None:

@@ -41,6 +41,7 @@ class RunPane(Vertical, can_focus=True):
         self.stream = ""
         self._stream_dirty = False
         self._state_due = True
+        self.tokens = ""
 
     def compose(self) -> ComposeResult:
         yield Label(self.run_id, id="head")
@@ -123,7 +124,7 @@ class RunPane(Vertical, can_focus=True):
         waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
         self.query_one("#head", Label).update(
             f"{icon} {info.status}{waiting} · {duration(max(0, end - info.created_ns))} · "
-            f"{info.last_seq} events · {self.steps} steps · nodes {nodes}"
+            f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}"
         )
 
     def _maybe_state(self) -> None:
@@ -137,6 +138,10 @@ class RunPane(Vertical, can_focus=True):
         tree = self.query_one(Tree)
         tree.clear()
         tree.root.label = f"state @ {view.seq}"
+        usage = view.state.get("usage")
+        if isinstance(usage, dict) and usage.get("input_tokens") is not None:
+            self.tokens = f" · tokens {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out"
+            self._update_head()
         _fill(tree.root, view.state)
         tree.root.expand()
 

@@ -268,3 +268,42 @@ def test_export_from_the_palette_writes_the_run(tmp_path, monkeypatch):
             assert len(lines) == (await app.store.run(run_id)).last_seq
 
     asyncio.run(go())
+
+
+def test_a_locked_database_opens_read_only_with_a_banner(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "v.db"
+
+    async def seed():
+        from kernel.events import RunStarted
+        from kernel.store import Store
+
+        async with await Store.open(db) as store:
+            await store.append("r1", [RunStarted(graph="support")], expected_seq=0)
+
+    asyncio.run(seed())
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sqlite3, sys, time\n"
+         "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(30)", str(db)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    try:
+        async def go():
+            app = VigilApp(db, default_registry(), adopt=False)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: isinstance(app.screen, RunsScreen), timeout=20)
+                runs = app.screen.query_one(RunList)
+                await until(pilot, lambda: runs.count == 1 and runs.item(0) is not None)
+                assert app.readonly
+                assert "READ-ONLY" in str(app.screen.query_one("#bar").render())
+                app.open_scrubber("r1")
+                await until(pilot, lambda: isinstance(app.screen, ScrubberScreen) and bool(app.screen.query(Timeline))
+                            and app.screen.timeline.count == 1)
+
+        asyncio.run(go())
+    finally:
+        holder.kill()

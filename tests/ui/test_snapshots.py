@@ -82,3 +82,17 @@ def test_live_grid(snap_compare, make_app, size, theme):
         await pilot.pause(0.8)  # the state trees load on their half-second tick
 
     assert snap_compare(make_app(theme), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_new_run(snap_compare, make_app, size, theme):
+    from console.screens.newrun import NewRunScreen
+
+    async def before(pilot):
+        await _runs_loaded(pilot)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(pilot.app.screen, NewRunScreen))
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(theme), terminal_size=size, run_before=before)
