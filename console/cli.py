@@ -153,7 +153,9 @@ def _console(args: argparse.Namespace) -> int:
     if args.command == "run":
         registry.get(args.graph)
         try:
-            start = (args.graph, json.loads(args.input) if args.input else None)
+            from kernel.demos import samples
+
+            start = (args.graph, json.loads(args.input) if args.input else samples().get(args.graph))
         except ValueError as exc:
             raise VigilError(f"--input is not valid JSON: {exc}") from None
     db = Path(args.db) if args.db else schema.default_path()

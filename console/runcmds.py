@@ -111,7 +111,12 @@ async def _drive_and_report(store: Store, runtime: Runtime, run_ids: list[str], 
 async def cmd_run(args: argparse.Namespace) -> int:
     registry = _registry(args)
     registry.get(args.graph)
-    value = _parse_json(args.input, "--input") if args.input else None
+    if args.input:
+        value = _parse_json(args.input, "--input")
+    else:  # a demo graph runs on its sample input when none is given
+        from kernel.demos import samples
+
+        value = samples().get(args.graph)
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry) as runtime:
             start = await _head(store)

@@ -41,8 +41,10 @@ async def send_reply(customer: str, text: str) -> dict:
 
 
 def _script(messages: list[dict]) -> dict:
-    user = next(m["content"] for m in messages if m["role"] == "user")
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
     order = (re.search(r"[A-Z]-\d{4}", user) or [""])[0]
+    if not order:
+        return reply("Which order is this about? I need its number (like A-7731) to help.")
     tools_done = {m["name"]: json.loads(m["content"]) for m in messages if m["role"] == "tool"}
     if "lookup_order" not in tools_done:
         return call("lookup_order", {"order": order}, text=f"Let me look up order {order}.")
