@@ -17,7 +17,7 @@ async def flood(db: str, run_id: str, rate: int, seconds: float) -> None:
     async with await Store.open(db) as store:
         seq = await store.append(run_id, [ActionSucceeded(action_id="start")], expected_seq=0)
         print("started", flush=True)
-        batch, start = 50, time.perf_counter()
+        batch, start = (50 if rate >= 500 else 1), time.perf_counter()
         while time.perf_counter() - start < seconds:
             due = start + (seq + batch) / rate
             events = [ActionSucceeded(action_id=f"{seq + i}", output={"n": seq + i, "text": "tool output " * 8})

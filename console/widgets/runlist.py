@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 from rich.text import Text
 
+from kernel.owner import owner_alive
 from kernel.projection import TERMINAL, RunInfo
 from kernel.store import Store
 
@@ -40,11 +41,13 @@ class RunList(VirtualList):
         self.search: str | None = None
         self.order = "newest"
 
-    async def fetch_page(self, page: int) -> list[RunInfo]:
-        return await self.store.runs(
+    async def fetch_page(self, page: int) -> list[tuple[RunInfo, bool]]:
+        runs = await self.store.runs(
             status=self.status, graph=self.graph, search=self.search, limit=self.PAGE,
             offset=page * self.PAGE, order=self.order,
         )
+        # whether a live process drives it: decided here, in the worker (it reads /proc)
+        return [(r, r.status in ("running", "waiting") and not owner_alive(r.owner, r.lease_until_ns)) for r in runs]
 
     async def reload(self) -> None:
         count = await self.store.count_runs(status=self.status, graph=self.graph, search=self.search)
@@ -52,9 +55,11 @@ class RunList(VirtualList):
         self.invalidate()
 
     def selected(self) -> RunInfo | None:
-        return self.item(self.cursor)
+        item = self.item(self.cursor)
+        return item[0] if item else None
 
-    def render_row(self, index: int, run: RunInfo, width: int) -> Text:
+    def render_row(self, index: int, item: tuple[RunInfo, bool], width: int) -> Text:
+        run, orphan = item
         icon, _ = STATUS_STYLE.get(run.status, ("?", ""))
         status_style = self.style_of(f"runlist--{run.status}") if run.status in STATUS_STYLE else None
         dim = self.style_of("vlist--dim")
@@ -69,6 +74,8 @@ class RunList(VirtualList):
         text.append(f"{run.last_seq:>6} ev ", style=dim)
         if run.pending:
             text.append(f" ⚑ {run.pending} waiting " if width >= 90 else f" ⚑{run.pending}", style=status_style)
+        if orphan:
+            text.append(" orphaned" if width >= 90 else " orph", style=dim)
         if width > 100:
             owner = (run.owner or "").rsplit(":", 1)[0]
             lineage = f"fork of {run.parent_run_id}" if run.labels.get("fork_of") else (

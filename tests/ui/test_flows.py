@@ -147,7 +147,7 @@ def test_filter_runs_and_open_a_grid(tmp_path):
             await pilot.press("f")  # running
             await pilot.press("f")  # waiting
             await until(pilot, lambda: runs.status == "waiting" and runs.count >= 1 and runs.item(0) is not None)
-            assert all(runs.item(i).status == "waiting" for i in range(runs.count) if runs.item(i))
+            assert all(runs.item(i)[0].status == "waiting" for i in range(runs.count) if runs.item(i))
             await pilot.press("escape")
             await until(pilot, lambda: runs.status is None and runs.count >= 4)
             await pilot.press("space", "space")
