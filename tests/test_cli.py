@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, vigil
+from cli_helpers import ROOT, vigil
 from helpers import counter_steps, record_steps
 from kernel.events import ActionSucceeded, RunCompleted
 from kernel.store import Store

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from conftest import ROOT, vigil
+from cli_helpers import ROOT, vigil
 
 
 def runs(db, *extra):

@@ -8,7 +8,7 @@ import zlib
 import msgspec
 import pytest
 
-from conftest import vigil
+from cli_helpers import vigil
 from helpers import counter_steps, record_steps
 from kernel.store import Store
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, vigil
+from cli_helpers import ROOT, vigil
 from kernel.events import ActionRequested, ActionSucceeded, InterruptRaised
 from kernel.store import Store
 

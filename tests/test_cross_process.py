@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 
-from conftest import ROOT
+from cli_helpers import ROOT
 from kernel.events import ActionSucceeded, RunStarted
 from kernel.store import Store
 

@@ -160,3 +160,34 @@ def test_a_durable_sleep_wakes_when_due_after_a_restart(db):
     assert 0.55 < elapsed < 3
     requested = [e for e in events if type(e).__name__ == "ActionRequested"]
     assert len(requested) == 1 and requested[0].due_ns is not None
+
+
+def test_a_run_owned_on_another_host_is_adopted_only_after_its_lease_expires(db):
+    import sqlite3
+    import time as _time
+
+    calls: list = []
+
+    async def start():
+        async with runtime(db, counting_graph(calls)) as (store, rt):
+            run_id = await rt.start("pay")
+            await rt.settle()
+            return run_id
+
+    run_id = run(start())
+
+    def owned_elsewhere(lease_ns: int) -> None:
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE runs SET owner = 'elsewhere:4242:99', lease_until_ns = ? WHERE run_id = ?",
+                         (lease_ns, run_id))
+
+    async def try_resume():
+        async with runtime(db, counting_graph(calls)) as (store, rt):
+            return await rt.resume(), (await store.run(run_id)).owner
+
+    owned_elsewhere(_time.time_ns() + 60 * 10**9)
+    adopted, owner = run(try_resume())
+    assert adopted == [] and owner == "elsewhere:4242:99"
+    owned_elsewhere(_time.time_ns() - 10**9)
+    adopted, owner = run(try_resume())
+    assert adopted == [run_id]

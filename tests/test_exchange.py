@@ -7,7 +7,7 @@ import zlib
 
 import msgspec
 
-from conftest import vigil
+from cli_helpers import vigil
 from helpers import counter_steps, record_steps
 from kernel.events import ActionRequested, InterruptRaised, RunStarted
 from kernel.store import Store

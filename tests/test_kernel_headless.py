@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from conftest import ROOT
+from cli_helpers import ROOT
 
 
 def test_importing_kernel_pulls_in_no_ui():

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, vigil
+from cli_helpers import ROOT, vigil
 
 OWNER = """
 import asyncio, sys

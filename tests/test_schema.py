@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from conftest import vigil
+from cli_helpers import vigil
 from kernel import schema
 from kernel.errors import SchemaError, StoreError
 from kernel.events import InterruptRaised, InterruptResolved, RunStarted
