@@ -12,10 +12,10 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import console_cases, log_cases, runtime_cases, tail_cases
+from . import console_cases, log_cases, runtime_cases, startup_cases, tail_cases
 from .common import WORK, machine, rss_mb
 
-CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail]
+CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
