@@ -36,7 +36,7 @@ def main() -> None:
         for r in case(args.quick):
             print("  " + _row(r), flush=True)
             rows.append(r)
-    versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual", "langgraph", "langgraph-checkpoint-sqlite"))
+    versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual", "langgraph", "langgraph-checkpoint-sqlite", "dbos"))
     lines = [
         "# Benchmarks",
         "",

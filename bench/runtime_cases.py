@@ -95,6 +95,23 @@ async def _bytes(steps: int) -> float:
     return size / steps
 
 
+def _dbos(runs: int) -> float:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    db = fresh_db("dbos.db")
+    out = subprocess.run([sys.executable, "-m", "bench.peers_dbos", str(db), str(runs)],
+                         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=600)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _dbos_version() -> str:
+    from importlib.metadata import version
+
+    return version("dbos")
+
+
 def runtime(quick: bool) -> list[dict]:
     runs = 200 if quick else 1000
     ours, theirs = asyncio.run(_chain(runs)), lg.chain_steps_per_s(runs)
@@ -104,6 +121,13 @@ def runtime(quick: bool) -> list[dict]:
         vigil=f"{ours:,.0f}/s", peer=f"{theirs:,.0f}/s LangGraph", ratio=ours / theirs,
         goal=">= 5x LangGraph", ok=ours / theirs >= 5,
     )]
+    dbos = _dbos(runs // 2)
+    rows.append(dict(
+        case="3-node chain, durable, sequential runs (node steps/s), against DBOS",
+        setup=f"vigil as above; DBOS {_dbos_version()} on SQLite (WAL, synchronous=FULL), {runs // 2} workflows of three steps, in its own process",
+        vigil=f"{ours:,.0f}/s", peer=f"{dbos:,.0f}/s DBOS", ratio=ours / dbos,
+        goal=">= 10x DBOS", ok=ours / dbos >= 10,
+    ))
     ours, theirs = asyncio.run(_interrupts(runs // 2)), lg.interrupt_round_trips_per_s(runs // 2)
     rows.append(dict(
         case="interrupt + resume round trips/s",
