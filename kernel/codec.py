@@ -23,7 +23,6 @@ __all__ = [
     "encode",
     "decode",
     "type_of",
-    "step_id_of",
     "canonical_hash",
     "to_builtins",
 ]
@@ -62,10 +61,6 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
 
 def type_of(event: Event) -> str:
     return type(event).__name__
-
-
-def step_id_of(event: Event) -> str | None:
-    return getattr(event, "step_id", None)
 
 
 def encode(event: Event) -> tuple[bytes, int]:

@@ -13,7 +13,6 @@ import time
 from typing import Any, Callable
 
 from . import leases
-from .codec import canonical_hash
 from .driver import RunDriver
 from .errors import NotFound, VigilError
 from .events import (
@@ -390,7 +389,3 @@ def _builtins(value: Any) -> Any:
     import msgspec
 
     return msgspec.to_builtins(value)
-
-
-def payload_hash(payload: Any) -> str:
-    return canonical_hash(payload)

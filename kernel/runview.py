@@ -68,11 +68,6 @@ class RunView:
     approved_tools: set[str] = field(default_factory=set)
     problems: list[tuple[int, str]] = field(default_factory=list)
 
-    @property
-    def last_superstep(self) -> int:
-        steps = [superstep_of(s) for s in self.attempts]
-        return max(steps, default=0)
-
     def pending_interrupts(self) -> list[InterruptRaised]:
         return [raised for raised, resolved in self.interrupts.values() if resolved is None]
 
