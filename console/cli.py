@@ -21,18 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch, steer and audit LLM agent runs from a terminal.",
         epilog="exit codes: 0 ok, 1 a check failed, 2 bad input or an error",
     )
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("VIGIL_DB"),
-        help="the event log (env VIGIL_DB; default ~/.local/share/vigil/vigil.db)",
-    )
-    parser.add_argument(
-        "--workflows",
-        default=os.environ.get("VIGIL_WORKFLOWS"),
-        help="MODULE[,MODULE] registering your graphs (env VIGIL_WORKFLOWS)",
-    )
-    parser.add_argument("--theme", help="colour theme for the console")
+    _global_options(parser, suppress=False)
+    # The global options are accepted after the command too (`vigil demo --theme vigil-light`).
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser = _with_parents(sub.add_parser, common)
 
     p = sub.add_parser("demo", help="start the demo runs (approvals left to you)")
     p.add_argument("--headless", action="store_true", help="no UI; run to the end or to the interrupts, print a summary")
@@ -102,6 +96,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="load an export into this database")
     p.add_argument("file", help="a file written by `vigil export`, or - for stdin")
     return parser
+
+
+def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument(
+        "--db",
+        default=default(os.environ.get("VIGIL_DB")),
+        help="the event log (env VIGIL_DB; default ~/.local/share/vigil/vigil.db)",
+    )
+    parser.add_argument(
+        "--workflows",
+        default=default(os.environ.get("VIGIL_WORKFLOWS")),
+        help="MODULE[,MODULE] registering your graphs (env VIGIL_WORKFLOWS)",
+    )
+    parser.add_argument("--theme", default=default(None), help="colour theme for the console")
+
+
+def _with_parents(add_parser, common):
+    def add(name, **kw):
+        return add_parser(name, parents=[common], **kw)
+
+    return add
 
 
 def _label(text: str) -> tuple[str, str]:

@@ -82,3 +82,10 @@ def test_events_into_a_closed_pipe_is_quiet(db):
     out = subprocess.run(env_cmd, shell=True, cwd=ROOT, capture_output=True, env={"VIGIL_DB": str(db), "PATH": "/usr/bin:/bin"})
     assert out.stdout.decode().split()[0] == "1"
     assert out.stderr == b""
+
+
+def test_global_options_work_after_the_command_too(two_runs, tmp_path):
+    out = vigil("runs", "--db", str(two_runs), "--json")
+    assert out.returncode == 0 and out.stdout.count(b"\n") == 2
+    out = vigil("runs", "--db", str(tmp_path / "none.db"), db=two_runs)  # the later --db wins
+    assert out.returncode == 2 and b"no database at" in out.stderr
