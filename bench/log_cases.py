@@ -13,7 +13,7 @@ import time
 import msgspec
 
 from kernel import schema
-from kernel.codec import encode, type_of
+from kernel.codec import encode
 from kernel.events import Event, RunStarted
 from kernel.state import apply, state_hash
 from kernel.store import Store

@@ -15,7 +15,7 @@ from kernel.store import Store
 
 async def probe(db: str, prefix: str, count: int) -> dict:
     async with await Store.open(db, readonly=True) as store:
-        head = await store.read(lambda conn: conn.execute("SELECT max(pos) FROM events").fetchone()[0] or 0)
+        head = await store.head()
         print("ready", flush=True)
         lags: list[float] = []
         async for batch in store.tail(head):

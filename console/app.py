@@ -90,8 +90,7 @@ class VigilApp(App[None]):
         if not self.readonly:
             await self.runtime.__aenter__()
         self.runtime.listen(self._from_runtime)
-        head = await self.store.read(lambda conn: conn.execute("SELECT max(pos) FROM events").fetchone()[0] or 0)
-        self.follow_log(head)
+        self.follow_log(await self.store.head())
         await self.refresh_pending()
         await self.push_screen(RunsScreen())
         if not self.readonly:

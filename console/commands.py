@@ -63,14 +63,9 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 async def cmd_events(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-        lo = args.from_seq
-        while True:
-            batch = await store.events(run_id, lo, args.to_seq, limit=2000, types=args.type)
-            for record in batch:
-                _out(_json.encode(record_json(record)) if args.json else event_line(record))
-            if len(batch) < 2000:
-                return 0
-            lo = batch[-1].seq + 1
+        async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=args.type):
+            _out(_json.encode(record_json(record)) if args.json else event_line(record))
+    return 0
 
 
 async def cmd_state(args: argparse.Namespace) -> int:

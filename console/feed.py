@@ -44,7 +44,7 @@ async def follow(store: Store, after: int, deliver) -> None:
         for record in records:
             batch.runs.add(record.run_id)
             batch.records.append(record)
-            if record.type in ("InterruptRaised", "InterruptResolved", "RunStarted") or record.type.startswith("Run"):
+            if record.type.startswith(("Interrupt", "Run")):  # the queue or a run's status changed
                 batch.interrupts = True
         batch.count += len(records)
         if pending is None or pending.done():

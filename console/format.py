@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from kernel.codec import Corrupt, Record, Unknown, to_builtins
+from kernel.codec import Corrupt, Record, Unknown, short, to_builtins
 from kernel.events import (
     ActionFailed,
     ActionRequested,
@@ -29,12 +29,6 @@ from kernel.projection import TERMINAL, RunInfo
 __all__ = ["short", "clock", "duration", "summary", "event_line", "record_json", "run_line"]
 
 _json = msgspec.json.Encoder()
-
-
-def short(value: Any, width: int = 60) -> str:
-    """Compact JSON of a value, cut to `width` with an ellipsis that shows it was cut."""
-    text = _json.encode(to_builtins(value)).decode()
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def clock(ts_ns: int, *, date: bool = False) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import time
 from typing import Any
 
@@ -91,23 +90,6 @@ def _how_to_answer(run_id: str, raised: InterruptRaised) -> str:
     return f"    waiting for a human: {raised.title}\n    {hint}"
 
 
-async def _head(store: Store) -> int:
-    batch = await store.read(lambda conn: conn.execute("SELECT max(pos) FROM events").fetchone())
-    return batch[0] or 0
-
-
-async def _drive_and_report(store: Store, runtime: Runtime, run_ids: list[str], quiet: bool) -> int:
-    printer = Printer(store, set(run_ids))
-    follow = None if quiet else asyncio.create_task(printer.follow(await _head(store) if not run_ids else 0))
-    try:
-        await runtime.settle()
-        await asyncio.sleep(store.poll_interval * 2)  # let the printer catch up with the log
-    finally:
-        if follow is not None:
-            follow.cancel()
-    return 0
-
-
 async def cmd_run(args: argparse.Namespace) -> int:
     registry = _registry(args)
     registry.get(args.graph)
@@ -119,7 +101,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         value = samples().get(args.graph)
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry) as runtime:
-            start = await _head(store)
+            start = await store.head()
             run_id = await runtime.start(args.graph, value, labels=dict(args.label or []))
             _out(f"run {run_id} ({args.graph}) started; Ctrl-C detaches, `vigil resume {run_id}` picks it up")
             printer = Printer(store, {run_id})
@@ -190,7 +172,7 @@ async def cmd_resume(args: argparse.Namespace) -> int:
                 _out("nothing to resume: every running or waiting run has a live owner, or its graph is not registered here")
                 return 0
             printer = Printer(store, set(adopted))
-            follow = asyncio.create_task(printer.follow(await _head(store)))
+            follow = asyncio.create_task(printer.follow(await store.head()))
             try:
                 await runtime.settle()
                 await asyncio.sleep(store.poll_interval * 2)

@@ -24,6 +24,7 @@ __all__ = [
     "decode",
     "type_of",
     "canonical_hash",
+    "short",
     "to_builtins",
 ]
 
@@ -31,6 +32,7 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Event)
 # Sorted keys make the hash independent of dict insertion order, so any process can prove a replay.
 _canonical = msgspec.json.Encoder(order="sorted")
+_json = msgspec.json.Encoder()
 
 
 class Unknown(msgspec.Struct, frozen=True, kw_only=True):
@@ -92,6 +94,12 @@ def decode(type_: str, body: bytes, crc: int | None) -> Any:
 def canonical_hash(value: Any) -> str:
     """sha256 over a canonical JSON encoding (sorted keys)."""
     return hashlib.sha256(_canonical.encode(value)).hexdigest()
+
+
+def short(value: Any, width: int = 60) -> str:
+    """Compact JSON of a value, cut to `width` with an ellipsis that shows it was cut."""
+    text = _json.encode(msgspec.to_builtins(value)).decode()
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def to_builtins(value: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import anyio
 import msgspec
 
-from .codec import canonical_hash
+from .codec import canonical_hash, short
 from .context import Ctx
 from .errors import VigilError
 from .events import (
@@ -31,11 +31,11 @@ from .events import (
     StepFailed,
     StepStarted,
 )
-from .graph import END, Graph, GraphError
+from .graph import END, Graph
 from .redact import redact
 from .runview import RunView, clone
 from .state import apply, state_hash
-from .tools import Tool, ToolError, ToolInputError, ToolRejected
+from .tools import Tool, ToolInputError, ToolRejected
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime import Runtime
@@ -324,8 +324,8 @@ class RunDriver:
             if (req.kind, req.name) != (kind, name) or canonical_hash(req.input) != canonical_hash(input):
                 raise Diverged(
                     ctx.step_id,
-                    f"{action_id}: the log has {req.kind} {req.name} {_short(req.input)}, "
-                    f"the code now calls {kind} {name} {_short(input)}",
+                    f"{action_id}: the log has {req.kind} {req.name} {short(req.input, 80)}, "
+                    f"the code now calls {kind} {name} {short(input, 80)}",
                 )
             out = record.outcome
             if isinstance(out, ActionSucceeded):
@@ -442,7 +442,7 @@ class RunDriver:
         else:
             req = record.requested
             if (req.kind, req.name) != ("child", graph) or canonical_hash(req.input) != canonical_hash(signature):
-                raise Diverged(ctx.step_id, f"{action_id}: the log started child {req.name} {_short(req.input)}")
+                raise Diverged(ctx.step_id, f"{action_id}: the log started child {req.name} {short(req.input, 80)}")
             if isinstance(record.outcome, ActionSucceeded):
                 return record.outcome.output
             if isinstance(record.outcome, ActionFailed):
@@ -483,11 +483,6 @@ def _first(group: BaseExceptionGroup) -> BaseException:
 
 def _who(resolution: InterruptResolved) -> str:
     return resolution.actor.user if resolution.actor else "someone"
-
-
-def _short(value: Any) -> str:
-    text = msgspec.json.encode(value).decode()
-    return text if len(text) <= 80 else text[:79] + "…"
 
 
 async def _sleep_until(due_ns: int) -> None:

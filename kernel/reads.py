@@ -17,6 +17,7 @@ __all__ = [
     "InterruptInfo",
     "events_page",
     "after_pos",
+    "head",
     "find_seq",
     "seqs_of_types",
     "state_at",
@@ -123,6 +124,10 @@ def after_pos(conn: sqlite3.Connection, pos: int, limit: int) -> list[Record]:
         (pos, limit),
     )
     return _records(None, rows)
+
+
+def head(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT max(pos) FROM events").fetchone()[0] or 0
 
 
 def data_version(conn: sqlite3.Connection) -> int:

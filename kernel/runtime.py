@@ -13,6 +13,7 @@ import time
 from typing import Any, Callable
 
 from . import leases
+from .codec import to_builtins
 from .driver import RunDriver
 from .errors import NotFound, VigilError
 from .events import (
@@ -142,7 +143,7 @@ class Runtime:
         lineage: str | None = None,
     ) -> str:
         graph = self.registry.get(graph_name)
-        input = redact(_builtins(input))
+        input = redact(to_builtins(input))
         if input is None:
             update = ()
         else:
@@ -281,7 +282,7 @@ class Runtime:
                 f"{decision!r} does not answer a {raised.kind} interrupt "
                 f"(choose {', '.join(DECISIONS[raised.kind])})"
             )
-        value = redact(_builtins(value))
+        value = redact(to_builtins(value))
         actor = actor or current_actor()
         events: list[Any] = []
         if raised.kind == "approval" and decision == "edit":
@@ -383,9 +384,3 @@ class Runtime:
                     await self.store.write(leases.renew, self.owner, self._lease_ns)
                 except VigilError as exc:
                     self._tell("error", "", str(exc))
-
-
-def _builtins(value: Any) -> Any:
-    import msgspec
-
-    return msgspec.to_builtins(value)

@@ -12,7 +12,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 from . import reads, schema
 from .codec import Record, encode
@@ -22,6 +22,9 @@ from .projection import RunInfo
 from .reads import InterruptInfo, StateAt
 from .sqlthread import SqlThread
 from .writer import Committed, GroupWriter
+
+if TYPE_CHECKING:  # pragma: no cover
+    from array import array
 
 __all__ = ["Store"]
 
@@ -211,12 +214,18 @@ class Store:
         )
 
     async def iter_events(
-        self, run_id: str, from_seq: int = 1, to_seq: int | None = None, *, page: int = 2000
+        self,
+        run_id: str,
+        from_seq: int = 1,
+        to_seq: int | None = None,
+        *,
+        page: int = 2000,
+        types: Sequence[str] | None = None,
     ) -> AsyncIterator[Record]:
         """Every event of a run from `from_seq`, fetched page by page, never all at once."""
         lo = from_seq
         while True:
-            batch = await self.events(run_id, lo, to_seq, limit=page)
+            batch = await self.events(run_id, lo, to_seq, limit=page, types=types)
             for record in batch:
                 yield record
             if len(batch) < page:
@@ -236,11 +245,15 @@ class Store:
         """The nearest seq after (or before) `seq` holding one of `types`."""
         return await self._reader.call(reads.find_seq, run_id, seq, forward, tuple(types))
 
-    async def seqs(self, run_id: str, types: Sequence[str]) -> "array":
+    async def seqs(self, run_id: str, types: Sequence[str]) -> "array[int]":
         """Every seq of a run holding one of `types`, compactly (8 bytes each)."""
         from array import array
 
         return array("q", await self._reader.call(reads.seqs_of_types, run_id, tuple(types)))
+
+    async def head(self) -> int:
+        """The pos of the newest event (0 for an empty log): where a new tail starts."""
+        return await self._reader.call(reads.head)
 
     async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
         return await self._reader.call(reads.after_pos, pos, limit)

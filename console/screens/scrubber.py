@@ -15,9 +15,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Log
 
-from kernel.codec import Corrupt, Unknown, canonical_hash, to_builtins
+from kernel.codec import Corrupt, Unknown, canonical_hash, short, to_builtins
 from kernel.errors import VigilError
-from kernel.events import EVENT_TYPES, StepCompleted
+from kernel.events import StepCompleted
 from kernel.verify import verify_run
 
 from ..format import record_json
@@ -357,24 +357,20 @@ def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         if key not in after:
             out.append(f"- {key}")
         elif key not in before:
-            out.append(f"+ {key}: {_short(after[key])}")
+            out.append(f"+ {key}: {short(after[key], 120)}")
         elif before[key] != after[key]:
             old, new = before[key], after[key]
             if isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
                 for item in new[len(old):]:
-                    out.append(f"+ {key}[]: {_short(item)}")
+                    out.append(f"+ {key}[]: {short(item, 120)}")
             elif isinstance(old, dict) and isinstance(new, dict):
                 for sub in set(old) | set(new):
                     if old.get(sub, _MISSING) != new.get(sub, _MISSING):
-                        out.append(f"~ {key}.{sub}: {_short(old.get(sub))} → {_short(new.get(sub))}")
+                        out.append(f"~ {key}.{sub}: {short(old.get(sub), 120)} → {short(new.get(sub), 120)}")
             else:
-                out.append(f"~ {key}: {_short(old)} → {_short(new)}")
+                out.append(f"~ {key}: {short(old, 120)} → {short(new, 120)}")
     return out
 
 
 _MISSING = object()
 
-
-def _short(value: Any, width: int = 120) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
