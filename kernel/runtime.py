@@ -12,17 +12,24 @@ import asyncio
 import time
 from typing import Any, Callable
 
+import msgspec
+
 from . import leases
 from .codec import to_builtins
 from .driver import RunDriver
 from .errors import NotFound, VigilError
+from .codec import Corrupt, Unknown
 from .events import (
+    ActionFailed,
+    ActionRequested,
+    ActionSucceeded,
     Actor,
     InterruptRaised,
     InterruptResolved,
-    Patch,
     RunCancelled,
     RunCompleted,
+    RunDiverged,
+    RunFailed,
     RunStarted,
     ToolApprovedForRun,
 )
@@ -44,6 +51,8 @@ DECISIONS = {
     "input": ("answer", "reject"),
     "in_doubt": ("answer", "retry", "fail"),
 }
+
+_ENDINGS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 
 Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
 
@@ -317,30 +326,39 @@ class Runtime:
         self.finished(driver)
 
     async def fork(self, run_id: str, at_seq: int) -> str:
-        """A new run (lineage: fork) whose state is the state at `at_seq`; it goes on from the
-        nodes that had not completed there, and those the completed ones led to."""
+        """A new run (lineage: fork) that goes on from exactly where `run_id` was at `at_seq`.
+
+        Its log starts as a copy of the parent's up to `at_seq` (as Temporal's reset does), so
+        the frontier is the parent's to the event: completed and pending branches, joins
+        half-met, effects recorded in a half-finished step (replayed, never re-run), questions
+        still open. Two things are cut: an effect requested but not finished by `at_seq` (the
+        fork decides afresh whether to run it) and an ending (the fork goes on)."""
         info = await self.store.run(run_id)
-        graph = self.registry.get(info.graph)
+        self.registry.get(info.graph)  # refuse before copying if this process cannot drive it
         if not 1 <= at_seq <= info.last_seq:
             raise NotFound(f"run {run_id} has no seq {at_seq} (it has 1..{info.last_seq})")
-        view = RunView(run_id)
+        finished: dict[str, int] = {}  # action id -> seq of its last outcome in the prefix
         async for record in self.store.iter_events(run_id, 1, at_seq):
-            view.feed(record.seq, record.event)
-        probe = RunDriver(self, graph, view)
-        n, pending = probe._where()
-        start_at = list(pending or ())
-        for node, targets in view.completions.get(n, ()):
-            start_at += [t for t in targets if t in graph.nodes and t not in graph.joins]
+            event = record.event
+            if isinstance(event, (Unknown, Corrupt)):
+                raise VigilError(f"run {run_id} cannot be forked past seq {record.seq}: it is {type(event).__name__.lower()}")
+            if isinstance(event, (ActionSucceeded, ActionFailed)):
+                finished[event.action_id] = record.seq
+        events: list[Any] = []
+        async for record in self.store.iter_events(run_id, 1, at_seq):
+            event = record.event
+            if isinstance(event, RunStarted):
+                event = msgspec.structs.replace(
+                    event, parent_run_id=run_id, parent_seq=at_seq, lineage="fork",
+                    labels={**event.labels, "fork_of": f"{run_id}@{at_seq}"},
+                )
+            elif isinstance(event, ActionRequested) and finished.get(event.action_id, 0) < record.seq:
+                continue  # in flight at the fork point
+            elif isinstance(event, _ENDINGS):
+                continue
+            events.append(event)
         new_id = new_run_id()
-        started = RunStarted(
-            graph=graph.name, graph_version=graph.version,
-            input=view.started.input if view.started else None,
-            update=tuple(Patch("set", k, v) for k, v in view.state.items()),
-            parent_run_id=run_id, parent_seq=at_seq, lineage="fork",
-            labels={**info.labels, "fork_of": f"{run_id}@{at_seq}"},
-            start_at=tuple(dict.fromkeys(start_at)),
-        )
-        await self.store.append(new_id, [started], expected_seq=0)
+        await self.store.append(new_id, events, expected_seq=0)  # one transaction: all or nothing
         return new_id
 
     # other processes ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from .events import (
 )
 from .state import apply
 
-__all__ = ["RunView", "ActionRecord", "superstep_of"]
+__all__ = ["RunView", "ActionRecord", "superstep_of", "call_position"]
 
 _clone_enc = msgspec.msgpack.Encoder()
 _clone_dec = msgspec.msgpack.Decoder()
@@ -42,11 +42,21 @@ def superstep_of(step_id: str) -> int:
     return int(step_id.split(".", 1)[0])
 
 
+def call_position(interrupt_id: str) -> str | None:
+    """The ctx call an interrupt belongs to: itself (`ctx.interrupt`), the tool call it gates
+    (`<call>.approval`), or None for an in-doubt question (it belongs to the effect's record)."""
+    head, _, tail = interrupt_id.rpartition("#")
+    if ".doubt" in tail:
+        return None
+    return interrupt_id.removesuffix(".approval")
+
+
 @dataclass
 class ActionRecord:
     requested: ActionRequested
     outcome: ActionSucceeded | ActionFailed | None = None
     attempt: int = 1  # the step attempt the request was made in
+    requests: int = 1  # how many times it was requested: each is one occurrence of the effect
 
 
 @dataclass
@@ -66,6 +76,8 @@ class RunView:
     actions: dict[str, ActionRecord] = field(default_factory=dict)
     interrupts: dict[str, list] = field(default_factory=dict)  # id -> [raised, resolved | None]
     approved_tools: set[str] = field(default_factory=set)
+    # step_id -> {call position: the attempt that recorded it}: what a re-execution must consume
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     def pending_interrupts(self) -> list[InterruptRaised]:
@@ -85,15 +97,21 @@ class RunView:
         elif isinstance(event, StepStarted):
             self.attempts[event.step_id] = event.attempt
         elif isinstance(event, ActionRequested):
+            attempt = self.attempts.get(event.step_id, 1)
+            before = self.actions.get(event.action_id)
             self.actions[event.action_id] = ActionRecord(
-                event, None, self.attempts.get(event.step_id, 1)
+                event, None, attempt, before.requests + 1 if before else 1
             )
+            self.calls.setdefault(event.step_id, {})[event.action_id] = attempt
         elif isinstance(event, (ActionSucceeded, ActionFailed)):
             record = self.actions.get(event.action_id)
             if record is not None:
                 record.outcome = event
         elif isinstance(event, InterruptRaised):
             self.interrupts[event.interrupt_id] = [event, None]
+            position = call_position(event.interrupt_id)
+            if position is not None:
+                self.calls.setdefault(event.step_id, {})[position] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, InterruptResolved):
             entry = self.interrupts.get(event.interrupt_id)
             if entry is not None:
