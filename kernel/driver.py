@@ -56,6 +56,7 @@ class RunDriver(Effects):
         self._position: tuple[int, list[str], dict[str, set[str]]] | None = None
         self._last: asyncio.Future[int] | None = None
         self._error: BaseException | None = None
+        self._busy_until = time.perf_counter() + 0.005
 
     # the log ---------------------------------------------------------------------------
 
@@ -145,7 +146,11 @@ class RunDriver(Effects):
                 if n > self.graph.step_limit:
                     self.post(RunFailed(error=f"step limit {self.graph.step_limit} reached"))
                     return
-                await asyncio.sleep(0)  # a step boundary: cancels and signals get their turn
+                if time.perf_counter() > self._busy_until:
+                    # A step boundary after 5 ms without a pause: nodes that never await must
+                    # not starve the loop, so a cancel or a signal gets its turn here.
+                    await asyncio.sleep(0)
+                    self._busy_until = time.perf_counter() + 0.005
                 suspended = await self._superstep(n, pending)
                 if suspended:
                     if self._wake:

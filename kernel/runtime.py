@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from . import leases
+from . import leases, scopes
 from .codec import to_builtins
 from .driver import RunDriver
 from .errors import NotFound, VigilError
@@ -112,8 +112,14 @@ class Runtime:
         self._listeners.append(listener)
 
     def _tell(self, what: str, run_id: str, data: Any = None) -> None:
-        for listener in self._listeners:
-            listener(what, run_id, data)
+        # Outside any node's call scope: a task a listener starts (a console worker) is not the
+        # node's, takes no call position and is not waited for when the step ends.
+        token = scopes.outside()
+        try:
+            for listener in self._listeners:
+                listener(what, run_id, data)
+        finally:
+            scopes.leave(token)
 
     def stream(self, run_id: str, action_id: str, token: str) -> None:
         """Model tokens, live and never persisted (only the final message is)."""
