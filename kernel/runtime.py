@@ -83,6 +83,7 @@ class Runtime:
         self._signal_interval = signal_interval
         self._loops: list[asyncio.Task] = []
         self._chores: set[asyncio.Task] = set()
+        self.draining = False  # drivers stop at their next step boundary
 
     async def __aenter__(self) -> "Runtime":
         self._loops = [
@@ -93,6 +94,18 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def drain(self, grace: float) -> int:
+        """Let every driven run finish the step it is in, then stop driving and release them all
+        (another process adopts them at once). Returns how many were still mid-step after
+        `grace` seconds (those are cancelled by close(): their in-flight effects are in doubt)."""
+        self.draining = True
+        tasks = [d.task for d in self.drivers.values() if d.task and not d.task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        left = sum(1 for t in tasks if not t.done())
+        await self.close()
+        return left
 
     async def close(self) -> None:
         """Stop driving (runs stay as they are, resumable) and give up ownership at once."""
@@ -147,6 +160,24 @@ class Runtime:
 
     # starting and driving ------------------------------------------------------------------
 
+    def _started(
+        self, graph_name: str, input: Any, labels: dict[str, str] | None,
+        parent: tuple[str, int] | None = None, lineage: str | None = None,
+    ) -> tuple[Any, RunStarted]:
+        graph = self.registry.get(graph_name)
+        input = redact(to_builtins(input))
+        if input is None:
+            update = ()
+        else:
+            update = graph.patches(input if isinstance(input, dict) else {"input": input})
+        state: dict[str, Any] = {}
+        apply(state, update)
+        return graph, RunStarted(
+            graph=graph.name, graph_version=graph.version, input=input, update=update,
+            parent_run_id=parent[0] if parent else None, parent_seq=parent[1] if parent else None,
+            lineage=lineage, labels=labels or {}, start_at=graph.successors(START, state),
+        )
+
     async def start(
         self,
         graph_name: str,
@@ -157,20 +188,8 @@ class Runtime:
         parent: tuple[str, int] | None = None,
         lineage: str | None = None,
     ) -> str:
-        graph = self.registry.get(graph_name)
-        input = redact(to_builtins(input))
-        if input is None:
-            update = ()
-        else:
-            update = graph.patches(input if isinstance(input, dict) else {"input": input})
-        state: dict[str, Any] = {}
-        apply(state, update)
+        graph, started = self._started(graph_name, input, labels, parent, lineage)
         run_id = run_id or new_run_id()
-        started = RunStarted(
-            graph=graph.name, graph_version=graph.version, input=input, update=update,
-            parent_run_id=parent[0] if parent else None, parent_seq=parent[1] if parent else None,
-            lineage=lineage, labels=labels or {}, start_at=graph.successors(START, state),
-        )
         driver = RunDriver(self, graph, RunView(run_id))
         future = self.store.submit(
             run_id, [started], expected_seq=0, claim=(self.owner, time.time_ns() + self._lease_ns)
@@ -180,6 +199,13 @@ class Runtime:
         self.drivers[run_id] = driver
         driver.start()  # its first steps queue up behind RunStarted while that commits
         await driver.flush_until(future)
+        return run_id
+
+    async def enqueue(self, graph_name: str, input: Any = None, *, labels: dict[str, str] | None = None) -> str:
+        """Record a run for a worker to pick up (no owner): nothing is driven here."""
+        _, started = self._started(graph_name, input, labels)
+        run_id = new_run_id()
+        await self.store.append(run_id, [started], expected_seq=0)
         return run_id
 
     async def new_child_id(self, parent_run_id: str) -> str:
