@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", metavar="TEXT")
     p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
 
+    p = sub.add_parser("pause", help="stop a run at its next step boundary (the step under way finishes)")
+    p.add_argument("run")
+    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
+
+    p = sub.add_parser("unpause", help="let a paused run go on")
+    p.add_argument("run")
+    p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
+
     p = sub.add_parser("fork", help="a new run from a run's state at a seq")
     p.add_argument("run")
     p.add_argument("--at", type=int, required=True, metavar="SEQ")

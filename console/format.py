@@ -17,7 +17,10 @@ from kernel.events import (
     RunCancelled,
     RunCompleted,
     RunDiverged,
+    RunAdopted,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -61,9 +64,13 @@ def summary(event: Any) -> str:
             return f"output={short(event.output)}"
         case RunFailed() | RunDiverged():
             return event.error
-        case RunCancelled():
+        case RunCancelled() | RunPaused():
             who = f" by {event.actor.user}" if event.actor else ""
             return f"{event.reason}{who}"
+        case RunResumed():
+            return f"by {event.actor.user}" if event.actor else ""
+        case RunAdopted():
+            return f"driven by {event.owner}" + (f" after {event.previous}" if event.previous else "")
         case StepStarted():
             return f"{event.node} [{event.step_id}] attempt {event.attempt}"
         case StepCompleted():

@@ -292,6 +292,25 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_pause(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+    body = {"reason": args.reason or "", "actor": msgspec.to_builtins(current_actor())}
+    how = await _steer(args, "pause", body, run_id)
+    _out(f"paused run {run_id}: {how}")
+    return 0
+
+
+async def cmd_unpause(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+    how = await _steer(args, "unpause", {"actor": msgspec.to_builtins(current_actor())}, run_id)
+    if how.startswith("applied here"):
+        how = f"applied here; a `vigil worker` or `vigil resume {run_id}` drives it on"
+    _out(f"unpaused run {run_id}: {how}")
+    return 0
+
+
 async def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 

@@ -139,8 +139,8 @@ class RunDriver(Effects):
     async def _steps(self) -> None:
         try:
             while self.view.terminal is None:
-                if self.rt.draining:  # the process is stopping: the run stays as it is, resumable
-                    return
+                if self.rt.draining or self.view.paused:
+                    return  # the process is stopping, or a human paused the run: resumable as is
                 n, pending = self._where()
                 if pending is None:
                     self.post(RunCompleted(output=clone(self.view.state)))

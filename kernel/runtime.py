@@ -28,8 +28,11 @@ from .events import (
     InterruptResolved,
     RunCancelled,
     RunCompleted,
+    RunAdopted,
     RunDiverged,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     ToolApprovedForRun,
 )
@@ -259,6 +262,9 @@ class Runtime:
             return None
         try:
             driver = await self._load(run_id)
+            if info.owner != self.owner and (drive or info.owner):
+                # Taking a run over is part of its history: who drives it from here, after whom.
+                await driver.emit(RunAdopted(owner=self.owner, previous=info.owner))
         except BaseException:
             await self.store.write(leases.release, [run_id], self.owner)
             raise
@@ -357,6 +363,28 @@ class Runtime:
         await driver.flush()
         self.finished(driver)
 
+    async def pause(self, run_id: str, reason: str = "", actor: Actor | None = None) -> None:
+        """Stop the run at its next step boundary (the step under way finishes) until unpaused."""
+        driver = self.drivers.get(run_id) or await self.adopt(run_id, drive=False)
+        if driver is None:
+            raise InterruptRefused(f"run {run_id} is driven by another process; send it a signal")
+        if driver.view.paused:
+            raise InterruptRefused(f"run {run_id} is already paused")
+        await driver.emit(RunPaused(reason=reason, actor=actor or current_actor()))
+
+    async def unpause(self, run_id: str, actor: Actor | None = None, *, drive: bool = True) -> None:
+        driver = self.drivers.get(run_id) or await self.adopt(run_id, drive=False)
+        if driver is None:
+            raise InterruptRefused(f"run {run_id} is driven by another process; send it a signal")
+        if not driver.view.paused:
+            raise InterruptRefused(f"run {run_id} is not paused")
+        await driver.emit(RunResumed(actor=actor or current_actor()))
+        if drive:
+            driver.start()
+        else:  # released: a worker (or `vigil resume`) drives it on
+            self.drivers.pop(run_id, None)
+            await self.store.write(leases.release, [run_id], self.owner)
+
     async def fork(self, run_id: str, at_seq: int) -> str:
         """A new run (lineage: fork) that goes on from exactly where `run_id` was at `at_seq`.
 
@@ -418,6 +446,10 @@ class Runtime:
             elif signal.kind == "cancel":
                 actor = Actor(**body["actor"]) if body.get("actor") else None
                 await self.cancel(signal.run_id, body.get("reason", ""), actor)
+            elif signal.kind == "pause":
+                await self.pause(signal.run_id, body.get("reason", ""))
+            elif signal.kind == "unpause":
+                await self.unpause(signal.run_id)
             elif signal.kind == "wake":
                 await self._wake(signal.run_id)
             else:

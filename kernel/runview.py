@@ -19,6 +19,8 @@ from .events import (
     RunCompleted,
     RunDiverged,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -66,6 +68,7 @@ class RunView:
     seq: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     terminal: Any = None
+    paused: bool = False
     # step_id -> the attempt last started, and the step's failures and completion
     attempts: dict[str, int] = field(default_factory=dict)
     failures: dict[str, list[StepFailed]] = field(default_factory=dict)
@@ -125,6 +128,10 @@ class RunView:
             apply(self.state, event.update)
         elif isinstance(event, (RunCompleted, RunFailed, RunCancelled, RunDiverged)):
             self.terminal = event
+        elif isinstance(event, RunPaused):
+            self.paused = True
+        elif isinstance(event, RunResumed):
+            self.paused = False
 
     def state_before(self, superstep: int) -> dict[str, Any]:
         """The state every node of `superstep` sees: as it was before the superstep's first
