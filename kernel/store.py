@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
-from . import reads, schema
+from . import reads, schema, walguard
 from .codec import Record, encode
 from .errors import Ambiguous, NotFound, StoreError
 from .events import Event
@@ -52,6 +52,9 @@ class Store:
             if writer_thread and snapshot_every > 0
             else None
         )
+        self._marker = (
+            asyncio.create_task(self._mark_loop(), name="vigil-wal-mark") if writer_thread else None
+        )
 
     @classmethod
     async def open(
@@ -64,6 +67,7 @@ class Store:
         poll_interval: float = 0.05,
     ) -> "Store":
         path = Path(path) if path is not None else schema.default_path()
+        walguard.check(path)
         writer_thread = None
         reader = SqlThread(lambda: schema.connect(path, readonly=True), "vigil-reader")
         started: list[SqlThread] = []
@@ -75,6 +79,7 @@ class Store:
                 started.append(writer_thread)
                 await writer_thread.start()
                 await writer_thread.call(schema.migrate)
+                await writer_thread.call(walguard.mark)
             started.append(reader)
             await reader.start()
             if readonly:
@@ -93,9 +98,14 @@ class Store:
         if self._snapshotter is not None:
             self._snapshotter.cancel()
             await asyncio.gather(self._snapshotter, return_exceptions=True)
-        if self._writer_thread is not None:
-            await self._writer_thread.close()
+        if self._marker is not None:
+            self._marker.cancel()
+            await asyncio.gather(self._marker, return_exceptions=True)
+        # The read-only connection first: the last to close checkpoints only if it may write.
         await self._reader.close()
+        if self._writer_thread is not None:
+            await self._writer_thread.call(walguard.checkpoint_and_clear)
+            await self._writer_thread.close()
 
     async def __aenter__(self) -> "Store":
         return self
@@ -175,6 +185,15 @@ class Store:
         for run_id, before, after in committed:
             for boundary in range(before // every + 1, after // every + 1):
                 self._snap_queue.put_nowait((run_id, boundary * every))
+
+    async def _mark_loop(self) -> None:
+        """Re-assert wal_in_use: another writer that closed meanwhile cleared it (walguard)."""
+        while True:
+            await asyncio.sleep(3.0)
+            try:
+                await self._writer_thread.call(walguard.mark)
+            except sqlite3.Error:
+                pass  # busy now; the next round will do
 
     async def _snapshot_loop(self) -> None:
         while True:

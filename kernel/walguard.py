@@ -1,0 +1,72 @@
+"""A copied `vigil.db` must hold its data, and one copied without its `-wal` must say so.
+
+SQLite keeps recent commits in `vigil.db-wal` until a checkpoint moves them into `vigil.db`; the
+last connection to close checkpoints and deletes the -wal, but only if it may write. So a writer
+checkpoints (TRUNCATE) when it closes, and closes after the process's read-only connection.
+
+While a writer has the log open, `meta.wal_in_use` is '1' in the main file itself (set and
+checkpointed at open, re-asserted every few seconds). A main file that says '1' with no -wal
+beside it was copied or moved without its newest commits: it is refused with that reason rather
+than read as if nothing were missing. (After a crash the -wal is still there, so no false alarm;
+a copy taken within seconds of another writer closing may go unnoticed.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from .errors import SchemaError
+
+__all__ = ["wal_path", "check", "mark", "checkpoint_and_clear"]
+
+_KEY = "wal_in_use"
+
+
+def wal_path(path: Path) -> Path:
+    return Path(f"{path}-wal")
+
+
+def check(path: Path) -> None:
+    """Before any connection: connecting in WAL mode creates a -wal, hiding that one was lost.
+    The main file is read as immutable (no -wal, no -shm, no locks)."""
+    if not path.exists() or path.stat().st_size == 0 or wal_path(path).exists():
+        return
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+        try:
+            in_use = _flag(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # not a database we can read this way: the normal open says why
+    if in_use:
+        raise SchemaError(
+            f"{path} was in use with a write-ahead log ({wal_path(path).name}) that is not beside "
+            f"it: it was copied or moved without it, so its newest events are missing; copy "
+            f"{wal_path(path).name} too, or close every vigil on the original and copy again"
+        )
+
+
+def _flag(conn: sqlite3.Connection) -> bool:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (_KEY,)).fetchone()
+    except sqlite3.OperationalError:  # no meta table yet: a new or foreign file
+        return False
+    return bool(row) and row[0] == "1"
+
+
+def mark(conn: sqlite3.Connection) -> None:
+    """Say '1' in the main file (idempotent: writes only if it does not already)."""
+    if not _flag(conn):
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", (_KEY,))
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def checkpoint_and_clear(conn: sqlite3.Connection) -> None:
+    """On a writer's close: move every commit into the main file and clear the flag."""
+    try:
+        conn.execute("INSERT OR REPLACE INTO meta VALUES (?, '0')", (_KEY,))
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error:
+        pass  # another process holds the log busy: its own close will checkpoint
