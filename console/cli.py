@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=int, required=True, metavar="SEQ")
 
     p = sub.add_parser("runs", help="list runs, newest first")
-    p.add_argument("--status", help="running, waiting, completed, failed, cancelled, diverged")
+    p.add_argument("--status", help="running, waiting, paused, completed, failed, cancelled, diverged")
     p.add_argument("--graph", help="only runs of this graph")
     p.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0 = all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")

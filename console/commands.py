@@ -13,12 +13,14 @@ import msgspec
 
 from kernel import schema
 from kernel.codec import to_builtins
-from kernel.errors import NotFound
+from kernel.errors import NotFound, VigilError
+from kernel.events import EVENT_TYPES
+from kernel.projection import STATUSES
 from kernel.exchange import export_lines, import_lines
 from kernel.store import Store
 from kernel.verify import verify_run
 
-from .format import owner_text, RUN_HEADER, event_line, record_json, run_line
+from .format import RUN_HEADER, event_line, owner_text, record_json, run_line
 
 _json = msgspec.json.Encoder()
 
@@ -42,6 +44,8 @@ def _out(line: str | bytes) -> None:
 
 
 async def cmd_runs(args: argparse.Namespace) -> int:
+    if args.status is not None and args.status not in STATUSES:
+        raise VigilError(f"--status {args.status!r} is not a status (one of {', '.join(STATUSES)})")
     async with await _open(args) as store:
         page, offset, shown = 500, 0, 0
         limit = args.limit if args.limit > 0 else None
@@ -64,6 +68,9 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 
 
 async def cmd_events(args: argparse.Namespace) -> int:
+    unknown = [t for t in args.type or () if t not in EVENT_TYPES]
+    if unknown:
+        raise VigilError(f"--type {unknown[0]!r} is not an event type (one of {', '.join(EVENT_TYPES)})")
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
         async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=args.type):
@@ -74,6 +81,10 @@ async def cmd_events(args: argparse.Namespace) -> int:
 async def cmd_state(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
+        if args.at is not None:
+            last = (await store.run(run_id)).last_seq
+            if not 1 <= args.at <= last:
+                raise VigilError(f"run {run_id} has no seq {args.at} (it has 1..{last})")
         view = await store.state_at(run_id, args.at)
     if args.json:
         _out(_json.encode({"run_id": run_id, "seq": view.seq, "state": to_builtins(view.state),

@@ -28,6 +28,7 @@ def agent_graph(
     graph = Graph(
         name, version, reducers={"messages": "extend"}, tools=list(tools),
         description=description, step_limit=2 * max_turns + 2,
+        input_schema={"messages": list[dict[str, Any]]},
     )
 
     async def think(state: dict, ctx: Any) -> dict:

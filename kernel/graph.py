@@ -10,6 +10,8 @@
 from __future__ import annotations
 
 import inspect
+
+import msgspec
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Literal
 
@@ -69,6 +71,10 @@ class Graph:
     step_limit: int = 100
     description: str = ""
     tools: list[Any] = field(default_factory=list)  # the Tools its nodes call, for `vigil graphs`
+    # What a run's input must be: a msgspec Struct type, or {field: type} (all required unless
+    # given as (type, default)). Unknown fields are refused too: a typo is an error, not a
+    # KeyError inside a node later.
+    input_schema: Any = None
 
     def __post_init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -76,8 +82,26 @@ class Graph:
         self.branches: dict[str, _Branch] = {}
         self.joins: dict[str, frozenset[str]] = {}  # target -> the sources it waits for
         self._duplicates: list[str] = []
+        self._input_type: Any = None
 
     # building --------------------------------------------------------------------------
+
+    def check_input(self, value: Any) -> Any:
+        """`value` converted to the declared input (as plain data), or GraphError saying why."""
+        if self.input_schema is None:
+            return value
+        if self._input_type is None:
+            schema = self.input_schema
+            if isinstance(schema, dict):
+                fields = [(k, *v) if isinstance(v, tuple) else (k, v) for k, v in schema.items()]
+                schema = msgspec.defstruct(f"{self.name}_input", fields, kw_only=True, forbid_unknown_fields=True)
+            self._input_type = schema
+        if value is None:
+            value = {}
+        try:
+            return msgspec.to_builtins(msgspec.convert(value, self._input_type))
+        except msgspec.ValidationError as exc:
+            raise GraphError(f"input for graph {self.name!r}: {exc}") from None
 
     def add_node(self, name: str, fn: NodeFn, *, retry: RetryPolicy | None = None) -> "Graph":
         if name in self.nodes or name in (START, END):

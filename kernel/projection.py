@@ -19,7 +19,7 @@ from .events import (
     RunStarted,
 )
 
-__all__ = ["RunInfo", "RUN_COLUMNS", "PROJECTED", "TERMINAL", "new_row", "advance", "run_info"]
+__all__ = ["RunInfo", "RUN_COLUMNS", "PROJECTED", "TERMINAL", "STATUSES", "new_row", "advance", "run_info"]
 
 # Stored in `runs`; RunInfo adds last_seq and updated_ns, read from the run's last event.
 RUN_COLUMNS = (
@@ -50,6 +50,7 @@ PROJECTED = (
 )
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "diverged"})
+STATUSES = ("running", "waiting", "paused", "completed", "failed", "cancelled", "diverged")
 
 
 class RunInfo(msgspec.Struct, frozen=True, kw_only=True):

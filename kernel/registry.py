@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
 
 from .errors import NotFound, VigilError
 from .graph import Graph
@@ -32,16 +37,42 @@ class Registry:
         return iter(sorted(self._graphs.values(), key=lambda g: g.name))
 
     def load(self, modules: str | None) -> None:
-        """Import MODULE[,MODULE]; each exposes `register(registry)` or a `GRAPHS` list."""
+        """Import MODULE[,MODULE] (a module name, or a path to a .py file); each exposes
+        `register(registry)` or a `GRAPHS` list."""
         for name in filter(None, (m.strip() for m in (modules or "").split(","))):
             try:
-                module = importlib.import_module(name)
+                module = _import(name)
+            except VigilError:
+                raise
             except Exception as exc:  # a user's module: any import failure is one clear line
                 raise VigilError(f"cannot import workflows module {name!r}: {exc}") from None
             if hasattr(module, "register"):
                 module.register(self)
             for graph in getattr(module, "GRAPHS", ()):
                 self.add(graph)
+
+
+def _import(name: str) -> ModuleType:
+    """A module by name (found from the current directory too, as `python -m` would) or by the
+    path of its file (`./flows.py`; its directory is searched for what it imports)."""
+    if name.endswith(".py") or os.sep in name:
+        path = Path(name).expanduser().resolve()
+        if not path.is_file():
+            raise VigilError(f"cannot import workflows file {name!r}: no such file")
+        folder = str(path.parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        module_name = f"vigil_workflows_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        if spec is None or spec.loader is None:
+            raise VigilError(f"cannot import workflows file {name!r}: not a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    return importlib.import_module(name)
 
 
 def default_registry(modules: str | None = None) -> Registry:

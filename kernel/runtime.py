@@ -168,7 +168,7 @@ class Runtime:
         parent: tuple[str, int] | None = None, lineage: str | None = None,
     ) -> tuple[Any, RunStarted]:
         graph = self.registry.get(graph_name)
-        input = redact(to_builtins(input))
+        input = redact(graph.check_input(to_builtins(input)))
         if input is None:
             update = ()
         else:

@@ -38,6 +38,7 @@ async def deploy(image: str, environment: str) -> dict:
 graph = Graph(
     "deploy", tools=[build, run_tests, deploy],
     description="a deploy pipeline with a flaky step that retries and a durable wait",
+    input_schema={"service": str, "ref": str, "bake_seconds": (float, 3.0)},
 )
 
 

@@ -27,6 +27,7 @@ writer = ScriptedModel("research-writer", _brief, token_delay=0.02)
 graph = Graph(
     "research", reducers={"findings": "extend"}, tools=[search],
     description="a research agent that fans out to parallel branches and joins",
+    input_schema={"topic": (str, "durable agent runtimes")},
 )
 
 

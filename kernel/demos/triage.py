@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from ..graph import END, START, Graph
 
-graph = Graph("triage", description="an agent that asks the human a question and starts a child run")
+graph = Graph(
+    "triage", description="an agent that asks the human a question and starts a child run",
+    input_schema={"alert": str},
+)
 
 
 @graph.node()
