@@ -13,7 +13,6 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import anyio
-import msgspec
 
 from .codec import canonical_hash, short
 from .context import Ctx
@@ -32,7 +31,8 @@ from .events import (
     StepStarted,
 )
 from .graph import END, Graph
-from .redact import redact
+from .redact import recordable, redact
+from .secrets import restore
 from .runview import RunView, clone
 from .state import apply, state_hash
 from .tools import Tool, ToolInputError, ToolRejected
@@ -72,12 +72,12 @@ class _Lost(Exception):
 
 
 def _error_text(exc: BaseException) -> str:
-    text = str(exc)
+    text = redact(str(exc))  # as the log will hold it, so a replay raises the same text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _recordable(value: Any) -> Any:
-    return redact(msgspec.to_builtins(value))
+    return recordable(value)
 
 
 class RunDriver:
@@ -400,7 +400,7 @@ class RunDriver:
         if resolution.decision == "reject":
             raise ToolRejected(f"rejected by {_who(resolution)}: {resolution.value or 'no reason given'}")
         if resolution.decision == "edit":
-            return spec.validate(resolution.value)
+            return spec.validate(restore(resolution.value, args))
         return args
 
     async def interrupt(

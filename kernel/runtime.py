@@ -13,7 +13,6 @@ import time
 from typing import Any, Callable
 
 from . import leases
-from .codec import to_builtins
 from .driver import RunDriver
 from .errors import NotFound, VigilError
 from .events import (
@@ -30,7 +29,7 @@ from .graph import START
 from .ids import new_run_id
 from .owner import current_actor, owner_alive, owner_id
 from .projection import TERMINAL, RunInfo
-from .redact import redact
+from .redact import recordable
 from .registry import Registry
 from .runview import RunView
 from .state import apply
@@ -143,7 +142,7 @@ class Runtime:
         lineage: str | None = None,
     ) -> str:
         graph = self.registry.get(graph_name)
-        input = redact(to_builtins(input))
+        input = recordable(input)
         if input is None:
             update = ()
         else:
@@ -282,7 +281,7 @@ class Runtime:
                 f"{decision!r} does not answer a {raised.kind} interrupt "
                 f"(choose {', '.join(DECISIONS[raised.kind])})"
             )
-        value = redact(to_builtins(value))
+        value = recordable(value)
         actor = actor or current_actor()
         events: list[Any] = []
         if raised.kind == "approval" and decision == "edit":
