@@ -75,6 +75,7 @@ _TEXT_KEYS = r"password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|pr
 # (kind, regex). A rule with a group named `v` replaces only that group (the rest is context
 # worth keeping: the URL's user and host, the `password=` before a value). Kind None: the kind
 # comes from the key named in the match. Order matters where two rules match at one place.
+# Bytes that are not UTF-8 (surrogates, as surrogateescape decodes them) end a `name=value` value.
 _RULES: list[tuple[str | None, str]] = [
     ("private-key", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[\s\S]*)"),
     ("password", r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@\[\]]*:(?!\[REDACTED)(?P<v>[^\s/@\[\]]+)@"),
@@ -88,7 +89,7 @@ _RULES: list[tuple[str | None, str]] = [
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     ("bearer", r"\b(?i:bearer)\s+(?!\[REDACTED)(?P<v>[A-Za-z0-9._~+/=\-]{16,})"),
     (None, rf"(?<![A-Za-z0-9])(?P<k>(?i:{_TEXT_KEYS}))[\"']?[ \t]*[:=][ \t]*[\"']?"
-           r"(?!\[REDACTED)(?P<v>(?:(?i:basic|bearer|token|digest)[ \t]+)?[^\s\"',;&]+)"),
+           r"(?!\[REDACTED)(?P<v>(?:(?i:basic|bearer|token|digest)[ \t]+)?[^\s\"',;&\udc80-\udcff]+)"),
 ]
 
 # A cheap test on encoded bytes that is true whenever any rule could match (a superset: no word

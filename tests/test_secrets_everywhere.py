@@ -249,3 +249,10 @@ def test_a_tool_gets_the_real_secret_and_the_approver_sees_its_kind(db):
         assert args["raw"]["password"] == "[REDACTED:password]"
         assert args["raw"]["model"]["openai"] == "[REDACTED:openai-key]"
         assert args["raw"]["dsn"] == "mysql://root:[REDACTED:password]@10.0.0.5/prod"
+
+
+def test_the_planted_log_still_verifies(db):
+    """Redacting at the codec keeps state hashes true: the driver folds the same redacted values."""
+    asyncio.run(_in_process(db, {}))
+    out = vigil("verify", db=db)
+    assert out.returncode == 0, out.stdout + out.stderr
