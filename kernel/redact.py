@@ -92,14 +92,35 @@ _RULES: list[tuple[str | None, str]] = [
            r"(?!\[REDACTED)(?P<v>(?:(?i:basic|bearer|token|digest)[ \t]+)?[^\s\"',;&\udc80-\udcff]+)"),
 ]
 
-# A cheap test on encoded bytes that is true whenever any rule could match (a superset: no word
-# boundaries, every key word in any case and with any separator). Most events fail it at C speed
-# and skip the walk over their values.
-_SUSPECT = re.compile(
-    rb"(?i:-----BEGIN|://|aws|sk-|AKIA|ASIA|ABIA|ACCA|gh[pousr]_|github_pat_|xox[abposr]-|AIza|eyJ|bearer|"
-    rb"password|passwd|pwd|passphrase|secret|token|api.?key|apikey|private.?key|access.?key|authoriz|"
-    rb"credential|cookie)"
-)
+# A cheap test that is true whenever any rule could match: some literal every rule and every
+# secret key name contains (a superset: any case, any separator), looked for in lowered text.
+# Most strings and most encoded events have none, and skip the rules (and the walk) at C speed.
+_LITERALS = [
+    "-----begin", "://", "aws", "sk-", "akia", "asia", "abia", "acca", "ghp_", "gho_", "ghu_",
+    "ghs_", "ghr_", "github_pat_", "xox", "aiza", "eyj", "bearer", "pass", "pwd", "secret",
+    "token", "api", "private", "access", "authoriz", "credential", "cookie",
+]
+
+
+def _trie(words: list[str]) -> str:
+    """An alternation factored by first letters: re tries a branch per letter, not per word,
+    which halves the cost of a search (2 us instead of 4 for a 160-byte event)."""
+    groups: dict[str, list[str]] = {}
+    for w in words:
+        groups.setdefault(w[:1], []).append(w[1:])
+    parts = []
+    for first, rests in sorted(groups.items()):
+        if "" in rests:  # the shorter word is found wherever a longer one is
+            parts.append(re.escape(first))
+        elif len(rests) == 1:
+            parts.append(re.escape(first + rests[0]))
+        else:
+            parts.append(f"{re.escape(first)}(?:{_trie(rests)})")
+    return "|".join(parts)
+
+
+_QUICK = re.compile(_trie(_LITERALS))
+_QUICK_BYTES = re.compile(_trie(_LITERALS).encode())
 
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
@@ -150,7 +171,9 @@ def kind_of(text: str) -> str | None:
 
 def _text(s: str) -> str:
     # Nothing shorter than `a://b:c@d` can match a rule; most strings in a log are short.
-    return _regex.sub(_sub, s) if len(s) >= 8 else s
+    if len(s) < 8 or (not _extra and _QUICK.search(s.lower()) is None):
+        return s
+    return _regex.sub(_sub, s)
 
 
 def _whole(value: Any, kind: str) -> Any:
@@ -257,7 +280,7 @@ def recordable(value: Any) -> Any:
 
 def may_hold_secrets(body: bytes) -> bool:
     """False only if no rule can match anything in `body` (an encoded event or row)."""
-    return bool(_extra) or _SUSPECT.search(body) is not None
+    return bool(_extra) or _QUICK_BYTES.search(body.lower()) is not None
 
 
 def secrets_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
