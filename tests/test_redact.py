@@ -197,3 +197,23 @@ def test_verify_secrets_names_what_an_older_vigil_wrote(db):
 
     clean = vigil("verify", "--secrets", "clean", db=db)
     assert clean.returncode == 0 and clean.stdout.decode().startswith("no secrets found")
+
+
+def test_an_export_holding_a_secret_is_not_imported(db, tmp_path):
+    """An export from an older vigil that let a secret through: importing it as is would write
+    the secret, and a redacted copy would not be the same events; refused in one line."""
+    s = sw.secrets_for("run input")
+    event = {"type": "RunStarted", "graph": "g", "graph_version": "1", "input": {"note": s["openai"]},
+             "update": [], "parent_run_id": None, "parent_seq": None, "lineage": None, "labels": {},
+             "start_at": []}
+    body = msgspec.msgpack.encode(event)
+    line = {"run_id": "old", "seq": 1, "ts_ns": 1, "type": "RunStarted", "crc": zlib.crc32(body), "event": event}
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    out = vigil("import", str(path), db=db)
+    assert out.returncode == 2
+    assert out.stderr.decode().strip() == (
+        "vigil: line 1 (seq 1): holds what looks like a secret, which vigil does not write; "
+        "`vigil verify --secrets` on the source log names it"
+    )
+    assert not db.exists() or s["openai"].encode() not in db.read_bytes()
