@@ -32,7 +32,6 @@ __all__ = [
 ]
 
 
-
 def _enc_hook(obj: Any) -> Any:
     # A Secret is only ever encoded as its marker: in the log, in a hash, in JSON.
     if isinstance(obj, Secret):
