@@ -217,3 +217,18 @@ def test_an_export_holding_a_secret_is_not_imported(db, tmp_path):
         "`vigil verify --secrets` on the source log names it"
     )
     assert not db.exists() or s["openai"].encode() not in db.read_bytes()
+
+
+def test_a_secret_put_straight_into_an_event_is_projected_as_its_marker(db):
+    """Labels and titles are copied into the runs and interrupts rows: a Secret there is written
+    (and projected) as its marker, never as its value, and nothing crashes on it."""
+    value = sw.secrets_for("run labels")["openai"]
+
+    async def go():
+        async with await Store.open(db) as store:
+            await store.append("r", [RunStarted(graph="g", labels={"key": Secret(value)})], expected_seq=0)
+            return await store.run("r")
+
+    info = run(go())
+    assert info.labels == {"key": "[REDACTED:openai-key]"}
+    assert value.encode() not in db.read_bytes() + db.with_name(db.name + "-wal").read_bytes()
