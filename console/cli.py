@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="re-fold runs and check hashes, gaps and rows")
     p.add_argument("run", nargs="?", help="one run (default: every run)")
+    p.add_argument("--secrets", action="store_true",
+                   help="instead, look for anything that looks like a secret in events, runs rows, signals")
 
     p = sub.add_parser("export", help="a run as JSON lines")
     p.add_argument("run")

@@ -17,6 +17,7 @@ from kernel.errors import NotFound, VigilError
 from kernel.events import EVENT_TYPES
 from kernel.projection import STATUSES
 from kernel.exchange import export_lines, import_lines
+from kernel.secretscan import scan
 from kernel.store import Store
 from kernel.verify import verify_run
 
@@ -98,6 +99,8 @@ async def cmd_state(args: argparse.Namespace) -> int:
 
 
 async def cmd_verify(args: argparse.Namespace) -> int:
+    if args.secrets:
+        return await _verify_secrets(args)
     bad = 0
     async with await _open(args) as store:
         if args.run:
@@ -118,6 +121,20 @@ async def cmd_verify(args: argparse.Namespace) -> int:
     if bad:
         print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)
     return 1 if bad else 0
+
+
+async def _verify_secrets(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run) if args.run else None
+        found, rows = await store.read(scan, run_id)
+    for f in found:
+        _out(f"run {f.run_id} {f.where}: looks like a secret ({f.kind})")
+    if found:
+        runs = len({f.run_id for f in found})
+        print(f"vigil: {len(found)} things that look like secrets in {runs} run(s)", file=sys.stderr)
+        return 1
+    _out(f"no secrets found ({rows} rows looked at)")
+    return 0
 
 
 async def cmd_export(args: argparse.Namespace) -> int:

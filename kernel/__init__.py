@@ -20,11 +20,13 @@ from .events import *  # noqa: F403 - the event types are the kernel's vocabular
 from .events import __all__ as _event_names
 from .projection import RunInfo
 from .reads import InterruptInfo, StateAt
+from .secrets import Secret
 from .store import Store
 
 __all__ = [
     *_event_names,
     "Store",
+    "Secret",
     "Record",
     "Unknown",
     "Corrupt",

@@ -15,12 +15,15 @@ import msgspec
 
 from .errors import EncodeFailed
 from .events import EVENT_TYPES, Event
+from .redact import may_hold_secrets, redact
+from .secrets import Secret
 
 __all__ = [
     "Unknown",
     "Corrupt",
     "Record",
     "encode",
+    "seal",
     "decode",
     "type_of",
     "canonical_hash",
@@ -28,11 +31,19 @@ __all__ = [
     "to_builtins",
 ]
 
-_encoder = msgspec.msgpack.Encoder()
+
+def _enc_hook(obj: Any) -> Any:
+    # A Secret is only ever encoded as its marker: in the log, in a hash, in JSON.
+    if isinstance(obj, Secret):
+        return obj.marker
+    raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
+
+
+_encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
 _decoder = msgspec.msgpack.Decoder(Event)
 # Sorted keys make the hash independent of dict insertion order, so any process can prove a replay.
-_canonical = msgspec.json.Encoder(order="sorted")
-_json = msgspec.json.Encoder()
+_canonical = msgspec.json.Encoder(order="sorted", enc_hook=_enc_hook)
+_json = msgspec.json.Encoder(enc_hook=_enc_hook)
 
 
 class Unknown(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,13 +76,26 @@ def type_of(event: Event) -> str:
     return type(event).__name__
 
 
-def encode(event: Event) -> tuple[bytes, int]:
-    """The msgpack body of an event and its crc32."""
+def seal(event: Event) -> tuple[Event, bytes, int]:
+    """The event as it may be written (secrets redacted), its msgpack body and crc32.
+
+    The one door to the log: every event body, and the runs and interrupts rows projected from
+    the event, come from here, so nothing written can skip the redaction."""
     try:
         body = _encoder.encode(event)
+        if may_hold_secrets(body):  # most events cannot: skip the walk over their values
+            clean = redact(event)
+            if clean is not event:
+                event, body = clean, _encoder.encode(clean)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:  # ValueError: lone surrogates
         raise EncodeFailed(f"{type(event).__name__} cannot be encoded: {exc}") from None
-    return body, zlib.crc32(body)
+    return event, body, zlib.crc32(body)
+
+
+def encode(event: Event) -> tuple[bytes, int]:
+    """The msgpack body of an event (secrets redacted) and its crc32."""
+    _, body, crc = seal(event)
+    return body, crc
 
 
 def decode(type_: str, body: bytes, crc: int | None) -> Any:
@@ -103,5 +127,5 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def to_builtins(value: Any) -> Any:
-    """JSON-ready builtins (bytes become base64 strings)."""
-    return msgspec.to_builtins(value)
+    """JSON-ready builtins (bytes become base64 strings, Secrets their markers)."""
+    return msgspec.to_builtins(value, enc_hook=_enc_hook)

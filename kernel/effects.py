@@ -12,13 +12,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-import msgspec
-
 from . import scopes
 from .codec import canonical_hash, short
 from .errors import VigilError
 from .events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
-from .redact import redact
+from .redact import recordable, redact
+from .secrets import restore
 from .tools import Tool, ToolInputError, ToolRejected
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -59,13 +58,9 @@ class Failed(Exception):
 
 def error_text(exc: BaseException) -> str:
     """`Type: message`, always encodable (a lone surrogate must not stop a run being recorded)."""
-    text = str(exc)
+    text = redact(str(exc))  # as the log will hold it, so a replay raises the same text
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def recordable(value: Any) -> Any:
-    return redact(msgspec.to_builtins(value))
 
 
 def _who(resolution: InterruptResolved) -> str:
@@ -249,7 +244,7 @@ class Effects:
         if resolution.decision == "reject":
             raise ToolRejected(f"rejected by {_who(resolution)}: {resolution.value or 'no reason given'}")
         if resolution.decision == "edit":
-            return spec.validate(resolution.value)
+            return spec.validate(restore(resolution.value, args))
         return args
 
     async def interrupt(

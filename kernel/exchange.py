@@ -16,6 +16,7 @@ import msgspec
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .errors import ImportConflict, ImportFailed, NotFound
 from .events import Event
+from .redact import redact
 
 __all__ = ["ExportLine", "export_lines", "import_lines"]
 
@@ -66,6 +67,12 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[ExportLine, tuple, Any]]:
             else:
                 event = msgspec.convert(line.event, Event)
                 body, crc = encode(event)
+                if crc != line.crc and redact(event) is not event:
+                    # Importing it as exported would write the secret; redacted, it is another event.
+                    raise ImportFailed(
+                        f"line {n} (seq {line.seq}): holds what looks like a secret, which vigil "
+                        "does not write; `vigil verify --secrets` on the source log names it"
+                    )
                 if crc != line.crc or type(event).__name__ != line.type:
                     raise ImportFailed(
                         f"line {n} (seq {line.seq}): the re-encoded event differs from the "

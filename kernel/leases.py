@@ -12,6 +12,8 @@ from typing import Any
 
 import msgspec
 
+from .redact import recordable, redact
+
 __all__ = ["Signal", "claim", "renew", "release", "send", "pending", "finish", "result"]
 
 _enc = msgspec.json.Encoder()
@@ -71,6 +73,9 @@ def release(conn: sqlite3.Connection, run_ids: list[str], owner: str) -> None:
 
 
 def send(conn: sqlite3.Connection, run_id: str, kind: str, body: dict, sender: str) -> int:
+    # Redacted here, the one place a signal is written: an answer, an edit or a reason typed
+    # into `vigil approve/reject/cancel` never reaches the disk as typed.
+    body = recordable(body)
     return _tx(conn, lambda c: c.execute(
         "INSERT INTO signals(run_id, kind, body, created_ns, sender) VALUES (?, ?, ?, ?, ?)",
         (run_id, kind, _enc.encode(body), time.time_ns(), sender),
@@ -92,7 +97,7 @@ def pending(conn: sqlite3.Connection, owner: str) -> list[Signal]:
 def finish(conn: sqlite3.Connection, signal_id: int, outcome: str) -> None:
     _tx(conn, lambda c: c.execute(
         "UPDATE signals SET applied_ns = ?, result = ? WHERE id = ?",
-        (time.time_ns(), outcome, signal_id),
+        (time.time_ns(), redact(outcome), signal_id),
     ))
 
 

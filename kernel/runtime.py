@@ -15,7 +15,6 @@ from typing import Any, Callable
 import msgspec
 
 from . import leases, scopes
-from .codec import to_builtins
 from .driver import RunDriver
 from .errors import NotFound, VigilError
 from .codec import Corrupt, Unknown
@@ -40,7 +39,7 @@ from .graph import START
 from .ids import new_run_id
 from .owner import current_actor, owner_alive, owner_id
 from .projection import TERMINAL, RunInfo
-from .redact import redact
+from .redact import recordable
 from .registry import Registry
 from .runview import RunView
 from .state import apply
@@ -168,7 +167,7 @@ class Runtime:
         parent: tuple[str, int] | None = None, lineage: str | None = None,
     ) -> tuple[Any, RunStarted]:
         graph = self.registry.get(graph_name)
-        input = redact(graph.check_input(to_builtins(input)))
+        input = graph.check_input(recordable(input))
         if input is None:
             update = ()
         else:
@@ -329,7 +328,7 @@ class Runtime:
                 f"{decision!r} does not answer a {raised.kind} interrupt "
                 f"(choose {', '.join(DECISIONS[raised.kind])})"
             )
-        value = redact(to_builtins(value))
+        value = recordable(value)
         actor = actor or current_actor()
         events: list[Any] = []
         if raised.kind == "approval" and decision == "edit":

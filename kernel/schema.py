@@ -87,6 +87,7 @@ CREATE INDEX interrupts_pending ON interrupts(raised_ns) WHERE resolved_seq IS N
 def _backfill_interrupts(conn: sqlite3.Connection) -> None:
     from .codec import decode
     from .events import InterruptRaised, InterruptResolved
+    from .redact import redact
 
     rows = conn.execute(
         "SELECT run_id, seq, ts_ns, type, body, crc FROM events"
@@ -97,7 +98,7 @@ def _backfill_interrupts(conn: sqlite3.Connection) -> None:
         if isinstance(event, InterruptRaised):
             conn.execute(
                 "INSERT OR IGNORE INTO interrupts VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (run_id, event.interrupt_id, seq, event.kind, event.title, ts_ns),
+                (run_id, event.interrupt_id, seq, event.kind, redact(event.title), ts_ns),
             )
         elif isinstance(event, InterruptResolved):
             conn.execute(

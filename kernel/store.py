@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator, Sequence
 
 from . import reads, schema, walguard
-from .codec import Record, encode
+from .codec import Record, seal
 from .errors import Ambiguous, NotFound, StoreError
 from .events import Event
 from .projection import RunInfo
@@ -147,10 +147,12 @@ class Store:
             raise StoreError(f"{self.path} is open read-only")
         ts = ts_ns if ts_ns is not None else time.time_ns()
         rows = []
+        sealed = []  # redacted: the runs and interrupts rows are projected from these
         for seq, event in enumerate(events, expected_seq + 1):
-            body, crc = encode(event)
+            event, body, crc = seal(event)
+            sealed.append(event)
             rows.append((run_id, seq, ts, type(event).__name__, getattr(event, "step_id", None), body, crc))
-        return self._writer.submit(run_id, expected_seq, rows, events, claim)
+        return self._writer.submit(run_id, expected_seq, rows, sealed, claim)
 
     async def append_rows(
         self, run_id: str, rows: list[tuple], events: list, *, expected_seq: int

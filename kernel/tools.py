@@ -13,6 +13,7 @@ from typing import Any, Callable, get_type_hints
 import msgspec
 
 from .errors import VigilError
+from .secrets import reveal, rewrap, unwrap
 
 __all__ = ["Tool", "tool", "ToolError", "ToolInputError", "ToolRejected"]
 
@@ -84,8 +85,10 @@ class Tool:
         """The arguments converted to the declared types, or ToolInputError saying why not."""
         if not isinstance(args, dict):
             raise ToolInputError(f"{self.name}: arguments must be an object, not {type(args).__name__}")
+        # Secrets are checked as the strings they hold and stay wrapped until the tool runs.
+        plain, secrets = unwrap(args)
         try:
-            return msgspec.to_builtins(msgspec.convert(args, self._args))
+            return rewrap(msgspec.to_builtins(msgspec.convert(plain, self._args)), secrets)
         except msgspec.ValidationError as exc:
             raise ToolInputError(f"{self.name}: {exc}") from None
 
@@ -94,7 +97,7 @@ class Tool:
         return bool(rule(args)) if callable(rule) else bool(rule)
 
     async def __call__(self, args: dict[str, Any], idempotency_key: str) -> Any:
-        kwargs = dict(args)
+        kwargs = reveal(dict(args))  # the one place a Secret's value is handed over
         if self._wants_key:
             kwargs["idempotency_key"] = idempotency_key
         result = self.fn(**kwargs)

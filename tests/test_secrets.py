@@ -1,7 +1,6 @@
 """Secrets planted in inputs, tool arguments and outputs never reach the database or its WAL."""
 
 from kernel.graph import END, START, Graph
-from kernel.redact import REDACTED
 from kernel.tools import tool
 from runtime_helpers import run, runtime
 
@@ -48,9 +47,9 @@ def test_secrets_never_reach_the_log(db):
     info, state, raw = run(go())
     assert info.status == "completed"
     assert seen_by_tool["Authorization"] == BEARER
-    assert state["config"]["api_key"] == REDACTED and state["config"]["other"] == "fine"
-    assert state["result"]["key_file"] == REDACTED
-    assert state["note"] == f"used {REDACTED}"
+    assert state["config"]["api_key"] == "[REDACTED:openai-key]" and state["config"]["other"] == "fine"
+    assert state["result"]["key_file"] == "[REDACTED:private-key]"
+    assert state["note"] == "used [REDACTED:anthropic-key]"
     assert len(raw) > 10_000
     for secret in SECRETS:
         assert secret.encode() not in raw, secret

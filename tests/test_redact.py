@@ -1,0 +1,240 @@
+"""The redaction rules, the Secret type, and `vigil verify --secrets` on a log written around them."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import pickle
+import sqlite3
+import zlib
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import secret_workflows as sw
+from cli_helpers import vigil
+from kernel.codec import canonical_hash, encode
+from kernel.events import Patch, RunStarted, StepCompleted
+from kernel.graph import END, START, Graph
+from kernel.redact import key_kind, recordable, redact
+from kernel.secrets import Secret
+from kernel.store import Store
+from kernel.tools import tool
+from runtime_helpers import pending, run, runtime
+
+PLACE = "run input"
+
+
+def test_every_kind_is_redacted_and_says_what_it_was():
+    text = redact(sw.text_form(PLACE))
+    for value in sw.secrets_for(PLACE).values():
+        assert value not in text
+    for kind in ("openai-key", "anthropic-key", "aws-access-key", "aws-secret", "github-token",
+                 "slack-token", "google-api-key", "jwt", "bearer", "private-key", "password",
+                 "token", "api-key", "authorization", "secret"):
+        assert f"[REDACTED:{kind}]" in text, kind
+    assert "postgres://app:[REDACTED:password]@db.example.com:5432/app" in text  # user and host stay
+
+
+@pytest.mark.parametrize("key", ["password", "db_password", "Passwd", "token", "githubToken", "api_key",
+                                 "apiKey", "X-Api-Key", "secret", "client_secret", "Authorization",
+                                 "aws_secret_access_key", "private_key", "credentials", "Cookie"])
+def test_a_secret_named_key_hides_any_value(key):
+    for value in ("x7", "correct horse battery staple", 123456, b"raw"):
+        assert redact({key: value})[key].startswith("[REDACTED:")
+
+
+@pytest.mark.parametrize("key", ["max_tokens", "input_tokens", "token_count", "tokens", "keyboard",
+                                 "password_hint", "monkey", "author", "secretary"])
+def test_ordinary_keys_keep_their_values(key):
+    assert key_kind(key) is None
+    assert redact({key: "hunter2-plain"}) == {key: "hunter2-plain"}
+
+
+def test_ordinary_text_is_left_alone_and_not_copied():
+    value = {"messages": [{"role": "user", "content": "Refund order 1234 for $50, see https://shop.example.com/o/1234"}],
+             "usage": {"input_tokens": 12, "output_tokens": 40}}
+    assert redact(value) is value
+
+
+def test_bytes_are_redacted_as_text_and_stay_bytes():
+    out = redact(sw.text_form(PLACE).encode() + b"\xff\xfe binary tail")
+    assert isinstance(out, bytes) and out.endswith(b"\xff\xfe binary tail")
+    assert sw.secrets_for(PLACE)["openai"].encode() not in out
+    assert b"[REDACTED:openai-key]" in out
+
+
+_fragments = st.sampled_from(
+    list(sw.secrets_for(PLACE).values())
+    + ["password=", "token: ", "Bearer ", "://u:", "@h", "aws_secret_access_key=", "[REDACTED:x]",
+       "-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", " ", "=", ":", "sk-", "\n"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_fragments, st.text(max_size=12)), max_size=12))
+def test_redact_is_idempotent(parts):
+    """What keeps replay in step: the codec redacts what the driver already redacted, unchanged."""
+    text = "".join(parts)
+    once = redact(text)
+    assert redact(once) == once
+    data = {"password": text, "t": text, "nested": [text, {"api_key": text}]}
+    assert redact(redact(data)) == redact(data)
+
+
+def test_a_secret_never_shows_its_value():
+    s = Secret(sw.secrets_for(PLACE)["openai"])
+    value = s.reveal()
+    assert s.kind == "openai-key"
+    for shown in (str(s), repr(s), f"{s}", f"{s!r}", "%s" % s, json.dumps(recordable({"k": s}))):
+        assert value not in shown and "[REDACTED:openai-key]" in shown
+    with pytest.raises(TypeError):
+        pickle.dumps(s)
+    assert copy.deepcopy({"k": s})["k"] is s
+    assert Secret("hunter2").kind == "secret" and Secret("x", kind="pin").marker == "[REDACTED:pin]"
+    # encoded anywhere, only the marker: an event body and a hash
+    body, _ = encode(RunStarted(graph="g", input={"k": s}))
+    assert value.encode() not in body and b"[REDACTED:openai-key]" in body
+    assert canonical_hash({"k": s}) == canonical_hash({"k": "[REDACTED:openai-key]"})
+
+
+def test_a_patch_key_names_its_value():
+    event = StepCompleted(step_id="1.a", node="a", update=(Patch("set", "db_password", "plain-words"),))
+    body, _ = encode(event)
+    assert b"plain-words" not in body and b"[REDACTED:password]" in body
+
+
+@tool(requires_approval=True, idempotent=True)
+async def deploy(target: str, api_key: str, replicas: int = 1) -> dict:
+    RECEIVED.append({"target": target, "api_key": api_key, "replicas": replicas})
+    return {"ok": True}
+
+
+RECEIVED: list = []
+KEY = sw.secrets_for("tool args Secret")["openai"]
+
+
+def _deploy_graph() -> Graph:
+    g = Graph("deployer", tools=[deploy])
+
+    async def go(state, ctx):
+        out = await ctx.tool("deploy", target="prod", api_key=Secret(KEY))
+        note = await ctx.interrupt("done?", {"out": out})
+        return {"out": out, "note": note}
+
+    g.add_node("go", go)
+    g.add_edge(START, "go")
+    g.add_edge("go", END)
+    return g
+
+
+def test_an_edit_keeps_the_secret_the_approver_saw_as_a_marker(db):
+    """The approver edits another argument; the tool still runs with the real key, and after a
+    restart (replay from the log, another Runtime) the run goes on without diverging."""
+    RECEIVED.clear()
+    g = _deploy_graph()
+
+    async def first():
+        async with runtime(db, g) as (store, rt):
+            run_id = await rt.start("deployer", {})
+            await rt.settle()
+            ask = pending(rt, run_id)[0]
+            assert ask.payload["args"] == {"target": "prod", "api_key": "[REDACTED:openai-key]", "replicas": 1}
+            edited = {**ask.payload["args"], "replicas": 3}
+            await rt.resolve(run_id, ask.interrupt_id, "edit", edited, payload_hash=ask.payload_hash)
+            await rt.settle()
+            return run_id
+
+    async def second(run_id):
+        async with runtime(db, g) as (store, rt):
+            await rt.adopt(run_id, drive=False)
+            ask = pending(rt, run_id)[0]
+            await rt.resolve(run_id, ask.interrupt_id, "answer", "yes", payload_hash=ask.payload_hash)
+            await rt.settle()
+            return (await store.run(run_id)).status
+
+    run_id = run(first())
+    assert RECEIVED == [{"target": "prod", "api_key": KEY, "replicas": 3}]
+    assert run(second(run_id)) == "completed"
+    assert len(RECEIVED) == 1  # replayed from the log, not run again
+    assert KEY.encode() not in _raw(db)
+    assert vigil("verify", db=db).returncode == 0
+
+
+def test_verify_secrets_names_what_an_older_vigil_wrote(db):
+    """A log written around the codec (an older vigil, a bug): the scan names run, seq and place."""
+    s = sw.secrets_for("run input")
+
+    async def make():
+        async with await Store.open(db) as store:
+            await store.append("leaky", [RunStarted(graph="g", input={"n": 1})], expected_seq=0)
+            await store.append("clean", [RunStarted(graph="g", input={"n": 2})], expected_seq=0)
+
+    run(make())
+    body = msgspec.msgpack.encode({"type": "RunStarted", "graph": "g", "input": {"password": s["password"], "note": f"key {s['openai']}"}})
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE events SET body = ?, crc = ? WHERE run_id = 'leaky'", (body, zlib.crc32(body)))
+    conn.execute("UPDATE runs SET labels = ?, error = ? WHERE run_id = 'leaky'",
+                 (json.dumps({"token": s["token"]}), f"failed with {s['github']}"))
+    conn.execute("INSERT INTO signals(run_id, kind, body, created_ns) VALUES ('leaky', 'resolve', ?, 0)",
+                 (json.dumps({"value": f"Bearer {s['bearer']}"}),))
+    conn.commit()
+    conn.close()
+
+    out = vigil("verify", "--secrets", db=db)
+    assert out.returncode == 1
+    lines = out.stdout.decode().splitlines()
+    assert "run leaky seq 1 RunStarted input.password: looks like a secret (password)" in lines
+    assert "run leaky seq 1 RunStarted input.note: looks like a secret (openai-key)" in lines
+    assert "run leaky runs row labels.token: looks like a secret (token)" in lines
+    assert "run leaky runs row error: looks like a secret (github-token)" in lines
+    assert any(line.startswith("run leaky signal 1 body.value") and "(bearer)" in line for line in lines)
+    assert not any(value in out.stdout.decode() + out.stderr.decode() for value in s.values())
+    assert out.stderr.decode().strip() == "vigil: 5 things that look like secrets in 1 run(s)"
+
+    clean = vigil("verify", "--secrets", "clean", db=db)
+    assert clean.returncode == 0 and clean.stdout.decode().startswith("no secrets found")
+
+
+def test_an_export_holding_a_secret_is_not_imported(db, tmp_path):
+    """An export from an older vigil that let a secret through: importing it as is would write
+    the secret, and a redacted copy would not be the same events; refused in one line."""
+    s = sw.secrets_for("run input")
+    event = {"type": "RunStarted", "graph": "g", "graph_version": "1", "input": {"note": s["openai"]},
+             "update": [], "parent_run_id": None, "parent_seq": None, "lineage": None, "labels": {},
+             "start_at": []}
+    body = msgspec.msgpack.encode(event)
+    line = {"run_id": "old", "seq": 1, "ts_ns": 1, "type": "RunStarted", "crc": zlib.crc32(body), "event": event}
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    out = vigil("import", str(path), db=db)
+    assert out.returncode == 2
+    assert out.stderr.decode().strip() == (
+        "vigil: line 1 (seq 1): holds what looks like a secret, which vigil does not write; "
+        "`vigil verify --secrets` on the source log names it"
+    )
+    assert not db.exists() or s["openai"].encode() not in db.read_bytes()
+
+
+def test_a_secret_put_straight_into_an_event_is_projected_as_its_marker(db):
+    """Labels and titles are copied into the runs and interrupts rows: a Secret there is written
+    (and projected) as its marker, never as its value, and nothing crashes on it."""
+    value = sw.secrets_for("run labels")["openai"]
+
+    async def go():
+        async with await Store.open(db) as store:
+            await store.append("r", [RunStarted(graph="g", labels={"key": Secret(value)})], expected_seq=0)
+            return await store.run("r")
+
+    info = run(go())
+    assert info.labels == {"key": "[REDACTED:openai-key]"}
+    assert value.encode() not in _raw(db)
+
+
+def _raw(db) -> bytes:
+    """The database's bytes and its -wal's (gone after the last clean close: checkpointed)."""
+    wal = db.with_name(db.name + "-wal")
+    return db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
