@@ -16,6 +16,7 @@ from textual.theme import Theme
 
 from kernel.errors import VigilError
 from kernel.events import InterruptRaised
+from kernel.owner import owner_alive
 from kernel.reads import InterruptInfo
 from kernel.registry import Registry
 from kernel.runtime import Runtime
@@ -47,7 +48,7 @@ class VigilApp(App[None]):
         demo: bool = False,
         start: tuple[str, Any] | None = None,
         now: Callable[[], int] = time.time_ns,
-        adopt: bool = True,
+        adopt: bool = False,
     ) -> None:
         super().__init__()
         self.db = db
@@ -57,7 +58,9 @@ class VigilApp(App[None]):
         self.start_run = start
         self.now = now
         self.adopt = adopt
-        self.pending: list[InterruptInfo] = []
+        self.pending: list[InterruptInfo] = []  # what this console can answer, in-doubt first
+        self.pending_elsewhere: list[InterruptInfo] = []  # runs only another process can drive
+        self.orphaned: list[str] = []
         self.readonly = False
         self.store: Store
         self.runtime: Runtime
@@ -98,10 +101,16 @@ class VigilApp(App[None]):
 
     @work(group="startup")
     async def startup(self) -> None:
+        # Never silently: a console that takes runs over also dies with them. Say so, offer it.
+        self.orphaned = await self.find_orphans()
         if self.adopt:
-            adopted = await self.runtime.resume()
-            if adopted:
-                self.notify(f"adopted {len(adopted)} run(s) whose owner had gone")
+            self.adopt_orphans()
+        elif self.orphaned:
+            self.notify(
+                f"{len(self.orphaned)} run(s) have no live owner; a `vigil worker` adopts them, "
+                "or ctrl+p 'Adopt orphaned runs' drives them here",
+                title="orphaned runs", severity="warning", timeout=10,
+            )
         if self.demo:
             from kernel.demos import samples
 
@@ -112,9 +121,56 @@ class VigilApp(App[None]):
             run_id = await self.runtime.start(*self.start_run)
             self.open_panes([run_id])
 
+    async def find_orphans(self) -> list[str]:
+        """Runs nobody drives that this console could (their graph is registered here)."""
+        found: list[str] = []
+        for status in ("running", "waiting"):
+            offset = 0
+            while batch := await self.store.runs(status=status, limit=500, offset=offset):
+                offset += len(batch)
+                found += [
+                    r.run_id for r in batch
+                    if r.graph in self.registry and r.run_id not in self.runtime.drivers
+                    and not owner_alive(r.owner, r.lease_until_ns)
+                ]
+        return found
+
+    @work(group="adopt")
+    async def adopt_orphans(self) -> None:
+        adopted = await self.runtime.resume()
+        self.orphaned = await self.find_orphans()
+        self.notify(f"adopted {len(adopted)} run(s) whose owner had gone" if adopted else "no orphaned runs to adopt")
+
+    async def action_quit(self) -> None:
+        """Quitting a console that drives runs asks what becomes of them."""
+        from .screens.quitting import QuitScreen
+
+        if self.readonly or not hasattr(self, "runtime"):
+            self.exit()
+            return
+        live = [d for d in self.runtime.drivers.values() if d.view.terminal is None]
+        if not live:
+            self.exit()
+            return
+        waiting = sum(1 for d in live if d.view.pending_interrupts() and not (d.task and not d.task.done()))
+        self.push_screen(QuitScreen(len(live) - waiting, waiting), self._quit_as)
+
+    @work(group="quit")
+    async def _quit_as(self, choice: str | None) -> None:
+        if choice is None:
+            return
+        if choice == "cancel":
+            for run_id in list(self.runtime.drivers):
+                try:
+                    await self.runtime.cancel(run_id, "cancelled when the console that drove it quit")
+                except VigilError as exc:
+                    self.notify(f"{run_id}: {exc}", severity="error")
+        self._release_on_exit = choice != "leave"
+        self.exit()
+
     async def on_unmount(self) -> None:
         if hasattr(self, "runtime") and not self.readonly:
-            await self.runtime.close()
+            await self.runtime.close(release=getattr(self, "_release_on_exit", True))
         if hasattr(self, "store"):
             await self.store.close()
 
@@ -149,7 +205,15 @@ class VigilApp(App[None]):
                 top.resolved_elsewhere()
 
     async def refresh_pending(self) -> None:
-        self.pending = await self.store.interrupts()
+        every = await self.store.interrupts()
+        steerable: dict[str, bool] = {}
+        for p in every:
+            if p.run_id not in steerable:
+                steerable[p.run_id] = not self.readonly and await self._can_steer(p.run_id)
+        # A crash question first: a human must say whether money moved before anything else.
+        order = sorted(every, key=lambda p: (p.kind != "in_doubt", p.raised_ns))
+        self.pending = [p for p in order if steerable[p.run_id]]
+        self.pending_elsewhere = [p for p in order if not steerable[p.run_id]]
         for screen in self.screen_stack:
             if hasattr(screen, "update_bar"):
                 screen.update_bar()
@@ -162,6 +226,16 @@ class VigilApp(App[None]):
                     handler(run_id, *data)
         elif what in ("lost", "error"):
             self.notify(f"{run_id}: {data}", severity="error")
+
+    async def _can_steer(self, run_id: str) -> bool:
+        """A live owner applies our signal; with none, this process must have the graph."""
+        if run_id in self.runtime.drivers:
+            return True
+        try:
+            info = await self.store.run(run_id)
+        except VigilError:
+            return False
+        return owner_alive(info.owner, info.lease_until_ns) or info.graph in self.registry
 
     def _prompt_open(self) -> bool:
         from .screens.prompt import PromptScreen
@@ -216,16 +290,20 @@ class VigilApp(App[None]):
     def action_new_run(self) -> None:
         from .screens.newrun import NewRunScreen
 
-        def chosen(result: tuple[str, Any] | None) -> None:
+        def chosen(result: tuple[str, Any, bool] | None) -> None:
             if result is not None:
                 self.launch(*result)
 
         self.push_screen(NewRunScreen(self.registry), chosen)
 
     @work(group="launch")
-    async def launch(self, graph: str, value: Any) -> None:
+    async def launch(self, graph: str, value: Any, queue: bool = False) -> None:
         try:
-            run_id = await self.runtime.start(graph, value)
+            if queue:  # a worker drives it; this console only watches
+                run_id = await self.runtime.enqueue(graph, value)
+                self.notify(f"run {run_id} queued for a worker")
+            else:
+                run_id = await self.runtime.start(graph, value)
         except VigilError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -239,6 +317,9 @@ class VigilApp(App[None]):
         yield SystemCommand("Start a run", "start a new run of a registered graph", self.action_new_run)
         yield SystemCommand("Approve next", "open the next pending interrupt", self.action_next_interrupt)
         yield SystemCommand("Runs", "back to the list of runs", self._to_runs)
+        if not self.readonly:
+            yield SystemCommand("Adopt orphaned runs", "drive here the runs whose owner has gone",
+                                self.adopt_orphans)
         run_id = self._selected_run()
         if run_id:
             yield SystemCommand("Open run", f"live pane for {run_id}", lambda: self.open_panes([run_id]))

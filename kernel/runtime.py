@@ -109,15 +109,16 @@ class Runtime:
         await self.close()
         return left
 
-    async def close(self) -> None:
-        """Stop driving (runs stay as they are, resumable) and give up ownership at once."""
+    async def close(self, *, release: bool = True) -> None:
+        """Stop driving (runs stay as they are, resumable) and give up ownership at once (or,
+        with release=False, leave the leases to lapse: adopted later, as after a crash)."""
         for task in self._loops:
             task.cancel()
         running = [d.task for d in self.drivers.values() if d.task and not d.task.done()]
         for task in running:
             task.cancel()
         await asyncio.gather(*self._loops, *running, *self._chores, return_exceptions=True)
-        if self.drivers and not self.store.readonly:
+        if release and self.drivers and not self.store.readonly:
             await self.store.write(leases.release, list(self.drivers), self.owner)
         self.drivers.clear()
 

@@ -18,9 +18,12 @@ from kernel.registry import Registry
 __all__ = ["NewRunScreen"]
 
 
-class NewRunScreen(ModalScreen[tuple[str, Any] | None]):
+class NewRunScreen(ModalScreen[tuple[str, Any, bool] | None]):
+    """Dismisses with (graph, input, queued for a worker) or None."""
+
     BINDINGS = [
         Binding("ctrl+s", "start", "start", id="newrun.start"),
+        Binding("ctrl+w", "start(True)", "queue for a worker", id="newrun.queue"),
         Binding("escape", "cancel", "cancel", id="newrun.cancel"),
     ]
     DEFAULT_CSS = """
@@ -40,7 +43,7 @@ class NewRunScreen(ModalScreen[tuple[str, Any] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("graph (↑↓), then its input as JSON; ctrl+s starts, escape cancels")
+            yield Label("graph (↑↓), then its input as JSON; ctrl+s starts here, ctrl+w queues it for a worker, escape cancels")
             yield OptionList(*(Option(f"{g.name}  ·  {g.description}", id=g.name) for g in self.registry), id="graphs")
             yield TextArea("{}", id="input", show_line_numbers=True)
             yield Label("", id="error")
@@ -59,7 +62,7 @@ class NewRunScreen(ModalScreen[tuple[str, Any] | None]):
     def to_input(self) -> None:
         self.query_one("#input", TextArea).focus()
 
-    def action_start(self) -> None:
+    def action_start(self, queue: bool = False) -> None:
         graphs = self.query_one(OptionList)
         if graphs.highlighted is None:
             return
@@ -69,7 +72,7 @@ class NewRunScreen(ModalScreen[tuple[str, Any] | None]):
         except ValueError as exc:
             self.query_one("#error", Label).update(f"the input is not valid JSON: {exc}")
             return
-        self.dismiss((graph, value))
+        self.dismiss((graph, value, queue))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
