@@ -48,7 +48,7 @@ class VigilApp(App[None]):
         demo: bool = False,
         start: tuple[str, Any] | None = None,
         now: Callable[[], int] = time.time_ns,
-        adopt: bool = False,
+        adopt: bool | None = None,
     ) -> None:
         super().__init__()
         self.db = db
@@ -103,9 +103,9 @@ class VigilApp(App[None]):
     async def startup(self) -> None:
         # Never silently: a console that takes runs over also dies with them. Say so, offer it.
         self.orphaned = await self.find_orphans()
-        if self.adopt:
+        if self.adopt:  # asked for (tests, embedding); None offers, False stays quiet
             self.adopt_orphans()
-        elif self.orphaned:
+        elif self.adopt is None and self.orphaned:
             self.notify(
                 f"{len(self.orphaned)} run(s) have no live owner; a `vigil worker` adopts them, "
                 "or ctrl+p 'Adopt orphaned runs' drives them here",

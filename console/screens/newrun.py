@@ -43,7 +43,7 @@ class NewRunScreen(ModalScreen[tuple[str, Any, bool] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("graph (↑↓), then its input as JSON; ctrl+s starts here, ctrl+w queues it for a worker, escape cancels")
+            yield Label("graph (↑↓), then its input as JSON\nctrl+s start here · ctrl+w queue for a worker · escape cancel")
             yield OptionList(*(Option(f"{g.name}  ·  {g.description}", id=g.name) for g in self.registry), id="graphs")
             yield TextArea("{}", id="input", show_line_numbers=True)
             yield Label("", id="error")
