@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import random
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -146,6 +148,26 @@ def test_hash_alone_picks_the_pending_interrupt(db):
     out = cli("reject", run_id, "--hash", seen.payload_hash[:8], "--reason", "too much", db=db)
     assert out.returncode == 0, out.stderr
     assert f"reject {seen.interrupt_id}" in out.stdout
+
+
+@pytest.mark.skipif(shutil.which("script") is None, reason="needs util-linux script for a terminal")
+def test_approve_on_a_terminal_shows_the_pending_interrupt_and_asks(db, tmp_path):
+    run_id, seen = waiting_payment(db, [["ann", 500]])
+    env = {**os.environ, "VIGIL_DB": str(db), "VIGIL_WORKFLOWS": "approval_workflows",
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"}
+    command = f"{shlex.quote(sys.executable)} -m console.cli approve {run_id}"
+
+    def on_a_terminal(answer: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["script", "-qec", command, "/dev/null"], cwd=ROOT, env=env,
+                              input=answer, capture_output=True, text=True, timeout=60)
+
+    no = on_a_terminal("n\n")
+    assert no.returncode == 2 and "not approved; nothing was sent" in no.stdout
+    assert seen.interrupt_id in no.stdout and seen.payload_hash in no.stdout
+    assert '{"to": "ann", "amount": 500.0}' in no.stdout and "approve this? [y/N]" in no.stdout
+    yes = on_a_terminal("y\n")
+    assert yes.returncode == 0 and f"approve {seen.interrupt_id} on run {run_id}" in yes.stdout
+    assert sum(isinstance(e, InterruptResolved) for e in run(_events(db, run_id))) == 1
 
 
 def test_headless_run_prints_id_hash_args(db):
