@@ -313,3 +313,28 @@ def test_answer_must_be_a_declared_choice(db):
     assert "'prod' is not one of the choices (production, staging)" in out.stderr
     out = cli("approve", triage_id, "--interrupt", question, "--answer", "production", db=db)
     assert out.returncode == 0, out.stderr
+
+
+def test_an_older_database_closes_the_interrupts_of_ended_runs(db):
+    """A database written before ends closed interrupts (schema v2) is mended when opened."""
+    import sqlite3
+
+    from kernel import schema
+
+    run_id, raised = _cancelled_while_waiting(db)
+    with sqlite3.connect(db) as conn:  # as a v2 vigil left it: the interrupt still pending
+        conn.execute("UPDATE interrupts SET resolved_seq = NULL")
+        conn.execute("UPDATE runs SET pending = 1")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+    async def open_with_write_access():
+        async with await Store.open(db):
+            pass
+
+    run(open_with_write_access())
+    rows = [json.loads(x) for x in cli("runs", "--json", db=db).stdout.splitlines()]
+    assert [(r["status"], r["pending"]) for r in rows] == [("cancelled", 0)]
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT resolved_seq FROM interrupts").fetchall() == [(4,)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+    assert cli("verify", run_id, db=db).returncode == 0
