@@ -42,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", metavar="JSON", help="the run's input")
     p.add_argument("--label", type=_label, action="append", metavar="KEY=VALUE")
     p.add_argument("--headless", action="store_true", help="no UI; stay attached until the run ends")
+    p.add_argument("--queue", action="store_true", help="hand the run to a `vigil worker` and return at once")
+
+    p = sub.add_parser("worker", help="own and drive runs headless until SIGTERM (systemd, tmux)")
+    p.add_argument("--graphs", metavar="NAME[,NAME]", help="only runs of these graphs (default: every registered graph)")
+    p.add_argument("--concurrency", type=int, default=16, metavar="N", help="runs driven at once (default 16)")
+    p.add_argument("--grace", type=float, default=30.0, metavar="S",
+                   help="on SIGTERM, how long the steps in progress may take to finish (default 30)")
 
     p = sub.add_parser("resume", help="adopt runs whose owner died and drive them until they end or wait")
     p.add_argument("run", nargs="?")
@@ -62,6 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", help="cancel a run")
     p.add_argument("run")
     p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
+
+    p = sub.add_parser("pause", help="stop a run at its next step boundary (the step under way finishes)")
+    p.add_argument("run")
+    p.add_argument("--reason", metavar="TEXT")
+    p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
+
+    p = sub.add_parser("unpause", help="let a paused run go on")
+    p.add_argument("run")
     p.add_argument("--wait", type=float, default=15.0, metavar="S", help="how long to wait for the owner")
 
     p = sub.add_parser("fork", help="a new run from a run's state at a seq")
@@ -134,7 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from kernel.errors import VigilError
 
-    opens_ui = args.command is None or (args.command in ("demo", "run") and not args.headless)
+    opens_ui = args.command is None or (
+        args.command in ("demo", "run") and not args.headless and not getattr(args, "queue", False)
+    )
     if opens_ui:
         try:
             return _console(args)

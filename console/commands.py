@@ -18,7 +18,7 @@ from kernel.exchange import export_lines, import_lines
 from kernel.store import Store
 from kernel.verify import verify_run
 
-from .format import RUN_HEADER, event_line, record_json, run_line
+from .format import owner_text, RUN_HEADER, event_line, record_json, run_line
 
 _json = msgspec.json.Encoder()
 
@@ -52,7 +52,10 @@ async def cmd_runs(args: argparse.Namespace) -> int:
             take = page if limit is None else min(page, limit - shown)
             runs = await store.runs(status=args.status, graph=args.graph, limit=take, offset=offset)
             for run in runs:
-                _out(_json.encode(to_builtins(run)) if args.json else run_line(run, now))
+                if args.json:
+                    _out(_json.encode({**to_builtins(run), "owner_state": owner_text(run)}))
+                else:
+                    _out(run_line(run, now))
             shown += len(runs)
             offset += len(runs)
             if len(runs) < take:

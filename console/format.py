@@ -17,13 +17,17 @@ from kernel.events import (
     RunCancelled,
     RunCompleted,
     RunDiverged,
+    RunAdopted,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
     StepStarted,
     ToolApprovedForRun,
 )
+from kernel.owner import owner_alive
 from kernel.projection import TERMINAL, RunInfo
 
 __all__ = ["short", "clock", "duration", "summary", "event_line", "record_json", "run_line"]
@@ -60,9 +64,13 @@ def summary(event: Any) -> str:
             return f"output={short(event.output)}"
         case RunFailed() | RunDiverged():
             return event.error
-        case RunCancelled():
+        case RunCancelled() | RunPaused():
             who = f" by {event.actor.user}" if event.actor else ""
             return f"{event.reason}{who}"
+        case RunResumed():
+            return f"by {event.actor.user}" if event.actor else ""
+        case RunAdopted():
+            return f"driven by {event.owner}" + (f" after {event.previous}" if event.previous else "")
         case StepStarted():
             return f"{event.node} [{event.step_id}] attempt {event.attempt}"
         case StepCompleted():
@@ -113,15 +121,28 @@ def record_json(record: Record) -> dict[str, Any]:
     return out
 
 
+def owner_text(run: RunInfo) -> str:
+    """Who drives a run: `host:pid`, `orphaned` (its owner died: a worker or `vigil resume`
+    adopts it), `free` (queued or released: likewise), or `-` for an ended run."""
+    if run.status in TERMINAL:
+        return "-"
+    if not run.owner:
+        return "free"
+    if not owner_alive(run.owner, run.lease_until_ns):
+        return "orphaned"
+    host, pid, _ = run.owner.rsplit(":", 2)
+    return f"{host}:{pid}"
+
+
 def run_line(run: RunInfo, now_ns: int) -> str:
     end = run.updated_ns if run.status in TERMINAL else now_ns
     pending = str(run.pending) if run.pending else "-"
     return (
         f"{run.run_id:<16}  {run.graph[:18]:<18}  {run.status:<9}  {clock(run.created_ns, date=True)}"
-        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}"
+        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}  {owner_text(run)}"
     )
 
 
 RUN_HEADER = (
-    f"{'RUN':<16}  {'GRAPH':<18}  {'STATUS':<9}  {'STARTED':<19}  {'DURATION':>8}  {'EVENTS':>7}  {'PENDING':>7}"
+    f"{'RUN':<16}  {'GRAPH':<18}  {'STATUS':<9}  {'STARTED':<19}  {'DURATION':>8}  {'EVENTS':>7}  {'PENDING':>7}  OWNER"
 )

@@ -126,6 +126,11 @@ async def cmd_run(args: argparse.Namespace) -> int:
         from kernel.demos import samples
 
         value = samples().get(args.graph)
+    if args.queue:
+        async with await Store.open(_db_path(args)) as store:
+            run_id = await Runtime(store, registry).enqueue(args.graph, value, labels=dict(args.label or []))
+        _out(f"run {run_id} ({args.graph}) queued; a `vigil worker` with this graph picks it up")
+        return 0
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry) as runtime:
             start = await store.head()
@@ -349,4 +354,54 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
     body = {"reason": args.reason or "", "actor": msgspec.to_builtins(current_actor())}
     how = await _steer(args, "cancel", body, run_id)
     _out(f"cancelled run {run_id}: {how}")
+    return 0
+
+
+async def cmd_pause(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+    body = {"reason": args.reason or "", "actor": msgspec.to_builtins(current_actor())}
+    how = await _steer(args, "pause", body, run_id)
+    _out(f"paused run {run_id}: {how}")
+    return 0
+
+
+async def cmd_unpause(args: argparse.Namespace) -> int:
+    async with await _open(args) as store:
+        run_id = await store.resolve(args.run)
+    how = await _steer(args, "unpause", {"actor": msgspec.to_builtins(current_actor())}, run_id)
+    if how.startswith("applied here"):
+        how = f"applied here; a `vigil worker` or `vigil resume {run_id}` drives it on"
+    _out(f"unpaused run {run_id}: {how}")
+    return 0
+
+
+async def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+
+    from kernel.worker import Worker
+
+    registry = _registry(args)
+    graphs = None
+    if args.graphs:
+        graphs = {g.strip() for g in args.graphs.split(",") if g.strip()}
+        for name in graphs:
+            registry.get(name)  # an unknown graph is an error now, not a worker that idles
+    if args.concurrency < 1:
+        raise VigilError("--concurrency must be at least 1")
+    def say(line: str) -> None:  # a line at a time: under systemd stdout is a pipe
+        _out(line)
+        sys.stdout.flush()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with await Store.open(_db_path(args)) as store:
+        async with Runtime(store, registry) as runtime:
+            worker = Worker(runtime, concurrency=args.concurrency, graphs=graphs, grace=args.grace, say=say)
+            names = ", ".join(sorted(graphs or (g.name for g in registry)))
+            say(f"worker {runtime.owner} on {store.path}: graphs {names}; up to {args.concurrency} at once")
+            await worker.run(stop)
+    _out("worker stopped; its runs are released for the next worker")
     return 0

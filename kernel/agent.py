@@ -47,7 +47,8 @@ def agent_graph(
 
     async def act(state: dict, ctx: Any) -> dict:
         calls = state["messages"][-1].get("tool_calls", [])
-        # Started together: each call takes its action index before its first await, in order.
+        # Each call runs in a task of its own, numbered in creation order (kernel.scopes), so its
+        # positions replay the same however the calls interleave; the step ends when all have.
         results = await asyncio.gather(*(_run_call(ctx, call) for call in calls))
         return {"messages": list(results)}
 

@@ -69,7 +69,7 @@ def encode(event: Event) -> tuple[bytes, int]:
     """The msgpack body of an event and its crc32."""
     try:
         body = _encoder.encode(event)
-    except (TypeError, OverflowError, msgspec.EncodeError) as exc:
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:  # ValueError: lone surrogates
         raise EncodeFailed(f"{type(event).__name__} cannot be encoded: {exc}") from None
     return body, zlib.crc32(body)
 

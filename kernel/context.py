@@ -1,13 +1,15 @@
 """`ctx`: the only door from a node to the world. Every call is a recorded action with a
-deterministic id (step id + call index, taken when the call is made), so re-executing the node
-returns what was recorded instead of running the effect again."""
+deterministic id (step id + its position, see kernel.scopes), so re-executing the node returns
+what was recorded instead of running the effect again."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import scopes
 from .tools import Tool, ToolRejected
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,24 +25,44 @@ class Ctx:
         self.step_id = step_id
         self.node = node
         self.attempt = attempt
-        self._calls = 0
+        self.root = scopes.Scope(self)
+        self.consumed: set[str] = set()  # call positions this execution made
+        self.suspended = False  # set by the driver, so `except Exception` cannot hide it
+        self.diverged: BaseException | None = None
+        self.tasks: list[asyncio.Task] = []
 
     def _next_id(self) -> str:
-        action_id = f"{self.step_id}#{self._calls}"
-        self._calls += 1
-        return action_id
+        scope = scopes.current()
+        if scope is None or scope.owner is not self:
+            scope = self.root
+        return f"{self.step_id}#{scope.next_call()}"
+
+    def _started(self, task: asyncio.Task) -> None:
+        self.tasks.append(task)
+
+    async def settle(self, cancel: bool) -> None:
+        """Wait for every task this node started (cancelling them first if asked): a step
+        ends - done, suspended, failed or cancelled - only when nothing of it still runs."""
+        cancelled = False
+        while pending := [t for t in self.tasks if not t.done()]:
+            if cancel or cancelled:
+                for task in pending:
+                    task.cancel()
+            try:
+                await asyncio.wait(pending)
+            except asyncio.CancelledError:
+                cancelled = True
+        for task in self.tasks:
+            if not task.cancelled():
+                task.exception()  # retrieved: its error already reached the node, or is moot
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def tool(self, tool: Tool | str, /, **args: Any) -> Any:
         """Run a tool of this graph, asking a human first if it needs approval."""
         spec = self._driver.tool(tool)
         args = spec.validate(args)  # ToolInputError goes back to the caller, unrecorded
-        action_id = self._next_id()
-        effective = await self._driver.approve(self, action_id, spec, args)
-        key = f"{self.run_id}:{action_id}"
-        return await self._driver.effect(
-            self, action_id, "tool", spec.name, effective,
-            lambda: spec(effective, key), idempotent=spec.idempotent, key=key,
-        )
+        return await self._driver.call_tool(self, self._next_id(), spec, args)
 
     async def llm(
         self,

@@ -13,6 +13,7 @@ __all__ = [
     "StoreError",
     "ImportFailed",
     "EncodeFailed",
+    "RunEnded",
 ]
 
 
@@ -62,3 +63,7 @@ class ImportFailed(VigilError):
 
 class EncodeFailed(VigilError):
     """An event holds a value the log cannot encode (an object, an integer past 64 bits)."""
+
+
+class RunEnded(VigilError):
+    """Something was to be appended to, or decided for, a run that has already ended."""

@@ -20,6 +20,9 @@ __all__ = [
     "RunFailed",
     "RunCancelled",
     "RunDiverged",
+    "RunPaused",
+    "RunResumed",
+    "RunAdopted",
     "StepStarted",
     "StepCompleted",
     "StepFailed",
@@ -90,6 +93,24 @@ class RunDiverged(_Event):
 
     step_id: str
     error: str
+
+
+class RunPaused(_Event):
+    """The run stops at its next step boundary until RunResumed (the step under way finishes)."""
+
+    reason: str = ""
+    actor: Actor | None = None
+
+
+class RunResumed(_Event):
+    actor: Actor | None = None
+
+
+class RunAdopted(_Event):
+    """A process took over driving the run (its owner died, or the run was queued or released)."""
+
+    owner: str
+    previous: str | None = None
 
 
 # step --------------------------------------------------------------------------------
@@ -175,6 +196,9 @@ Event = Union[
     RunFailed,
     RunCancelled,
     RunDiverged,
+    RunPaused,
+    RunResumed,
+    RunAdopted,
     StepStarted,
     StepCompleted,
     StepFailed,

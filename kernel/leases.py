@@ -44,7 +44,7 @@ def claim(conn: sqlite3.Connection, run_id: str, owner: str, lease_ns: int, prev
     def go(conn):
         now = time.time_ns()
         cur = conn.execute(
-            "UPDATE runs SET owner = ?, lease_until_ns = ? WHERE run_id = ? AND status IN ('running', 'waiting')"
+            "UPDATE runs SET owner = ?, lease_until_ns = ? WHERE run_id = ? AND status IN ('running', 'waiting', 'paused')"
             " AND (owner IS NULL OR owner = ? OR owner = ? OR lease_until_ns < ?)",
             (owner, now + lease_ns, run_id, owner, previous, now),
         )

@@ -14,6 +14,8 @@ from .events import (
     RunCompleted,
     RunDiverged,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
 )
 
@@ -43,6 +45,8 @@ PROJECTED = (
     RunFailed,
     RunCancelled,
     RunDiverged,
+    RunPaused,
+    RunResumed,
 )
 
 TERMINAL = frozenset({"completed", "failed", "cancelled", "diverged"})
@@ -116,7 +120,13 @@ def advance(
     elif isinstance(event, RunDiverged):
         row["status"] = "diverged"
         row["error"] = event.error
-    if row["status"] not in TERMINAL:
+    elif isinstance(event, RunPaused):
+        row["status"] = "paused"
+    elif isinstance(event, RunResumed):
+        row["status"] = "running"
+    if row["status"] == "paused":
+        pass  # stays paused, pending or not, until RunResumed
+    elif row["status"] not in TERMINAL:
         row["status"] = "waiting" if row["pending"] else "running"
     else:  # an ended run has no owner: nothing to drive, nothing to release later
         row["owner"] = row["lease_until_ns"] = None

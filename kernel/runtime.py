@@ -12,19 +12,27 @@ import asyncio
 import time
 from typing import Any, Callable
 
-from . import leases
+import msgspec
+
+from . import leases, scopes
 from .codec import to_builtins
 from .driver import RunDriver
 from .errors import NotFound, VigilError
+from .codec import Corrupt, Unknown
 from .events import (
+    ActionFailed,
+    ActionRequested,
+    ActionSucceeded,
     Actor,
     InterruptRaised,
     InterruptResolved,
-    Patch,
     RunCancelled,
     RunCompleted,
+    RunAdopted,
     RunDiverged,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     ToolApprovedForRun,
 )
@@ -46,6 +54,8 @@ DECISIONS = {
     "input": ("answer", "reject"),
     "in_doubt": ("answer", "retry", "fail"),
 }
+
+_ENDINGS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 
 Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
 
@@ -96,6 +106,7 @@ class Runtime:
         # refused meanwhile, so a race has one winner and nothing lands after RunCancelled.
         self._cancelling: set[str] = set()
         self._deciding: dict[str, int] = {}
+        self.draining = False  # drivers stop at their next step boundary
 
     async def __aenter__(self) -> "Runtime":
         self._loops = [
@@ -106,6 +117,18 @@ class Runtime:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    async def drain(self, grace: float) -> int:
+        """Let every driven run finish the step it is in, then stop driving and release them all
+        (another process adopts them at once). Returns how many were still mid-step after
+        `grace` seconds (those are cancelled by close(): their in-flight effects are in doubt)."""
+        self.draining = True
+        tasks = [d.task for d in self.drivers.values() if d.task and not d.task.done()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        left = sum(1 for t in tasks if not t.done())
+        await self.close()
+        return left
 
     async def close(self) -> None:
         """Stop driving (runs stay as they are, resumable) and give up ownership at once."""
@@ -125,8 +148,14 @@ class Runtime:
         self._listeners.append(listener)
 
     def _tell(self, what: str, run_id: str, data: Any = None) -> None:
-        for listener in self._listeners:
-            listener(what, run_id, data)
+        # Outside any node's call scope: a task a listener starts (a console worker) is not the
+        # node's, takes no call position and is not waited for when the step ends.
+        token = scopes.outside()
+        try:
+            for listener in self._listeners:
+                listener(what, run_id, data)
+        finally:
+            scopes.leave(token)
 
     def stream(self, run_id: str, action_id: str, token: str) -> None:
         """Model tokens, live and never persisted (only the final message is)."""
@@ -154,6 +183,24 @@ class Runtime:
 
     # starting and driving ------------------------------------------------------------------
 
+    def _started(
+        self, graph_name: str, input: Any, labels: dict[str, str] | None,
+        parent: tuple[str, int] | None = None, lineage: str | None = None,
+    ) -> tuple[Any, RunStarted]:
+        graph = self.registry.get(graph_name)
+        input = redact(to_builtins(input))
+        if input is None:
+            update = ()
+        else:
+            update = graph.patches(input if isinstance(input, dict) else {"input": input})
+        state: dict[str, Any] = {}
+        apply(state, update)
+        return graph, RunStarted(
+            graph=graph.name, graph_version=graph.version, input=input, update=update,
+            parent_run_id=parent[0] if parent else None, parent_seq=parent[1] if parent else None,
+            lineage=lineage, labels=labels or {}, start_at=graph.successors(START, state),
+        )
+
     async def start(
         self,
         graph_name: str,
@@ -164,20 +211,8 @@ class Runtime:
         parent: tuple[str, int] | None = None,
         lineage: str | None = None,
     ) -> str:
-        graph = self.registry.get(graph_name)
-        input = redact(to_builtins(input))
-        if input is None:
-            update = ()
-        else:
-            update = graph.patches(input if isinstance(input, dict) else {"input": input})
-        state: dict[str, Any] = {}
-        apply(state, update)
+        graph, started = self._started(graph_name, input, labels, parent, lineage)
         run_id = run_id or new_run_id()
-        started = RunStarted(
-            graph=graph.name, graph_version=graph.version, input=input, update=update,
-            parent_run_id=parent[0] if parent else None, parent_seq=parent[1] if parent else None,
-            lineage=lineage, labels=labels or {}, start_at=graph.successors(START, state),
-        )
         driver = RunDriver(self, graph, RunView(run_id))
         future = self.store.submit(
             run_id, [started], expected_seq=0, claim=(self.owner, time.time_ns() + self._lease_ns)
@@ -187,6 +222,13 @@ class Runtime:
         self.drivers[run_id] = driver
         driver.start()  # its first steps queue up behind RunStarted while that commits
         await driver.flush_until(future)
+        return run_id
+
+    async def enqueue(self, graph_name: str, input: Any = None, *, labels: dict[str, str] | None = None) -> str:
+        """Record a run for a worker to pick up (no owner): nothing is driven here."""
+        _, started = self._started(graph_name, input, labels)
+        run_id = new_run_id()
+        await self.store.append(run_id, [started], expected_seq=0)
         return run_id
 
     async def new_child_id(self, parent_run_id: str) -> str:
@@ -240,6 +282,9 @@ class Runtime:
             return None
         try:
             driver = await self._load(run_id)
+            if info.owner != self.owner and (drive or info.owner):
+                # Taking a run over is part of its history: who drives it from here, after whom.
+                await driver.emit(RunAdopted(owner=self.owner, previous=info.owner))
         except BaseException:
             await self.store.write(leases.release, [run_id], self.owner)
             raise
@@ -418,31 +463,62 @@ class Runtime:
             self._cancelling.discard(run_id)
         self.finished(driver)
 
+    async def pause(self, run_id: str, reason: str = "", actor: Actor | None = None) -> None:
+        """Stop the run at its next step boundary (the step under way finishes) until unpaused."""
+        driver = self.drivers.get(run_id) or await self.adopt(run_id, drive=False)
+        if driver is None:
+            raise InterruptRefused(f"run {run_id} is driven by another process; send it a signal")
+        if driver.view.paused:
+            raise InterruptRefused(f"run {run_id} is already paused")
+        await driver.emit(RunPaused(reason=reason, actor=actor or current_actor()))
+
+    async def unpause(self, run_id: str, actor: Actor | None = None, *, drive: bool = True) -> None:
+        driver = self.drivers.get(run_id) or await self.adopt(run_id, drive=False)
+        if driver is None:
+            raise InterruptRefused(f"run {run_id} is driven by another process; send it a signal")
+        if not driver.view.paused:
+            raise InterruptRefused(f"run {run_id} is not paused")
+        await driver.emit(RunResumed(actor=actor or current_actor()))
+        if drive:
+            driver.start()
+        else:  # released: a worker (or `vigil resume`) drives it on
+            self.drivers.pop(run_id, None)
+            await self.store.write(leases.release, [run_id], self.owner)
+
     async def fork(self, run_id: str, at_seq: int) -> str:
-        """A new run (lineage: fork) whose state is the state at `at_seq`; it goes on from the
-        nodes that had not completed there, and those the completed ones led to."""
+        """A new run (lineage: fork) that goes on from exactly where `run_id` was at `at_seq`.
+
+        Its log starts as a copy of the parent's up to `at_seq` (as Temporal's reset does), so
+        the frontier is the parent's to the event: completed and pending branches, joins
+        half-met, effects recorded in a half-finished step (replayed, never re-run), questions
+        still open. Two things are cut: an effect requested but not finished by `at_seq` (the
+        fork decides afresh whether to run it) and an ending (the fork goes on)."""
         info = await self.store.run(run_id)
-        graph = self.registry.get(info.graph)
+        self.registry.get(info.graph)  # refuse before copying if this process cannot drive it
         if not 1 <= at_seq <= info.last_seq:
             raise NotFound(f"run {run_id} has no seq {at_seq} (it has 1..{info.last_seq})")
-        view = RunView(run_id)
+        finished: dict[str, int] = {}  # action id -> seq of its last outcome in the prefix
         async for record in self.store.iter_events(run_id, 1, at_seq):
-            view.feed(record.seq, record.event)
-        probe = RunDriver(self, graph, view)
-        n, pending = probe._where()
-        start_at = list(pending or ())
-        for node, targets in view.completions.get(n, ()):
-            start_at += [t for t in targets if t in graph.nodes and t not in graph.joins]
+            event = record.event
+            if isinstance(event, (Unknown, Corrupt)):
+                raise VigilError(f"run {run_id} cannot be forked past seq {record.seq}: it is {type(event).__name__.lower()}")
+            if isinstance(event, (ActionSucceeded, ActionFailed)):
+                finished[event.action_id] = record.seq
+        events: list[Any] = []
+        async for record in self.store.iter_events(run_id, 1, at_seq):
+            event = record.event
+            if isinstance(event, RunStarted):
+                event = msgspec.structs.replace(
+                    event, parent_run_id=run_id, parent_seq=at_seq, lineage="fork",
+                    labels={**event.labels, "fork_of": f"{run_id}@{at_seq}"},
+                )
+            elif isinstance(event, ActionRequested) and finished.get(event.action_id, 0) < record.seq:
+                continue  # in flight at the fork point
+            elif isinstance(event, _ENDINGS):
+                continue
+            events.append(event)
         new_id = new_run_id()
-        started = RunStarted(
-            graph=graph.name, graph_version=graph.version,
-            input=view.started.input if view.started else None,
-            update=tuple(Patch("set", k, v) for k, v in view.state.items()),
-            parent_run_id=run_id, parent_seq=at_seq, lineage="fork",
-            labels={**info.labels, "fork_of": f"{run_id}@{at_seq}"},
-            start_at=tuple(dict.fromkeys(start_at)),
-        )
-        await self.store.append(new_id, [started], expected_seq=0)
+        await self.store.append(new_id, events, expected_seq=0)  # one transaction: all or nothing
         return new_id
 
     # other processes ---------------------------------------------------------------------
@@ -470,6 +546,10 @@ class Runtime:
             elif signal.kind == "cancel":
                 actor = Actor(**body["actor"]) if body.get("actor") else None
                 await self.cancel(signal.run_id, body.get("reason", ""), actor)
+            elif signal.kind == "pause":
+                await self.pause(signal.run_id, body.get("reason", ""))
+            elif signal.kind == "unpause":
+                await self.unpause(signal.run_id)
             elif signal.kind == "wake":
                 await self._wake(signal.run_id)
             else:

@@ -19,6 +19,8 @@ from .events import (
     RunCompleted,
     RunDiverged,
     RunFailed,
+    RunPaused,
+    RunResumed,
     RunStarted,
     StepCompleted,
     StepFailed,
@@ -27,7 +29,8 @@ from .events import (
 )
 from .state import apply
 
-__all__ = ["RunView", "ActionRecord", "superstep_of", "resolution_problem", "after_end_problem", "ENDS"]
+__all__ = ["RunView", "ActionRecord", "superstep_of", "call_position", "resolution_problem",
+           "after_end_problem", "ENDS"]
 
 ENDS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 
@@ -65,11 +68,21 @@ def after_end_problem(event: Any, terminal: Any) -> str:
     return f"{type(event).__name__} after the run ended ({type(terminal).__name__})"
 
 
+def call_position(interrupt_id: str) -> str | None:
+    """The ctx call an interrupt belongs to: itself (`ctx.interrupt`), the tool call it gates
+    (`<call>.approval`), or None for an in-doubt question (it belongs to the effect's record)."""
+    head, _, tail = interrupt_id.rpartition("#")
+    if ".doubt" in tail:
+        return None
+    return interrupt_id.removesuffix(".approval")
+
+
 @dataclass
 class ActionRecord:
     requested: ActionRequested
     outcome: ActionSucceeded | ActionFailed | None = None
     attempt: int = 1  # the step attempt the request was made in
+    requests: int = 1  # how many times it was requested: each is one occurrence of the effect
 
 
 @dataclass
@@ -79,6 +92,7 @@ class RunView:
     seq: int = 0
     state: dict[str, Any] = field(default_factory=dict)
     terminal: Any = None
+    paused: bool = False
     # step_id -> the attempt last started, and the step's failures and completion
     attempts: dict[str, int] = field(default_factory=dict)
     failures: dict[str, list[StepFailed]] = field(default_factory=dict)
@@ -89,6 +103,8 @@ class RunView:
     actions: dict[str, ActionRecord] = field(default_factory=dict)
     interrupts: dict[str, list] = field(default_factory=dict)  # id -> [raised, resolved | None]
     approved_tools: set[str] = field(default_factory=set)
+    # step_id -> {call position: the attempt that recorded it}: what a re-execution must consume
+    calls: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     def pending_interrupts(self) -> list[InterruptRaised]:
@@ -110,15 +126,21 @@ class RunView:
         elif isinstance(event, StepStarted):
             self.attempts[event.step_id] = event.attempt
         elif isinstance(event, ActionRequested):
+            attempt = self.attempts.get(event.step_id, 1)
+            before = self.actions.get(event.action_id)
             self.actions[event.action_id] = ActionRecord(
-                event, None, self.attempts.get(event.step_id, 1)
+                event, None, attempt, before.requests + 1 if before else 1
             )
+            self.calls.setdefault(event.step_id, {})[event.action_id] = attempt
         elif isinstance(event, (ActionSucceeded, ActionFailed)):
             record = self.actions.get(event.action_id)
             if record is not None:
                 record.outcome = event
         elif isinstance(event, InterruptRaised):
             self.interrupts[event.interrupt_id] = [event, None]
+            position = call_position(event.interrupt_id)
+            if position is not None:
+                self.calls.setdefault(event.step_id, {})[position] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, InterruptResolved):
             entry = self.interrupts.get(event.interrupt_id)
             problem = resolution_problem(event, entry)
@@ -135,6 +157,10 @@ class RunView:
             apply(self.state, event.update)
         elif isinstance(event, ENDS):
             self.terminal = event
+        elif isinstance(event, RunPaused):
+            self.paused = True
+        elif isinstance(event, RunResumed):
+            self.paused = False
 
     def state_before(self, superstep: int) -> dict[str, Any]:
         """The state every node of `superstep` sees: as it was before the superstep's first

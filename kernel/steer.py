@@ -17,7 +17,7 @@ __all__ = ["steer"]
 
 
 async def steer(runtime: Runtime, run_id: str, kind: str, body: dict[str, Any], *, wait: float = 15.0, drive: bool = True) -> str:
-    """Apply `kind` ("resolve" or "cancel") to a run; returns how it was applied, raises
+    """Apply `kind` ("resolve", "cancel", "pause" or "unpause") to a run; returns how it was applied, raises
     VigilError with the reason it was refused."""
     store = runtime.store
     if run_id not in runtime.drivers:
@@ -39,6 +39,15 @@ async def steer(runtime: Runtime, run_id: str, kind: str, body: dict[str, Any], 
             )
     if kind == "cancel":
         await runtime.cancel(run_id, body.get("reason", ""))
+        return "applied here"
+    if kind == "pause":
+        await runtime.pause(run_id, body.get("reason", ""))
+        if not drive:
+            runtime.drivers.pop(run_id, None)
+            await store.write(leases.release, [run_id], runtime.owner)
+        return "applied here"
+    if kind == "unpause":
+        await runtime.unpause(run_id, drive=drive)
         return "applied here"
     await runtime.resolve(
         run_id, body["interrupt_id"], body["decision"], body.get("value"),

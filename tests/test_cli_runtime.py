@@ -1,6 +1,7 @@
 """The CLI that runs and steers runs, each command a real subprocess on a real database."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -81,7 +82,8 @@ def test_run_headless_stays_attached_while_another_process_approves(db):
     out = vigil("approve", run_id, *which, "--edit", json.dumps({"order": "B-1180", "amount": 20.0, "reason": "goodwill"}), db=db)
     assert out.returncode == 0, out.stderr
     assert "applied by its owner" in out.stdout.decode()
-    stale = vigil("approve", run_id, "--interrupt", "4.act#0.approval", db=db)
+    asked = next(re.search(r"--interrupt (\S+)", line).group(1) for line in lines if "--interrupt" in line)
+    stale = vigil("approve", run_id, "--interrupt", asked, db=db)
     assert stale.returncode == 2 and "already resolved" in stale.stderr.decode()
 
     rest, err = attached.communicate(timeout=60)
@@ -119,7 +121,8 @@ def test_fork_from_a_seq(db):
     out = vigil("fork", research["run_id"], "--at", str(plan_done), db=db, timeout=60)
     assert out.returncode == 0, out.stderr
     new_id = out.stdout.decode().split()[3]
-    forked = json.loads(vigil("state", new_id, "--at", "1", "--json", db=db).stdout)["state"]
+    # the fork's log is the parent's up to the fork point, so its seqs line up with the parent's
+    forked = json.loads(vigil("state", new_id, "--at", str(plan_done), "--json", db=db).stdout)["state"]
     original = json.loads(vigil("state", research["run_id"], "--at", str(plan_done), "--json", db=db).stdout)["state"]
     assert forked == original
     info = next(r for r in runs(db) if r["run_id"] == new_id)

@@ -111,7 +111,7 @@ def test_fork_has_lineage_and_the_state_at_the_fork_point(db):
             b_done = next(r.seq for r in await store.events(parent, types=["StepCompleted"]) if r.event.node == "b")
             child = await rt.fork(parent, b_done)
             first = (await store.events(child, 1, 1))[0].event
-            at_fork = (await store.state_at(child, 1)).state
+            at_fork = (await store.state_at(child, b_done)).state  # the parent's log up to there
             expected = (await store.state_at(parent, b_done)).state
             await rt.adopt(child)
             await rt.settle()
@@ -119,7 +119,7 @@ def test_fork_has_lineage_and_the_state_at_the_fork_point(db):
 
     first, at_fork, expected, info, final = run(go())
     assert isinstance(first, RunStarted) and first.lineage == "fork" and first.parent_seq > 0
-    assert first.start_at == ("c",)
+    assert first.start_at == ("a",)  # the parent's: the fork carries its history, not a new start
     assert at_fork == expected == {"k": 1, "done": ["a", "b"], "last": "b"}
     assert info.status == "completed" and info.parent_run_id == first.parent_run_id
     assert final["done"] == ["a", "b", "c"]

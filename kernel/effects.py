@@ -1,0 +1,322 @@
+"""What a node's ctx calls do inside the driver: match the call against what the log holds at its
+position, replay a recorded result, or record the request, run the effect and record its outcome.
+
+Every ctx call has a position (kernel.scopes). Whatever the log holds at that position - an effect,
+an interrupt, an approval - must be the same kind, name and input, or the run is parked as
+diverged naming both sides; a re-executed step must also make every call it recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import msgspec
+
+from . import scopes
+from .codec import canonical_hash, short
+from .errors import VigilError
+from .events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
+from .redact import redact
+from .tools import Tool, ToolInputError, ToolRejected
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .context import Ctx
+
+__all__ = ["Effects", "Diverged", "Suspended", "ActionError", "Failed", "error_text", "recordable"]
+
+
+class Diverged(VigilError):
+    """A re-executed call does not match the recorded one; the run is parked, never guessed."""
+
+    def __init__(self, step_id: str, message: str) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+
+
+class Suspended(BaseException):
+    """Unwinds a node whose branch waits: for a human, or for a child run. A BaseException, like
+    a cancellation, so a node's `except Exception` cannot swallow it (the driver also remembers
+    it on the ctx, so even a bare `except:` cannot make a waiting step complete)."""
+
+
+class ActionError(VigilError):
+    """A recorded effect failed; replayed as the same error within the same attempt."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Failed(Exception):
+    """Ends the run as failed, with this message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def error_text(exc: BaseException) -> str:
+    """`Type: message`, always encodable (a lone surrogate must not stop a run being recorded)."""
+    text = str(exc)
+    text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def recordable(value: Any) -> Any:
+    return redact(msgspec.to_builtins(value))
+
+
+def _who(resolution: InterruptResolved) -> str:
+    return resolution.actor.user if resolution.actor else "someone"
+
+
+async def sleep_until(due_ns: int) -> None:
+    delay = (due_ns - time.time_ns()) / 1e9
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class Effects:
+    """Mixed into RunDriver: `view`, `rt`, `post`, `emit`, `_wait`, `graph` come from it."""
+
+    # positions -------------------------------------------------------------------------
+
+    def recorded_at(self, position: str) -> tuple[str, str, Any] | None:
+        """(kind, name, input) of what the log holds at a call position, or None."""
+        view = self.view
+        entry = view.interrupts.get(f"{position}.approval")
+        if entry is not None:  # a gated tool call: the arguments the model asked for
+            payload = entry[0].payload or {}
+            return "tool", payload.get("tool", "?"), payload.get("args")
+        record = view.actions.get(position)
+        if record is not None:
+            req = record.requested
+            return req.kind, req.name, req.input
+        entry = view.interrupts.get(position)
+        if entry is not None:
+            raised = entry[0]
+            return "interrupt", raised.title, raised.payload
+        return None
+
+    def expect(self, ctx: "Ctx", position: str, kind: str, name: str, input: Any) -> bool:
+        """Check a call against the log at its position; True if something is recorded there."""
+        ctx.consumed.add(position)
+        recorded = self.recorded_at(position)
+        if recorded is None:
+            return False
+        r_kind, r_name, r_input = recorded
+        if (r_kind, r_name) != (kind, name) or canonical_hash(r_input) != canonical_hash(input):
+            raise self.diverge(
+                ctx, f"{position}: the log has {r_kind} {r_name} {short(r_input, 80)}, "
+                f"the code now calls {kind} {name} {short(input, 80)}",
+            )
+        return True
+
+    def diverge(self, ctx: "Ctx", message: str) -> Diverged:
+        error = Diverged(ctx.step_id, message)
+        ctx.diverged = ctx.diverged or error
+        return error
+
+    def unconsumed(self, ctx: "Ctx") -> None:
+        """A step that completes must have made every call it recorded in this attempt."""
+        for position, attempt in self.view.calls.get(ctx.step_id, {}).items():
+            if attempt == ctx.attempt and position not in ctx.consumed:
+                kind, name, input = self.recorded_at(position) or ("?", "?", None)
+                raise self.diverge(
+                    ctx, f"{position}: the log has {kind} {name} {short(input, 80)}, "
+                    "the code now ends the step without it",
+                )
+
+    # effects ---------------------------------------------------------------------------
+
+    async def call_tool(self, ctx: "Ctx", position: str, spec: Tool, args: dict) -> Any:
+        self.expect(ctx, position, "tool", spec.name, recordable(args))
+        effective = await self.approve(ctx, position, spec, args)
+        key = f"{self.run_id}:{position}"
+        return await self.effect(
+            ctx, position, "tool", spec.name, effective,
+            lambda: spec(effective, key), idempotent=spec.idempotent, key=key, checked=True,
+        )
+
+    async def effect(
+        self,
+        ctx: "Ctx",
+        action_id: str,
+        kind: str,
+        name: str,
+        input: Any,
+        run: Callable[[], Awaitable[Any]] | None,
+        *,
+        idempotent: bool = False,
+        key: str | None = None,
+        due_ns: int | None = None,
+        checked: bool = False,
+    ) -> Any:
+        input = recordable(input)
+        if not checked:
+            self.expect(ctx, action_id, kind, name, input)
+        record = self.view.actions.get(action_id)
+        if record is not None:
+            req = record.requested
+            if (req.kind, req.name) != (kind, name) or canonical_hash(req.input) != canonical_hash(input):
+                raise self.diverge(
+                    ctx, f"{action_id}: the log has {req.kind} {req.name} {short(req.input, 80)}, "
+                    f"the code now calls {kind} {name} {short(input, 80)}",
+                )
+            out = record.outcome
+            if isinstance(out, ActionSucceeded):
+                return out.output
+            if isinstance(out, ActionFailed) and record.attempt == ctx.attempt:
+                raise ActionError(out.error, out.retryable)
+            due_ns = req.due_ns
+            if out is None and not idempotent:
+                # Requested, then the process died: did it run? Only a human can say.
+                answer = await self.in_doubt(ctx, action_id, record.requests, req)
+                if answer is not None:
+                    return answer
+            if out is not None or not idempotent:
+                # Another occurrence of the effect (a new attempt, or a human said run it
+                # again): recorded before it runs, so a crash now asks a new question.
+                await self.emit(req)
+        else:
+            await self.emit(ActionRequested(
+                action_id=action_id, step_id=ctx.step_id, kind=kind, name=name, input=input,
+                idempotency_key=key, due_ns=due_ns,
+            ))
+        return await self._run_effect(action_id, run, due_ns, idempotent)
+
+    async def _run_effect(
+        self, action_id: str, run: Callable[[], Awaitable[Any]] | None, due_ns: int | None, idempotent: bool
+    ) -> Any:
+        token = scopes.outside()  # tasks the effect's own code starts take no call positions
+        try:
+            if due_ns is not None:
+                await sleep_until(due_ns)
+            output = await run() if run is not None else None
+            output = recordable(output)
+        except (asyncio.CancelledError, Diverged):
+            raise
+        except Exception as exc:
+            retryable = bool(getattr(exc, "retryable", False))
+            error = error_text(exc)
+            self.post(ActionFailed(action_id=action_id, error=error, retryable=retryable))
+            # The same exception a replay raises from the record, so code sees no difference.
+            raise ActionError(error, retryable) from exc
+        finally:
+            scopes.leave(token)
+        done = self.post(ActionSucceeded(action_id=action_id, output=output))
+        if not idempotent:  # keep the window in which a crash leaves it in doubt small
+            await self._wait(done)
+        return output
+
+    async def in_doubt(self, ctx: "Ctx", action_id: str, occurrence: int, req: ActionRequested) -> Any:
+        """Ask whether an interrupted non-idempotent effect ran. Returns its output if a human
+        says it did; None to run it again; raises to fail the run. Each occurrence (each time
+        it was requested) gets its own question: an answer never covers a later crash."""
+        interrupt_id = f"{action_id}.doubt" if occurrence == 1 else f"{action_id}.doubt.{occurrence}"
+        resolution = await self.interrupt(
+            ctx, interrupt_id, "in_doubt", f"did {req.kind} {req.name} run before the crash?",
+            {"action_id": action_id, "kind": req.kind, "name": req.name, "input": req.input},
+            position=False,
+        )
+        if resolution.decision == "answer":
+            output = recordable(resolution.value)
+            await self.emit(ActionSucceeded(action_id=action_id, output=output))
+            return output
+        if resolution.decision == "fail":
+            raise Failed(f"{req.name} was in doubt after a crash; failed by {_who(resolution)}")
+        return None  # "retry"
+
+    async def approve(self, ctx: "Ctx", action_id: str, spec: Tool, args: dict) -> dict:
+        """The arguments the tool will run with, after any approval the call needs."""
+        interrupt_id = f"{action_id}.approval"
+        asked = interrupt_id in self.view.interrupts  # the log decides on replay
+        if not asked and action_id in self.view.actions:
+            return args  # it ran without asking (an earlier policy): the log decides
+        if not asked:
+            if not spec.needs_approval(args) or spec.name in self.view.approved_tools:
+                return args
+            if self.rt.approvals == "auto":
+                return args
+            if self.rt.approvals == "deny":
+                raise ToolRejected(f"{spec.name} needs approval and this runtime denies it")
+        resolution = await self.interrupt(
+            ctx, interrupt_id, "approval", f"{spec.name} needs your approval",
+            {"tool": spec.name, "args": args}, position=False,
+        )
+        if resolution.decision == "reject":
+            raise ToolRejected(f"rejected by {_who(resolution)}: {resolution.value or 'no reason given'}")
+        if resolution.decision == "edit":
+            return spec.validate(resolution.value)
+        return args
+
+    async def interrupt(
+        self, ctx: "Ctx", interrupt_id: str, kind: str, title: str, payload: Any, *, position: bool = True
+    ) -> InterruptResolved:
+        """`position`: a `ctx.interrupt` call of its own (matched like any call); approvals and
+        in-doubt questions belong to the call they ask about, matched with it."""
+        payload = recordable(payload)
+        title = recordable(title)
+        if position:
+            self.expect(ctx, interrupt_id, "interrupt", title, payload)
+        digest = canonical_hash(payload)
+        entry = self.view.interrupts.get(interrupt_id)
+        if entry is not None:
+            raised, resolved = entry
+            if raised.payload_hash != digest:
+                raise self.diverge(ctx, f"{interrupt_id}: the interrupt now carries another payload")
+            if resolved is not None:
+                return resolved
+            ctx.suspended = True
+            raise Suspended(interrupt_id)
+        raised = InterruptRaised(
+            interrupt_id=interrupt_id, step_id=ctx.step_id, kind=kind, title=title,
+            payload=payload, payload_hash=digest,
+        )
+        self.post(raised)
+        self.rt.raised(self.run_id, raised)
+        auto = self.rt.auto_decide(raised) if self.rt.auto_decide else None
+        if auto is not None:
+            self.post(auto)
+            return auto
+        ctx.suspended = True
+        raise Suspended(interrupt_id)
+
+    async def child(self, ctx: "Ctx", action_id: str, graph: str, input: Any, labels: dict) -> Any:
+        signature = {"graph": graph, "input": recordable(input)}
+        self.expect(ctx, action_id, "child", graph, signature)
+        record = self.view.actions.get(action_id)
+        if record is None:
+            child_id = await self.rt.new_child_id(self.run_id)
+            seq = await self.emit(ActionRequested(
+                action_id=action_id, step_id=ctx.step_id, kind="child", name=graph,
+                input=signature, idempotency_key=child_id,
+            ))
+            await self.rt.start(graph, input, labels=labels, run_id=child_id,
+                                parent=(self.run_id, seq), lineage="child")
+        else:
+            if isinstance(record.outcome, ActionSucceeded):
+                return record.outcome.output
+            if isinstance(record.outcome, ActionFailed):
+                raise ActionError(record.outcome.error)
+            child_id = record.requested.idempotency_key
+        info = await self.rt.child_status(child_id)
+        if info is None or info.status in ("running", "waiting"):
+            ctx.suspended = True
+            raise Suspended(child_id)  # the child's end wakes this run
+        if info.status == "completed":
+            output = await self.rt.child_output(child_id)
+            await self.emit(ActionSucceeded(action_id=action_id, output=output))
+            return output
+        error = f"child run {child_id} {info.status}: {info.error or ''}".strip()
+        await self.emit(ActionFailed(action_id=action_id, error=error))
+        raise ActionError(error)
+
+    def tool(self, tool: Tool | str) -> Tool:
+        name = tool if isinstance(tool, str) else tool.name
+        spec = self._tools.get(name)
+        if spec is None:
+            raise ToolInputError(f"no tool {name!r} in graph {self.graph.name!r}")
+        return spec
