@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                        ("reject", "reject a pending interrupt (fails an in-doubt effect)")):
         p = sub.add_parser(verb, help=text)
         p.add_argument("run")
-        p.add_argument("--interrupt", metavar="ID", help="which one, if the run waits on several")
+        p.add_argument("--interrupt", metavar="ID", help="the interrupt you saw (required unless --hash names it, or a terminal asks)")
+        p.add_argument("--hash", metavar="HASH", help="its payload hash (a prefix will do): refused if the payload changed")
         p.add_argument("--reason", metavar="TEXT", help="why (sent back to the agent on reject)")
         if verb == "approve":
             p.add_argument("--edit", metavar="JSON", help="run the tool with these arguments instead")

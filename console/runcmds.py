@@ -16,9 +16,10 @@ import msgspec
 from kernel.errors import NotFound, VigilError
 from kernel.events import InterruptRaised, InterruptResolved
 from kernel.owner import current_actor
+from kernel.projection import TERMINAL
 from kernel.registry import Registry, default_registry
 from kernel.steer import steer
-from kernel.runtime import Runtime
+from kernel.runtime import Runtime, choice_problem
 from kernel.store import Store
 
 from .commands import _db_path, _open, _out
@@ -81,14 +82,39 @@ class Printer:
 
 
 def _how_to_answer(run_id: str, raised: InterruptRaised) -> str:
-    where = f"vigil {{}} {run_id} --interrupt {raised.interrupt_id}"
+    """Everything a shell approver needs to answer exactly this interrupt, never blind."""
+    where = f"vigil {{}} {run_id} --interrupt {raised.interrupt_id} --hash {raised.payload_hash[:12]}"
     if raised.kind == "approval":
         hint = f"{where.format('approve')}   (or reject --reason ..., approve --edit JSON)"
     elif raised.kind == "input":
         hint = f"{where.format('approve')} --answer VALUE   (or reject)"
     else:
         hint = f"{where.format('approve')} [--answer OUTPUT]   (retry; or reject to fail the run)"
-    return f"    waiting for a human: {raised.title}\n    {hint}"
+    lines = [
+        f"waiting for a human: {raised.title}",
+        f"interrupt {raised.interrupt_id}  payload hash {raised.payload_hash}",
+        *_what_it_asks(raised).splitlines(),
+        hint,
+    ]
+    return "\n".join(f"    {line}" for line in lines)
+
+
+def _what_it_asks(raised: InterruptRaised) -> str:
+    payload = raised.payload
+    if raised.kind == "approval" and isinstance(payload, dict):
+        return f"tool {payload.get('tool')} with {_dumps(payload.get('args'))}"
+    if raised.kind == "input" and isinstance(payload, dict) and isinstance(payload.get("choices"), list):
+        return f"choices: {', '.join(map(str, payload['choices']))}\n{_dumps(payload)}"
+    return _dumps(payload)
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -165,14 +191,21 @@ async def cmd_demo(args: argparse.Namespace) -> int:
         counts[info.status] = counts.get(info.status, 0) + 1
     _out(f"{len(infos)} runs in {elapsed:.1f}s: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     if counts.get("waiting"):
-        _out("approve from a shell: `vigil approve RUN` (see `vigil runs --status waiting`), then `vigil resume`")
+        _out("approve from a shell: `vigil approve RUN` shows what a run waits on; then "
+             "`vigil approve RUN --interrupt ID --hash HASH` and `vigil resume`")
     return 0
+
+
+def _print_errors(what: str, run_id: str, data: Any) -> None:
+    if what == "error":
+        print(f"vigil: {data}", file=sys.stderr)
 
 
 async def cmd_resume(args: argparse.Namespace) -> int:
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, _registry(args)) as runtime:
             target = await store.resolve(args.run) if args.run else None
+            runtime.listen(_print_errors)
             adopted = await runtime.resume(target)
             if not adopted:
                 _out("nothing to resume: every running or waiting run has a live owner, or its graph is not registered here")
@@ -206,23 +239,53 @@ async def cmd_fork(args: argparse.Namespace) -> int:
 # steering a run, whoever drives it -------------------------------------------------------
 
 
-async def _pending(store: Store, run_id: str, interrupt_id: str | None) -> InterruptRaised:
-    pending = await store.interrupts(run_id)
-    if interrupt_id is not None:
-        chosen = [i for i in pending if i.interrupt_id == interrupt_id]
+async def _pending(store: Store, run_id: str, args: argparse.Namespace, verb: str) -> InterruptRaised:
+    """The interrupt the operator means: named by --interrupt (and --hash), or the one a
+    terminal shows and has confirmed. Never simply whatever is pending now."""
+    info = await store.run(run_id)
+    if info.status in TERMINAL:
+        raise VigilError(f"run {run_id} has ended ({info.status}); it waits on nothing")
+    prefix = args.hash
+    if prefix is not None and len(prefix) < 4:
+        raise VigilError("--hash needs at least 4 characters of the payload hash")
+    pending = [await _raised(store, run_id, i.seq) for i in await store.interrupts(run_id)]
+    if args.interrupt is not None:
+        chosen = [r for r in pending if r.interrupt_id == args.interrupt]
         if not chosen:
             every = await store.interrupts(run_id, pending_only=False)
-            if any(i.interrupt_id == interrupt_id for i in every):
-                raise VigilError(f"interrupt {interrupt_id} of run {run_id} is already resolved")
-            raise NotFound(f"run {run_id} has no interrupt {interrupt_id!r}")
-    elif len(pending) == 1:
-        chosen = pending
-    elif not pending:
+            if any(i.interrupt_id == args.interrupt for i in every):
+                raise VigilError(f"interrupt {args.interrupt} of run {run_id} is already resolved")
+            raise NotFound(f"run {run_id} has no interrupt {args.interrupt!r}")
+        raised = chosen[0]
+        if prefix is not None and not raised.payload_hash.startswith(prefix):
+            raise VigilError(
+                f"interrupt {raised.interrupt_id}: hash changed (you saw {prefix}, it is now "
+                f"{raised.payload_hash[:12]}: {_cut(_what_it_asks(raised), 80)}); look again"
+            )
+        return raised
+    if not pending:
         raise VigilError(f"run {run_id} has no pending interrupt")
-    else:
-        ids = ", ".join(i.interrupt_id for i in pending)
-        raise VigilError(f"run {run_id} has {len(pending)} pending interrupts; pass --interrupt ID ({ids})")
-    records = await store.events(run_id, chosen[0].seq, chosen[0].seq)
+    if prefix is not None:
+        chosen = [r for r in pending if r.payload_hash.startswith(prefix)]
+        if len(chosen) == 1:
+            return chosen[0]
+    elif len(pending) == 1 and sys.stdin.isatty() and sys.stdout.isatty():
+        raised = pending[0]
+        _out(_how_to_answer(run_id, raised).rsplit("\n", 1)[0])
+        if input(f"{verb} this? [y/N] ").strip().lower() not in ("y", "yes"):
+            raise VigilError(f"not {verb}d; nothing was sent")
+        return raised
+    waits = "; ".join(
+        f"{r.interrupt_id} (hash {r.payload_hash[:12]}: {_cut(_what_it_asks(r), 60)})" for r in pending
+    )
+    hashed = f" none with hash {prefix};" if prefix is not None else ""
+    raise VigilError(
+        f"run {run_id} waits on {waits};{hashed} pass --interrupt ID --hash HASH for the one you saw"
+    )
+
+
+async def _raised(store: Store, run_id: str, seq: int) -> InterruptRaised:
+    records = await store.events(run_id, seq, seq)
     return records[0].event
 
 
@@ -238,7 +301,7 @@ async def _steer(args: argparse.Namespace, kind: str, body: dict[str, Any], run_
 async def _decide(args: argparse.Namespace, approve: bool) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-        raised = await _pending(store, run_id, args.interrupt)
+        raised = await _pending(store, run_id, args, "approve" if approve else "reject")
     value: Any = None
     if raised.kind == "approval":
         if approve and args.edit is not None:
@@ -251,6 +314,8 @@ async def _decide(args: argparse.Namespace, approve: bool) -> int:
             if args.answer is None:
                 raise VigilError(f"interrupt {raised.interrupt_id} asks: {raised.title}; pass --answer VALUE")
             decision, value = "answer", _answer(args.answer)
+            if problem := choice_problem(raised, value):
+                raise VigilError(f"interrupt {raised.interrupt_id}: {problem}")
         else:
             decision, value = "reject", args.reason or ""
     else:  # in doubt

@@ -15,8 +15,9 @@ import msgspec
 
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .errors import ImportConflict, ImportFailed, NotFound
-from .events import Event
+from .events import Event, InterruptRaised, InterruptResolved
 from .redact import redact
+from .runview import ENDS, after_end_problem, resolution_problem
 
 __all__ = ["ExportLine", "export_lines", "import_lines"]
 
@@ -86,6 +87,27 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[ExportLine, tuple, Any]]:
         yield line, row, event
 
 
+def _decision_problem(folded: tuple[dict[str, list], list], event: Any) -> str | None:
+    """What a driver would refuse to act on: a forged or repeated resolution, an event after
+    the run's end. Unknown and corrupt rows (event None) are carried as they are."""
+    interrupts, terminal = folded
+    if event is None:
+        return None
+    if terminal[0] is not None:
+        return after_end_problem(event, terminal[0])
+    if isinstance(event, InterruptRaised):
+        interrupts[event.interrupt_id] = [event, None]
+    elif isinstance(event, InterruptResolved):
+        entry = interrupts.get(event.interrupt_id)
+        problem = resolution_problem(event, entry)
+        if problem is not None:
+            return problem
+        entry[1] = event
+    elif isinstance(event, ENDS):
+        terminal[0] = event
+    return None
+
+
 async def import_lines(
     store: Any, read_lines: Any, *, chunk: int = 2000
 ) -> dict[str, int]:
@@ -93,7 +115,8 @@ async def import_lines(
     once to validate everything, once to append, so a bad line writes nothing).
     Returns {run_id: events imported}."""
     counts: dict[str, int] = {}
-    for line, _, _ in _parse(read_lines()):
+    decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
+    for line, _, event in _parse(read_lines()):
         if line.run_id not in counts:
             try:
                 await store.run(line.run_id)
@@ -102,6 +125,9 @@ async def import_lines(
             else:
                 raise ImportConflict(f"run {line.run_id} already exists in {store.path}")
         counts[line.run_id] += 1
+        problem = _decision_problem(decisions.setdefault(line.run_id, ({}, [None])), event)
+        if problem is not None:
+            raise ImportFailed(f"run {line.run_id} seq {line.seq}: {problem}; nothing was imported")
 
     last: dict[str, int] = {}
     pending: dict[str, tuple[list, list]] = {}

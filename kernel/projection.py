@@ -131,3 +131,6 @@ def advance(
         row["status"] = "waiting" if row["pending"] else "running"
     else:  # an ended run has no owner: nothing to drive, nothing to release later
         row["owner"] = row["lease_until_ns"] = None
+        if row["pending"]:  # nor anything to answer: its end closes what it waited on
+            row["pending"] = 0
+            interrupt_ops.append(("close", row["run_id"], None, seq))

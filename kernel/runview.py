@@ -29,7 +29,10 @@ from .events import (
 )
 from .state import apply
 
-__all__ = ["RunView", "ActionRecord", "superstep_of", "call_position"]
+__all__ = ["RunView", "ActionRecord", "superstep_of", "call_position", "resolution_problem",
+           "after_end_problem", "ENDS"]
+
+ENDS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 
 _clone_enc = msgspec.msgpack.Encoder()
 _clone_dec = msgspec.msgpack.Decoder()
@@ -42,6 +45,27 @@ def clone(value: Any) -> Any:
 
 def superstep_of(step_id: str) -> int:
     return int(step_id.split(".", 1)[0])
+
+
+def resolution_problem(event: InterruptResolved, entry: list | None) -> str | None:
+    """Why a resolution in a log must not be acted on, or None. `entry` is [raised, resolved]
+    for its interrupt as folded so far. The driver, `verify` and `import` all ask this, so a
+    decision written into a log by hand is refused the same way everywhere."""
+    if entry is None:
+        return f"a resolution of interrupt {event.interrupt_id!r}, which was never raised"
+    raised, resolved = entry
+    if resolved is not None:
+        return f"a second resolution of interrupt {event.interrupt_id} (already resolved: {resolved.decision})"
+    if event.payload_hash != raised.payload_hash:
+        return (
+            f"a resolution of interrupt {event.interrupt_id} whose payload hash "
+            f"{event.payload_hash[:12] or '(none)'} is not the raised payload's {raised.payload_hash[:12]}"
+        )
+    return None
+
+
+def after_end_problem(event: Any, terminal: Any) -> str:
+    return f"{type(event).__name__} after the run ended ({type(terminal).__name__})"
 
 
 def call_position(interrupt_id: str) -> str | None:
@@ -90,6 +114,8 @@ class RunView:
         self.seq = seq
         if isinstance(event, (Unknown, Corrupt)):
             self.problems.append((seq, f"{type(event).__name__.lower()} {event.type}"))
+        elif self.terminal is not None:
+            self.problems.append((seq, after_end_problem(event, self.terminal)))
         elif isinstance(event, StepCompleted):
             n = superstep_of(event.step_id)
             if n not in self.step_start_state:
@@ -117,7 +143,10 @@ class RunView:
                 self.calls.setdefault(event.step_id, {})[position] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, InterruptResolved):
             entry = self.interrupts.get(event.interrupt_id)
-            if entry is not None:
+            problem = resolution_problem(event, entry)
+            if problem is not None:  # never honoured: the run is not driven past it
+                self.problems.append((seq, problem))
+            else:
                 entry[1] = event
         elif isinstance(event, StepFailed):
             self.failures.setdefault(event.step_id, []).append(event)
@@ -126,7 +155,7 @@ class RunView:
         elif isinstance(event, RunStarted):
             self.started = event
             apply(self.state, event.update)
-        elif isinstance(event, (RunCompleted, RunFailed, RunCancelled, RunDiverged)):
+        elif isinstance(event, ENDS):
             self.terminal = event
         elif isinstance(event, RunPaused):
             self.paused = True

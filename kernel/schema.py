@@ -107,10 +107,21 @@ def _backfill_interrupts(conn: sqlite3.Connection) -> None:
             )
 
 
+# v3: a run's end closes its pending interrupts (before, they stayed pending after the end).
+_V3 = """
+UPDATE interrupts SET resolved_seq = (SELECT max(seq) FROM events e WHERE e.run_id = interrupts.run_id)
+ WHERE resolved_seq IS NULL
+   AND run_id IN (SELECT run_id FROM runs WHERE status IN ('completed', 'failed', 'cancelled', 'diverged'));
+UPDATE runs SET pending = 0
+ WHERE pending != 0 AND status IN ('completed', 'failed', 'cancelled', 'diverged')
+"""
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
     lambda conn: (_run_script(conn, _V2), _backfill_interrupts(conn)),
+    lambda conn: _run_script(conn, _V3),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

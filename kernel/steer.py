@@ -10,7 +10,8 @@ from typing import Any
 from . import leases
 from .errors import VigilError
 from .owner import current_actor, owner_alive
-from .runtime import Runtime
+from .projection import TERMINAL
+from .runtime import InterruptRefused, Runtime
 
 __all__ = ["steer"]
 
@@ -21,6 +22,8 @@ async def steer(runtime: Runtime, run_id: str, kind: str, body: dict[str, Any], 
     store = runtime.store
     if run_id not in runtime.drivers:
         info = await store.run(run_id)
+        if info.status in TERMINAL:  # the true reason, before any talk of owners
+            raise InterruptRefused(f"run {run_id} has ended ({info.status})")
         if info.owner != runtime.owner and owner_alive(info.owner, info.lease_until_ns):
             signal_id = await store.write(leases.send, run_id, kind, body, current_actor().user)
             deadline = time.monotonic() + wait

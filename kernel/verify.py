@@ -7,8 +7,9 @@ from typing import Any
 import msgspec
 
 from .codec import Corrupt, Record, Unknown, canonical_hash
-from .events import StepCompleted
+from .events import InterruptRaised, InterruptResolved, StepCompleted
 from .projection import RunInfo, advance, new_row
+from .runview import ENDS, after_end_problem, resolution_problem
 from .state import PatchError, fold
 
 __all__ = ["Problem", "Verifier", "verify_run"]
@@ -34,6 +35,8 @@ class Verifier:
         self._snapshots = snapshots
         self._row = new_row(run_id, 0)  # the runs projection, re-derived from the log
         self._interrupt_ops: list[tuple] = []
+        self._interrupts: dict[str, list] = {}  # id -> [raised, resolved | None]
+        self._terminal: Any = None
 
     def _bad(self, seq: int, message: str) -> None:
         self.problems.append(Problem(run_id=self.run_id, seq=seq, message=message))
@@ -49,6 +52,7 @@ class Verifier:
             elif isinstance(event, Unknown):
                 self._bad(rec.seq, f"unknown event type {event.type!r}; cannot replay past it")
             else:
+                self._check_decisions(rec.seq, event)
                 advance(self._row, event, rec.seq, rec.ts_ns, self._interrupt_ops)
                 try:
                     fold(self.state, event)
@@ -65,6 +69,23 @@ class Verifier:
                         )
             if rec.seq in self._snapshots:
                 self._check_snapshot(rec.seq)
+
+    def _check_decisions(self, seq: int, event: Any) -> None:
+        """The checks a driver makes before it acts on the log: a resolution names a raised
+        interrupt, carries its payload hash and is its only one; nothing follows the end."""
+        if self._terminal is not None:
+            self._bad(seq, after_end_problem(event, self._terminal))
+        elif isinstance(event, InterruptRaised):
+            self._interrupts[event.interrupt_id] = [event, None]
+        elif isinstance(event, InterruptResolved):
+            entry = self._interrupts.get(event.interrupt_id)
+            problem = resolution_problem(event, entry)
+            if problem is not None:
+                self._bad(seq, problem)
+            else:
+                entry[1] = event
+        elif isinstance(event, ENDS):
+            self._terminal = event
 
     def _check_snapshot(self, seq: int) -> None:
         blob, digest = self._snapshots[seq]

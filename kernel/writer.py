@@ -130,6 +130,11 @@ def _project(conn: sqlite3.Connection, appends: list[Append]) -> None:
     for op in interrupt_ops:
         if op[0] == "raise":
             conn.execute("INSERT OR REPLACE INTO interrupts VALUES (?, ?, ?, ?, ?, ?, NULL)", op[1:])
+        elif op[0] == "close":
+            conn.execute(
+                "UPDATE interrupts SET resolved_seq = ? WHERE run_id = ? AND resolved_seq IS NULL",
+                (op[3], op[1]),
+            )
         else:
             conn.execute(
                 "UPDATE interrupts SET resolved_seq = ? WHERE run_id = ? AND interrupt_id = ?",

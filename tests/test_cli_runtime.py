@@ -31,6 +31,12 @@ def test_demo_headless_approve_all_completes_everything(db):
     assert vigil("verify", db=db).returncode == 0
 
 
+def waits_on(db, run_id):
+    """The interrupt a run waits on, as a shell approver reads it from the log."""
+    raised = [json.loads(x) for x in vigil("events", run_id, "--json", "--type", "InterruptRaised", db=db).stdout.splitlines()]
+    return ["--interrupt", raised[-1]["interrupt_id"], "--hash", raised[-1]["payload_hash"][:12]]
+
+
 def test_demo_headless_leaves_approvals_to_you_then_reject_and_resume(db):
     out = vigil("demo", "--headless", "--runs", "1", db=db, timeout=120)
     assert "1 completed, 3 waiting" in out.stdout.decode()
@@ -38,13 +44,15 @@ def test_demo_headless_leaves_approvals_to_you_then_reject_and_resume(db):
     support, deploy, triage = by_graph["support"], by_graph["deploy"], by_graph["triage"]
     assert support["pending"] == deploy["pending"] == triage["pending"] == 1
 
-    rejected = vigil("reject", support["run_id"], "--reason", "already refunded by phone", db=db)
+    blind = vigil("reject", support["run_id"], "--reason", "already refunded by phone", db=db)
+    assert blind.returncode == 2 and "pass --interrupt ID --hash HASH" in blind.stderr.decode()
+    rejected = vigil("reject", support["run_id"], *waits_on(db, support["run_id"]), "--reason", "already refunded by phone", db=db)
     assert rejected.returncode == 0, rejected.stderr
     assert "applied here (no live owner)" in rejected.stdout.decode()
     again = vigil("reject", support["run_id"], "--reason", "twice", db=db)
     assert again.returncode == 2 and "has no pending interrupt" in again.stderr.decode()
-    assert vigil("approve", triage["run_id"], "--answer", "production", db=db).returncode == 0
-    assert vigil("approve", deploy["run_id"], db=db).returncode == 0
+    assert vigil("approve", triage["run_id"], *waits_on(db, triage["run_id"]), "--answer", "production", db=db).returncode == 0
+    assert vigil("approve", deploy["run_id"], *waits_on(db, deploy["run_id"]), db=db).returncode == 0
 
     out = vigil("resume", db=db, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -68,9 +76,10 @@ def test_run_headless_stays_attached_while_another_process_approves(db):
             break
     run_id = lines[0].split()[1]
     assert any("waiting for a human: refund needs your approval" in line for line in lines)
+    which = lines[-1].split()[3:7]  # --interrupt ID --hash HASH, as printed
 
     # the owner is alive: the approval goes through a signal the owner applies
-    out = vigil("approve", run_id, "--edit", json.dumps({"order": "B-1180", "amount": 20.0, "reason": "goodwill"}), db=db)
+    out = vigil("approve", run_id, *which, "--edit", json.dumps({"order": "B-1180", "amount": 20.0, "reason": "goodwill"}), db=db)
     assert out.returncode == 0, out.stderr
     assert "applied by its owner" in out.stdout.decode()
     asked = next(re.search(r"--interrupt (\S+)", line).group(1) for line in lines if "--interrupt" in line)

@@ -52,9 +52,15 @@ def test_two_approvers_race_exactly_one_wins_and_readers_agree(db):
     run_ids = owner.stdout.readline().split()
     assert len(run_ids) == 3, owner.stderr.read()
 
-    # two shells approve every run at once; each run's approval is applied exactly once
+    # two shells approve every run at once, each naming the interrupt it saw; each run's
+    # approval is applied exactly once
+    def saw(run_id):
+        out = vigil("events", run_id, "--json", "--type", "InterruptRaised", db=db).stdout
+        raised = json.loads(out.splitlines()[-1])
+        return ["--interrupt", raised["interrupt_id"], "--hash", raised["payload_hash"][:12]]
+
     racers = [
-        subprocess.Popen([sys.executable, "-m", "console.cli", "approve", run_id], cwd=ROOT, env=env,
+        subprocess.Popen([sys.executable, "-m", "console.cli", "approve", run_id, *saw(run_id)], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for run_id in run_ids for _ in range(2)
     ]

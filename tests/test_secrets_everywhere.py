@@ -185,11 +185,11 @@ def _cross_process(db: Path, blobs: dict[str, bytes]) -> list[str]:
             assert "applied by its owner" in out.stdout, out.stdout
 
         _wait_for_interrupt(db, asker, "1.work#0")
-        cli("approve", asker, "--answer", sw.text_form("cli answer"))
+        cli("approve", asker, "--interrupt", "1.work#0", "--answer", sw.text_form("cli answer"))
         _wait_for_interrupt(db, asker, "1.work#1.approval")
-        cli("approve", asker, "--edit", json.dumps({"settings": sw.structured_form("cli edit")}))
+        cli("approve", asker, "--interrupt", "1.work#1.approval", "--edit", json.dumps({"settings": sw.structured_form("cli edit")}))
         _wait_for_interrupt(db, asker, "1.work#2.approval")
-        cli("reject", asker, "--reason", sw.text_form("cli reject reason"))
+        cli("reject", asker, "--interrupt", "1.work#2.approval", "--reason", sw.text_form("cli reject reason"))
         cli("cancel", waits, "--reason", sw.text_form("cli cancel reason"))
         assert owner.stdout.readline().strip() == "done", owner.stderr.read()
         blobs.update({f"{k} (owner open)": v for k, v in _files(db).items()})

@@ -1,4 +1,5 @@
-"""Small modal questions: a line of text (a reason, an answer) or a JSON document (edited args)."""
+"""Small modal questions: a line of text (a reason, an answer), a pick from declared choices, or
+a JSON document (edited args)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, TextArea
+from textual.widgets import Input, Label, OptionList, TextArea
+from textual.widgets.option_list import Option
 
-__all__ = ["AskText", "AskJSON"]
+__all__ = ["AskText", "AskChoice", "AskJSON"]
 
 
 class AskText(ModalScreen[str | None]):
@@ -43,6 +45,57 @@ class AskText(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class AskChoice(ModalScreen[Any]):
+    """One of the declared choices: arrows and enter, or its number; escape cancels. Dismisses
+    with the choice itself (not its text), so a non-string choice is answered as declared."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "cancel", id="choice.cancel"),
+        *(Binding(str(n), f"pick({n - 1})", show=False, id=f"choice.{n}") for n in range(1, 10)),
+    ]
+    DEFAULT_CSS = """
+    AskChoice { align: center middle; }
+    AskChoice > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; background: $panel; padding: 1 2; }
+    AskChoice Label { margin-bottom: 1; }
+    AskChoice OptionList { height: auto; max-height: 12; margin-bottom: 1; }
+    """
+
+    def __init__(self, question: str, choices: list[Any], *, default: Any = None) -> None:
+        super().__init__()
+        self.question = question
+        self.choices = list(choices)
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question)
+            yield OptionList(
+                *(Option(f"{n}  {_label(c)}", id=str(n - 1)) for n, c in enumerate(self.choices, 1)),
+                id="choices",
+            )
+            yield Label("enter or 1-9 choose · escape cancel", classes="hint")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choices", OptionList)
+        options.highlighted = self.choices.index(self.default) if self.default in self.choices else 0
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#choices")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.action_pick(event.option_index)
+
+    def action_pick(self, index: int) -> None:
+        if 0 <= index < len(self.choices):
+            self.dismiss(self.choices[index])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+def _label(choice: Any) -> str:
+    return choice if isinstance(choice, str) else json.dumps(choice, ensure_ascii=False)
 
 
 class AskJSON(ModalScreen[Any]):

@@ -21,7 +21,7 @@ from kernel.events import InterruptRaised
 from kernel.owner import current_actor
 from kernel.steer import steer
 
-from .ask import AskJSON, AskText
+from .ask import AskChoice, AskJSON, AskText
 
 __all__ = ["PromptScreen"]
 
@@ -124,13 +124,15 @@ class PromptScreen(ModalScreen[str | None]):
     def action_answer(self) -> None:
         payload = self.raised.payload if isinstance(self.raised.payload, dict) else {}
         choices = payload.get("choices")
-        hint = f"choices: {', '.join(map(str, choices))}" if choices else ""
 
-        def done(text: str | None) -> None:
-            if text is not None:
-                self.action_decide("answer", False, text)
+        def done(answer: Any) -> None:
+            if answer is not None:
+                self.action_decide("answer", False, answer)
 
-        self.app.push_screen(AskText(self.raised.title, placeholder=hint, value=str(payload.get("default", ""))), done)
+        if isinstance(choices, list) and choices:  # only a declared choice answers it: pick one
+            self.app.push_screen(AskChoice(self.raised.title, choices, default=payload.get("default")), done)
+            return
+        self.app.push_screen(AskText(self.raised.title, value=str(payload.get("default", ""))), done)
 
     def action_happened(self) -> None:
         def done(value: Any) -> None:
@@ -159,6 +161,10 @@ class PromptScreen(ModalScreen[str | None]):
             message = str(exc)
             if "already resolved" in message or "has no interrupt" in message:
                 self.app.notify(f"{self.raised.interrupt_id} was resolved elsewhere meanwhile", severity="warning")
+                self.dismiss(None)
+                return
+            if "has ended" in message or "being cancelled" in message:
+                self.app.notify(message, severity="warning")
                 self.dismiss(None)
                 return
             self.query_one("#status", Label).update(message)

@@ -122,6 +122,45 @@ def test_edit_the_arguments(tmp_path):
     asyncio.run(go())
 
 
+def test_answer_a_question_from_the_pick_list(tmp_path):
+    from console.screens.ask import AskChoice
+    from textual.widgets import OptionList
+
+    async def go():
+        app = demo_app(tmp_path / "v.db")
+        async with app.run_test(size=(120, 40)) as pilot:
+            prompt = await _open_prompt_for(pilot, app, "triage")
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, AskChoice))
+            options = app.screen.query_one(OptionList)
+            labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            assert labels == ["1  production", "2  staging"]
+            assert options.highlighted == 1  # the declared default
+            await pilot.press("up", "enter")
+            await until(pilot, lambda: not isinstance(app.screen, (PromptScreen, AskChoice)))
+            resolved = await _resolution(app, prompt.run_id)
+            assert resolved.decision == "answer" and resolved.value == "production"
+
+    asyncio.run(go())
+
+
+def test_a_number_key_picks_a_choice(tmp_path):
+    from console.screens.ask import AskChoice
+
+    async def go():
+        app = demo_app(tmp_path / "v.db")
+        async with app.run_test(size=(120, 40)) as pilot:
+            prompt = await _open_prompt_for(pilot, app, "triage")
+            await pilot.press("t")
+            await until(pilot, lambda: isinstance(app.screen, AskChoice))
+            await pilot.press("2")
+            await until(pilot, lambda: not isinstance(app.screen, (PromptScreen, AskChoice)))
+            resolved = await _resolution(app, prompt.run_id)
+            assert resolved.decision == "answer" and resolved.value == "staging"
+
+    asyncio.run(go())
+
+
 def test_a_stale_prompt_says_so_and_closes(tmp_path):
     async def go():
         app = demo_app(tmp_path / "v.db")
