@@ -42,6 +42,10 @@ class RunPane(Vertical, can_focus=True):
         self._stream_dirty = False
         self._state_due = True
         self.tokens = ""
+        self.shown_seq = 0  # the last seq written to the tail: each seq is written once
+        self._loaded = False
+        self._catching = False
+        self._again = False
 
     def compose(self) -> ComposeResult:
         yield Label(self.run_id, id="head")
@@ -67,10 +71,48 @@ class RunPane(Vertical, can_focus=True):
         self.info = await store.run(self.run_id)
         first = max(1, self.info.last_seq - 199)
         records = await store.events(self.run_id, first, limit=200)
-        # the nodes running now: started in the last superstep and not completed
-        self.absorb(records)
+        # steps before the first event shown; the ones shown are counted as they are written
+        steps = await store.seqs(self.run_id, ["StepCompleted"])
+        self.steps = sum(1 for seq in steps if seq < first)
+        self.shown_seq = first - 1
+        self._accept(records)
+        self._loaded = True
         self._state_due = True
         self._update_head()
+        self.catch_up()  # whatever the feed delivered while this read was under way
+
+    def _accept(self, records: list[Record]) -> bool:
+        """Write the records that follow the last seq shown, each seq once and in order.
+        False when one is missing (the feed ran ahead of this pane): then read the log."""
+        fresh = []
+        expect = self.shown_seq + 1
+        for record in records:
+            if record.seq < expect:
+                continue  # shown already (read by `load` and delivered by the feed too)
+            if record.seq > expect:
+                self.absorb(fresh)
+                return False
+            fresh.append(record)
+            expect += 1
+        self.absorb(fresh)
+        return True
+
+    @work(group="pane-catch-up")
+    async def catch_up(self) -> None:
+        """Read the log from the last seq shown until it has nothing newer (one at a time)."""
+        if self._catching:
+            self._again = True
+            return
+        self._catching = True
+        try:
+            while True:
+                self._again = False
+                records = await self.app.store.events(self.run_id, self.shown_seq + 1, limit=500)
+                self._accept(records)
+                if len(records) < 500 and not self._again:
+                    break
+        finally:
+            self._catching = False
 
     def absorb(self, records: list[Record]) -> None:
         """Coalesced: one write to the log widget per flush, whatever the number of events."""
@@ -78,6 +120,7 @@ class RunPane(Vertical, can_focus=True):
         for record in records:
             event = record.event
             lines.append(f"{record.seq:>6} {record.type:<17} {summary(record.event)}")
+            self.shown_seq = record.seq
             if isinstance(event, StepStarted):
                 self.nodes.add(event.node)
             elif isinstance(event, StepCompleted):
@@ -92,9 +135,12 @@ class RunPane(Vertical, can_focus=True):
 
     def log_changed(self, records: list[Record]) -> None:
         mine = [r for r in records if r.run_id == self.run_id]
-        if mine:
-            self.absorb(mine)
-            self.refresh_info()
+        if not mine:
+            return
+        # before `load` has read the log it catches up itself; after, a gap is read from the log
+        if self._loaded and not self._accept(mine):
+            self.catch_up()
+        self.refresh_info()
 
     def token(self, action_id: str, token: str) -> None:
         self.stream = (self.stream + token)[-400:]
