@@ -37,7 +37,7 @@ class RunsScreen(Screen[None]):
     RunsScreen #legend { height: 1; width: 1fr; background: $surface; color: $foreground 50%; padding: 0 1; }
     """
 
-    LEGEND = "OWNER: host:pid drives it · free: no owner, a worker takes it · orphaned: its owner died · -: ended"
+    LEGEND = "OWNER: host:pid drives it · free: a worker may take it · orphaned: owner died"
 
     def __init__(self) -> None:
         super().__init__()

@@ -102,7 +102,7 @@ class RunList(VirtualList):
         """The column titles, aligned with `render_row`."""
         graph, owner = self._widths(width)
         text = Text(no_wrap=True)
-        text.append(f"  {'STATUS':<11} {'RUN':<16} {'GRAPH':<{graph}} {'AGE':>6} {'DUR':>6} {'EV':>5} {'⚑':>2} {'OWNER':<{owner}}")
+        text.append(f"  {'STATUS':<11} {'RUN':<16} {'GRAPH':<{graph}} {'AGE':>6} {'DUR':>6} {'EV':>5} {'⚑':<2} {'OWNER':<{owner}}")
         if width > 100:
             text.append(" LINEAGE")
         return text

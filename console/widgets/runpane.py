@@ -22,8 +22,8 @@ _TREE_CHILDREN = 50
 
 class RunPane(Vertical, can_focus=True):
     DEFAULT_CSS = """
-    RunPane { border: round $secondary; height: 1fr; }
-    RunPane:focus-within, RunPane:focus { border: round $primary; }
+    RunPane { border: round $foreground 30%; height: 1fr; }
+    RunPane:focus-within, RunPane:focus { border: heavy $accent; border-title-style: bold; }
     RunPane #head { height: 1; width: 1fr; background: $panel; padding: 0 1; }
     RunPane #body { height: 1fr; }
     RunPane Log { width: 3fr; overflow-x: hidden; }
@@ -57,6 +57,7 @@ class RunPane(Vertical, can_focus=True):
     def on_resize(self) -> None:
         # the state tree needs room; a narrow pane shows the tail only
         self.set_class(self.size.width < 100, "narrow")
+        self._update_head()
 
     def on_mount(self) -> None:
         self.border_title = self.run_id
@@ -167,11 +168,16 @@ class RunPane(Vertical, can_focus=True):
         icon, _ = STATUS_STYLE.get(info.status, ("?", ""))
         end = info.updated_ns if info.status not in ("running", "waiting") else self.app.now()
         nodes = ", ".join(sorted(self.nodes)) if info.status == "running" and self.nodes else "-"
-        waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
-        self.query_one("#head", Label).update(
-            f"{icon} {info.status}{waiting} · {duration(max(0, end - info.created_ns))} · "
-            f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}"
-        )
+        took = duration(max(0, end - info.created_ns))
+        if self.size.width < 60:  # a grid cell: what fits in 36 cells, most telling first
+            waiting = f" ⚑{info.pending}" if info.pending else ""
+            running = f" · {nodes}" if nodes != "-" else ""
+            text = f"{icon} {info.status}{waiting} {took} · {info.last_seq} ev · {self.steps} steps{running}"
+        else:
+            waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
+            text = (f"{icon} {info.status}{waiting} · {took} · "
+                    f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}")
+        self.query_one("#head", Label).update(text)
 
     def _maybe_state(self) -> None:
         if self._state_due:

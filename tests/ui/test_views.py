@@ -208,7 +208,7 @@ def test_the_runs_list_has_column_headers_and_explains_the_owner_column(log_db):
             header = next(line for line in text.splitlines() if "STATUS" in line)
             for column in ("RUN", "GRAPH", "AGE", "DUR", "EV", "OWNER"):
                 assert column in header
-            assert "owner: host:pid drives it" in text or "host:pid" in text
+            assert "OWNER: host:pid drives it" in text and "orphaned: owner died" in text
 
     asyncio.run(go())
 
