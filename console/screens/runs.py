@@ -90,8 +90,8 @@ class RunsScreen(Screen[None]):
         parts.append(f"⚑ {waiting} waiting for you (i)" if waiting else "nothing waiting")
         if self.app.readonly:
             parts.append("READ-ONLY")
-        if self.app.feed_trouble:
-            parts.append(f"⟳ reconnecting to the log ({self.app.feed_trouble})")
+        if self.app.feed_trouble:  # first: the rest of the bar may be out of date meanwhile
+            parts.insert(0, f"⟳ reconnecting to the log ({self.app.feed_trouble})")
         self.query_one("#bar", Label).update("  ·  ".join(parts))
 
     def log_changed(self, batch) -> None:
