@@ -62,6 +62,7 @@ class VigilApp(App[None]):
         self.pending_elsewhere: list[InterruptInfo] = []  # runs only another process can drive
         self.orphaned: list[str] = []
         self.readonly = False
+        self.feed_trouble: str | None = None  # why the log feed is reconnecting, if it is
         self.store: Store
         self.runtime: Runtime
         self._shown: set[str] = set()
@@ -178,7 +179,15 @@ class VigilApp(App[None]):
 
     @work(group="feed", exit_on_error=False)
     async def follow_log(self, after: int) -> None:
-        await follow(self.store, after, self._delivered)
+        await follow(self.store, after, self._delivered, self._feed_trouble)
+
+    def _feed_trouble(self, error: str | None) -> None:
+        if error is not None and self.feed_trouble is None:
+            self.notify(f"the log feed hit a database error ({error}); reconnecting", severity="warning")
+        self.feed_trouble = error
+        for screen in self.screen_stack:
+            if hasattr(screen, "update_bar"):
+                screen.update_bar()
 
     def _delivered(self, batch: Batch) -> None:
         if batch.interrupts:

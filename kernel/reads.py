@@ -259,7 +259,9 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
 ORDERS = {
     "newest": "r.created_ns DESC, r.run_id",
     "oldest": "r.created_ns ASC, r.run_id",
-    "status": "r.status, r.created_ns DESC, r.run_id",
+    # what needs someone first: waiting, then failed or diverged, running, then the settled
+    "status": "CASE r.status WHEN 'waiting' THEN 0 WHEN 'failed' THEN 1 WHEN 'diverged' THEN 1"
+              " WHEN 'running' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END, r.created_ns DESC, r.run_id",
     "graph": "r.graph, r.created_ns DESC, r.run_id",
 }
 

@@ -15,7 +15,8 @@ __all__ = ["LiveScreen"]
 
 class LiveScreen(Screen[None]):
     BINDINGS = [
-        Binding("tab", "focus_next", "next pane", id="live.next"),
+        Binding("tab", "next_pane(1)", "next pane", id="live.next"),
+        Binding("shift+tab", "next_pane(-1)", "previous pane", show=False, id="live.previous"),
         Binding("s", "scrub", "scrubber", id="live.scrub"),
         Binding("x", "close_pane", "close pane", id="live.close"),
         Binding("less_than_sign", "move(-1)", "move left", id="live.left"),
@@ -70,6 +71,15 @@ class LiveScreen(Screen[None]):
         while node is not None and not isinstance(node, RunPane):
             node = node.parent
         return node if isinstance(node, RunPane) else (self.query(RunPane).first() if self.query(RunPane) else None)
+
+    def action_next_pane(self, step: int) -> None:
+        """Focus moves pane to pane (its border lights up), not through the widgets inside."""
+        panes = list(self.query(RunPane))
+        if not panes:
+            return
+        current = self._focused()
+        i = panes.index(current) if current in panes else -step
+        panes[(i + step) % len(panes)].focus()
 
     def action_scrub(self) -> None:
         pane = self._focused()

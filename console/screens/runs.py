@@ -32,17 +32,24 @@ class RunsScreen(Screen[None]):
     RunsScreen #bar { height: 1; width: 1fr; background: $panel; color: $foreground; padding: 0 1; }
     RunsScreen #search { display: none; }
     RunsScreen #search.shown { display: block; }
+    RunsScreen #columns { height: 1; width: 1fr; background: $surface; color: $foreground 70%; text-style: bold; }
     RunsScreen RunList { height: 1fr; }
+    RunsScreen #legend { height: 1; width: 1fr; background: $surface; color: $foreground 50%; padding: 0 1; }
     """
+
+    LEGEND = "OWNER: host:pid drives it · free: a worker may take it · orphaned: owner died"
 
     def __init__(self) -> None:
         super().__init__()
         self.marked: list[str] = []
+        self._grid_of_marks = False
 
     def compose(self) -> ComposeResult:
         yield Label("", id="bar")
         yield Input(placeholder="search run id, graph or label; enter to apply, escape to clear", id="search")
+        yield Label("", id="columns")
         yield RunList(self.app.store, now=self.app.now, id="runs")
+        yield Label(self.LEGEND, id="legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -50,16 +57,27 @@ class RunsScreen(Screen[None]):
         self.refresh_runs()
 
     @work(exclusive=True, group="runs-reload")
-    async def refresh_runs(self) -> None:
+    async def refresh_runs(self, reset: bool = False) -> None:
         runs = self.query_one(RunList)
-        await runs.reload()
+        await runs.reload(reset=reset)
         self.update_bar()
+
+    def on_resize(self, event) -> None:
+        self.query_one("#columns", Label).update(self.query_one(RunList).header(event.size.width))
+
+    def on_screen_resume(self) -> None:
+        if self._grid_of_marks:  # back from the grid the marks opened: they are spent
+            self._grid_of_marks = False
+            self.marked.clear()
+            self.query_one(RunList).marked.clear()
+            self.query_one(RunList).refresh()
+            self.update_bar()
 
     def update_bar(self) -> None:
         if not self.query(RunList):
             return  # not composed yet
         runs = self.query_one(RunList)
-        parts = [f"{runs.count} runs"]
+        parts = [f"{runs.count} run" if runs.count == 1 else f"{runs.count} runs"]
         if runs.status:
             parts.append(f"status={runs.status}")
         if runs.search:
@@ -72,6 +90,8 @@ class RunsScreen(Screen[None]):
         parts.append(f"⚑ {waiting} waiting for you (i)" if waiting else "nothing waiting")
         if self.app.readonly:
             parts.append("READ-ONLY")
+        if self.app.feed_trouble:  # first: the rest of the bar may be out of date meanwhile
+            parts.insert(0, f"⟳ reconnecting to the log ({self.app.feed_trouble})")
         self.query_one("#bar", Label).update("  ·  ".join(parts))
 
     def log_changed(self, batch) -> None:
@@ -101,12 +121,16 @@ class RunsScreen(Screen[None]):
             self.marked.append(run_id)
         else:
             self.app.notify("a grid holds four runs", severity="warning")
+        # the cursor stays on the run just (un)marked: enter and s still mean that run
+        runs = self.query_one(RunList)
+        runs.marked = set(self.marked)
+        runs.refresh_line(runs.cursor)
         self.update_bar()
-        self.query_one(RunList).action_move(1)
 
     def action_grid(self) -> None:
         chosen = self.marked or ([self._selected()] if self._selected() else [])
         if chosen:
+            self._grid_of_marks = bool(self.marked)
             self.app.open_panes(chosen)
 
     def action_new_run(self) -> None:
@@ -115,14 +139,12 @@ class RunsScreen(Screen[None]):
     def action_cycle_status(self) -> None:
         runs = self.query_one(RunList)
         runs.status = STATUSES[(STATUSES.index(runs.status) + 1) % len(STATUSES)]
-        runs.cursor = 0
-        self.refresh_runs()
+        self.refresh_runs(reset=True)
 
     def action_cycle_order(self) -> None:
         runs = self.query_one(RunList)
         orders = ["newest", "oldest", "status", "graph"]
         runs.order = orders[(orders.index(runs.order) + 1) % len(orders)]
-        runs.cursor = 0
         self.refresh_runs()
 
     def action_search(self) -> None:
@@ -134,10 +156,9 @@ class RunsScreen(Screen[None]):
     def apply_search(self, event: Input.Submitted) -> None:
         runs = self.query_one(RunList)
         runs.search = event.value.strip() or None
-        runs.cursor = 0
         event.input.remove_class("shown")
         runs.focus()
-        self.refresh_runs()
+        self.refresh_runs(reset=True)
 
     def action_clear(self) -> None:
         runs = self.query_one(RunList)
@@ -146,4 +167,4 @@ class RunsScreen(Screen[None]):
         box.value = ""
         box.remove_class("shown")
         runs.focus()
-        self.refresh_runs()
+        self.refresh_runs(reset=True)

@@ -22,8 +22,8 @@ _TREE_CHILDREN = 50
 
 class RunPane(Vertical, can_focus=True):
     DEFAULT_CSS = """
-    RunPane { border: round $secondary; height: 1fr; }
-    RunPane:focus-within, RunPane:focus { border: round $primary; }
+    RunPane { border: round $foreground 30%; height: 1fr; }
+    RunPane:focus-within, RunPane:focus { border: heavy $accent; border-title-style: bold; }
     RunPane #head { height: 1; width: 1fr; background: $panel; padding: 0 1; }
     RunPane #body { height: 1fr; }
     RunPane Log { width: 3fr; overflow-x: hidden; }
@@ -42,6 +42,10 @@ class RunPane(Vertical, can_focus=True):
         self._stream_dirty = False
         self._state_due = True
         self.tokens = ""
+        self.shown_seq = 0  # the last seq written to the tail: each seq is written once
+        self._loaded = False
+        self._catching = False
+        self._again = False
 
     def compose(self) -> ComposeResult:
         yield Label(self.run_id, id="head")
@@ -53,6 +57,7 @@ class RunPane(Vertical, can_focus=True):
     def on_resize(self) -> None:
         # the state tree needs room; a narrow pane shows the tail only
         self.set_class(self.size.width < 100, "narrow")
+        self._update_head()
 
     def on_mount(self) -> None:
         self.border_title = self.run_id
@@ -67,10 +72,48 @@ class RunPane(Vertical, can_focus=True):
         self.info = await store.run(self.run_id)
         first = max(1, self.info.last_seq - 199)
         records = await store.events(self.run_id, first, limit=200)
-        # the nodes running now: started in the last superstep and not completed
-        self.absorb(records)
+        # steps before the first event shown; the ones shown are counted as they are written
+        steps = await store.seqs(self.run_id, ["StepCompleted"])
+        self.steps = sum(1 for seq in steps if seq < first)
+        self.shown_seq = first - 1
+        self._accept(records)
+        self._loaded = True
         self._state_due = True
         self._update_head()
+        self.catch_up()  # whatever the feed delivered while this read was under way
+
+    def _accept(self, records: list[Record]) -> bool:
+        """Write the records that follow the last seq shown, each seq once and in order.
+        False when one is missing (the feed ran ahead of this pane): then read the log."""
+        fresh = []
+        expect = self.shown_seq + 1
+        for record in records:
+            if record.seq < expect:
+                continue  # shown already (read by `load` and delivered by the feed too)
+            if record.seq > expect:
+                self.absorb(fresh)
+                return False
+            fresh.append(record)
+            expect += 1
+        self.absorb(fresh)
+        return True
+
+    @work(group="pane-catch-up")
+    async def catch_up(self) -> None:
+        """Read the log from the last seq shown until it has nothing newer (one at a time)."""
+        if self._catching:
+            self._again = True
+            return
+        self._catching = True
+        try:
+            while True:
+                self._again = False
+                records = await self.app.store.events(self.run_id, self.shown_seq + 1, limit=500)
+                self._accept(records)
+                if len(records) < 500 and not self._again:
+                    break
+        finally:
+            self._catching = False
 
     def absorb(self, records: list[Record]) -> None:
         """Coalesced: one write to the log widget per flush, whatever the number of events."""
@@ -78,6 +121,7 @@ class RunPane(Vertical, can_focus=True):
         for record in records:
             event = record.event
             lines.append(f"{record.seq:>6} {record.type:<17} {summary(record.event)}")
+            self.shown_seq = record.seq
             if isinstance(event, StepStarted):
                 self.nodes.add(event.node)
             elif isinstance(event, StepCompleted):
@@ -92,9 +136,12 @@ class RunPane(Vertical, can_focus=True):
 
     def log_changed(self, records: list[Record]) -> None:
         mine = [r for r in records if r.run_id == self.run_id]
-        if mine:
-            self.absorb(mine)
-            self.refresh_info()
+        if not mine:
+            return
+        # before `load` has read the log it catches up itself; after, a gap is read from the log
+        if self._loaded and not self._accept(mine):
+            self.catch_up()
+        self.refresh_info()
 
     def token(self, action_id: str, token: str) -> None:
         self.stream = (self.stream + token)[-400:]
@@ -121,11 +168,16 @@ class RunPane(Vertical, can_focus=True):
         icon, _ = STATUS_STYLE.get(info.status, ("?", ""))
         end = info.updated_ns if info.status not in ("running", "waiting") else self.app.now()
         nodes = ", ".join(sorted(self.nodes)) if info.status == "running" and self.nodes else "-"
-        waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
-        self.query_one("#head", Label).update(
-            f"{icon} {info.status}{waiting} · {duration(max(0, end - info.created_ns))} · "
-            f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}"
-        )
+        took = duration(max(0, end - info.created_ns))
+        if self.size.width < 60:  # a grid cell: what fits in 36 cells, most telling first
+            waiting = f" ⚑{info.pending}" if info.pending else ""
+            running = f" · {nodes}" if nodes != "-" else ""
+            text = f"{icon} {info.status}{waiting} {took} · {info.last_seq} ev · {self.steps} steps{running}"
+        else:
+            waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
+            text = (f"{icon} {info.status}{waiting} · {took} · "
+                    f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}")
+        self.query_one("#head", Label).update(text)
 
     def _maybe_state(self) -> None:
         if self._state_due:

@@ -189,7 +189,7 @@ def test_filter_runs_and_open_a_grid(tmp_path):
             assert all(runs.item(i)[0].status == "waiting" for i in range(runs.count) if runs.item(i))
             await pilot.press("escape")
             await until(pilot, lambda: runs.status is None and runs.count >= 4)
-            await pilot.press("space", "space")
+            await pilot.press("space", "j", "space")
             await pilot.press("g")
             await until(pilot, lambda: isinstance(app.screen, LiveScreen))
             assert len(app.screen.query(RunPane)) == 2

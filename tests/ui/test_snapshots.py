@@ -96,3 +96,32 @@ def test_new_run(snap_compare, make_app, size, theme):
         await pilot.pause(0.3)
 
     assert snap_compare(make_app(theme), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("theme", THEMES)
+def test_runs_marked(snap_compare, make_app, size, theme):
+    """Two runs marked for a grid (the mark column), the cursor still on the second one marked."""
+
+    async def before(pilot):
+        await _runs_loaded(pilot)
+        await pilot.press("space", "j", "space")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(theme), terminal_size=size, run_before=before)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_live_grid_second_pane_focused(snap_compare, make_app, theme):
+    """After tab the second pane has the lit border: s and x act on it."""
+
+    async def before(pilot):
+        await _runs_loaded(pilot)
+        pilot.app.open_panes(["run-support-done", "run-deploy-fail"])
+        await until(pilot, lambda: isinstance(pilot.app.screen, LiveScreen) and len(pilot.app.screen.query(RunPane)) == 2)
+        panes = list(pilot.app.screen.query(RunPane))
+        await until(pilot, lambda: all(p.info is not None for p in panes))
+        await pilot.press("tab")
+        await pilot.pause(0.8)
+
+    assert snap_compare(make_app(theme), terminal_size=(80, 24), run_before=before)

@@ -1,0 +1,355 @@
+"""What is shown is exactly what is in the log: each seq once in a pane, a runs-list selection
+that follows the run (not the row), visible marks, a grid whose keys act on the focused pane,
+a runs list that explains itself and ticks, and a feed that survives a SQLite error."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import console.app
+from conftest import NOW
+from console.app import VigilApp
+from console.screens.live import LiveScreen
+from console.screens.runs import RunsScreen
+from console.screens.scrubber import ScrubberScreen
+from console.widgets.runlist import RunList
+from console.widgets.runpane import RunPane
+from kernel.demos import samples
+from kernel.registry import default_registry
+from textual.widgets import Log, Tree
+from ui_helpers import screen_text, until
+
+
+def _app(db, **kw) -> VigilApp:
+    kw.setdefault("now", lambda: NOW)
+    return VigilApp(db, default_registry(), theme="vigil-dark", adopt=False, **kw)
+
+
+async def _loaded(pilot, count: int) -> RunList:
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunList).count == count)
+    runs = app.screen.query_one(RunList)
+    await until(pilot, lambda: all(runs.item(i) is not None for i in range(count)))
+    return runs
+
+
+def _selected(runs: RunList) -> str | None:
+    run = runs.selected()
+    return run.run_id if run else None
+
+
+def _bar(app) -> str:
+    return str(app.screen.query_one("#bar").render())
+
+
+def _seqs(pane: RunPane) -> list[int]:
+    return [int(line.split()[0]) for line in pane.query_one(Log).lines if line.strip()]
+
+
+# each seq once ------------------------------------------------------------------------------
+
+
+def test_a_pane_opened_on_a_just_started_run_shows_each_seq_once(tmp_path):
+    async def go():
+        app = _app(tmp_path / "v.db", now=time.time_ns)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            run_id = await app.runtime.start("research", samples()["research"])
+            app.open_panes([run_id])  # at once, while its first events are still in the feed
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            pane = app.screen.query_one(RunPane)
+            await app.runtime.settle()
+            last = (await app.store.run(run_id)).last_seq
+            await until(pilot, lambda: bool(_seqs(pane)) and _seqs(pane)[-1] == last)
+            await pilot.pause(0.3)  # a late duplicate would land by now
+            assert _seqs(pane) == list(range(1, last + 1))
+            steps = len(await app.store.seqs(run_id, ["StepCompleted"]))
+            await until(pilot, lambda: f"{steps} steps" in str(pane.query_one("#head").render()))
+
+    asyncio.run(go())
+
+
+def test_a_pane_on_a_long_run_counts_every_step_not_only_the_tail(tmp_path):
+    from kernel.events import Patch, RunStarted, StepCompleted, StepStarted
+    from kernel.state import apply, state_hash
+    from kernel.store import Store
+
+    async def seed():
+        state: dict = {}
+        events: list = [RunStarted(graph="chain", input={}, start_at=("n",))]
+        for i in range(1, 151):
+            update = (Patch("set", "i", i),)
+            apply(state, update)
+            events += [StepStarted(step_id=f"{i}.n", node="n"),
+                       StepCompleted(step_id=f"{i}.n", node="n", update=update, next=("n",), state_hash=state_hash(state))]
+        async with await Store.open(tmp_path / "v.db") as store:
+            await store.append("run-long", events, expected_seq=0, ts_ns=NOW - 10**9)
+
+    asyncio.run(seed())
+
+    async def go():
+        app = _app(tmp_path / "v.db")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 1)
+            app.open_panes(["run-long"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            pane = app.screen.query_one(RunPane)
+            await until(pilot, lambda: pane.info is not None and _seqs(pane) and _seqs(pane)[-1] == 301)
+            await pilot.pause(0.2)
+            assert _seqs(pane) == list(range(102, 302))  # the tail: the last 200
+            assert "301 events · 150 steps" in str(pane.query_one("#head").render())
+
+    asyncio.run(go())
+
+
+# the selection follows the run -------------------------------------------------------------
+
+
+def test_the_selection_follows_the_run_when_rows_move(log_db):
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot:
+            runs = await _loaded(pilot, 3)
+            await pilot.press("j")
+            await until(pilot, lambda: _selected(runs) == "run-support-done")
+            await app.runtime.start("research", samples()["research"])  # newest: lands on top
+            await until(pilot, lambda: runs.count == 4 and runs.item(0) is not None and runs.item(0)[0].run_id not in (
+                "run-deploy-fail", "run-support-done", "run-support-wait"))
+            await pilot.pause(0.3)
+            assert _selected(runs) == "run-support-done"
+            assert runs.cursor == 2
+            await pilot.press("o", "o")  # sorted by status: the selection still follows the run
+            await until(pilot, lambda: runs.order == "status")
+            await until(pilot, lambda: _selected(runs) == "run-support-done")
+
+    asyncio.run(go())
+
+
+# marks and the grid --------------------------------------------------------------------------
+
+
+def test_space_marks_the_cursor_row_visibly_and_keeps_the_cursor_on_it(log_db):
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot:
+            runs = await _loaded(pilot, 3)
+            await pilot.press("j", "space")
+            await pilot.pause(0.2)
+            assert _selected(runs) == "run-support-done"  # the cursor still means the run just marked
+            assert app.screen.marked == ["run-support-done"]
+            shown = screen_text(app).splitlines()
+            row = next(line for line in shown if "run-support-done" in line)
+            assert "●" in row
+            assert not any("●" in line for line in shown if "run-deploy-fail" in line)
+            assert "1 marked" in _bar(app)
+
+    asyncio.run(go())
+
+
+def test_marks_clear_when_the_grid_closes(log_db):
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot, 3)
+            await pilot.press("space", "j", "space", "g")
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 2)
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await pilot.pause(0.2)
+            assert app.screen.marked == []
+            assert "●" not in screen_text(app)
+            assert "marked" not in _bar(app)
+
+    asyncio.run(go())
+
+
+def test_tab_moves_to_the_next_pane_and_s_scrubs_the_focused_one(log_db):
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done", "run-deploy-fail"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 2)
+            first, second = app.screen.query(RunPane)
+            await pilot.pause(0.2)
+            assert app.screen.focused is first
+            await pilot.press("tab")
+            assert app.screen.focused is second  # the pane, whose border shows it
+            await pilot.press("tab")
+            assert app.screen.focused is first  # round again
+            await pilot.press("shift+tab")
+            assert app.screen.focused is second
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, ScrubberScreen))
+            assert app.screen.run_id == "run-deploy-fail"
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen))
+            await pilot.press("x")  # close the focused pane: the other one stays
+            await until(pilot, lambda: len(app.screen.query(RunPane)) == 1)
+            assert app.screen.query_one(RunPane).run_id == "run-support-done"
+
+    asyncio.run(go())
+
+
+# a runs list that explains itself -----------------------------------------------------------
+
+
+def test_the_runs_list_has_column_headers_and_explains_the_owner_column(log_db):
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot, 3)
+            await pilot.pause(0.2)
+            text = screen_text(app)
+            header = next(line for line in text.splitlines() if "STATUS" in line)
+            for column in ("RUN", "GRAPH", "AGE", "DUR", "EV", "OWNER"):
+                assert column in header
+            assert "OWNER: host:pid drives it" in text and "orphaned: owner died" in text
+
+    asyncio.run(go())
+
+
+def test_ages_tick_without_new_events(log_db):
+    clock = [NOW]
+
+    async def go():
+        app = _app(log_db, now=lambda: clock[0])
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _loaded(pilot, 3)
+            await pilot.pause(0.2)
+            row = next(line for line in screen_text(app).splitlines() if "run-support-wait" in line)
+            assert "1m35s" in row
+            clock[0] += 60 * 10**9
+            await until(pilot, lambda: "2m35s" in next(
+                line for line in screen_text(app).splitlines() if "run-support-wait" in line), timeout=3)
+
+    asyncio.run(go())
+
+
+def test_one_run_is_one_run(tmp_path):
+    async def go():
+        app = _app(tmp_path / "v.db")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await app.runtime.start("research", samples()["research"])
+            await _loaded(pilot, 1)
+            await until(pilot, lambda: "1 run " in _bar(app) + " ")
+            assert "1 runs" not in _bar(app)
+
+    asyncio.run(go())
+
+
+def test_sort_by_status_puts_waiting_and_failed_first(log_db):
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot:
+            runs = await _loaded(pilot, 3)
+            await pilot.press("o", "o")
+            await until(pilot, lambda: runs.order == "status")
+            await pilot.pause(0.3)
+            await until(pilot, lambda: all(runs.item(i) is not None for i in range(3)))
+            assert [runs.item(i)[0].status for i in range(3)] == ["waiting", "failed", "completed"]
+
+    asyncio.run(go())
+
+
+def test_a_waiting_pane_header_and_state_tree_stay_current(tmp_path):
+    async def go():
+        app = _app(tmp_path / "v.db", now=time.time_ns)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            run_id = await app.runtime.start("support", samples()["support"])
+            app.open_panes([run_id])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            pane = app.screen.query_one(RunPane)
+            head = lambda: str(pane.query_one("#head").render())  # noqa: E731
+            await until(pilot, lambda: "waiting" in head() and "⚑ 1 waiting" in head())
+            tree = pane.query_one(Tree)
+            last = (await app.store.run(run_id)).last_seq
+            await until(pilot, lambda: str(tree.root.label) == f"state @ {last}")
+            pending = (await app.store.interrupts(run_id))[0]
+            raised = (await app.store.events(run_id, pending.seq, pending.seq))[0].event
+            await app.runtime.resolve(run_id, raised.interrupt_id, "approve", payload_hash=raised.payload_hash)
+            await app.runtime.settle()
+            info = await app.store.run(run_id)
+            assert info.status == "completed"
+            steps = len(await app.store.seqs(run_id, ["StepCompleted"]))
+            await until(pilot, lambda: head().startswith("✓ completed") and "waiting" not in head()
+                        and f"{info.last_seq} events" in head() and f"{steps} steps" in head())
+            await until(pilot, lambda: str(tree.root.label) == f"state @ {info.last_seq}")
+            final = (await app.store.state_at(run_id)).state
+            labels = {str(child.label) for child in tree.root.children}
+            assert f"messages ({len(final['messages'])})" in labels
+
+    asyncio.run(go())
+
+
+# a feed that survives a SQLite error ---------------------------------------------------------
+
+# Another process takes every WAL lock of the database (what a stuck checkpointer or a crashed
+# process holding the shm locks looks like): readers get SQLITE_PROTOCOL ("locking protocol")
+# after SQLite's own retries, about 10 s.
+_HOLD_WAL_LOCKS = (
+    "import fcntl, os, sys, time\n"
+    "fd = os.open(sys.argv[1] + '-shm', os.O_RDWR)\n"
+    "fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 8, 120)\n"
+    "print('locked', flush=True)\n"
+    "time.sleep(60)\n"
+)
+
+
+class _Recording(VigilApp):
+    """The real app; it also keeps what the feed delivered, in order."""
+
+    CSS_PATH = str(Path(console.app.__file__).parent / VigilApp.CSS_PATH)
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.delivered: list[tuple[int, str, int]] = []
+
+    def _delivered(self, batch) -> None:
+        self.delivered.extend((r.pos, r.run_id, r.seq) for r in batch.records)
+        super()._delivered(batch)
+
+
+def test_the_feed_survives_a_sqlite_error_and_resumes_from_its_last_pos(tmp_path):
+    db = tmp_path / "v.db"
+
+    async def go():
+        app = _Recording(db, default_registry(), theme="vigil-dark", adopt=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            first = await app.runtime.start("research", samples()["research"])
+            await app.runtime.settle()
+            last = (await app.store.run(first)).last_seq
+            await until(pilot, lambda: len(app.delivered) == last)
+            holder = subprocess.Popen([sys.executable, "-c", _HOLD_WAL_LOCKS, str(db)], stdout=subprocess.PIPE, text=True)
+            try:
+                assert holder.stdout.readline().strip() == "locked"
+                await until(pilot, lambda: "reconnecting" in _bar(app), timeout=30)
+            finally:
+                holder.kill()
+                holder.wait()
+            # written while the feed is down: it must pick them up from where it stopped
+            second = await app.runtime.start("research", samples()["research"])
+            assert "reconnecting" in _bar(app)
+            await app.runtime.settle()
+            total = last + (await app.store.run(second)).last_seq
+            await until(pilot, lambda: len(app.delivered) >= total, timeout=20)
+            await until(pilot, lambda: "reconnecting" not in _bar(app))
+            await pilot.pause(0.3)
+            positions = [p for p, _, _ in app.delivered]
+            assert positions == sorted(set(positions)), "a pos delivered twice or out of order"
+            for run_id in (first, second):
+                seqs = [s for _, r, s in app.delivered if r == run_id]
+                assert seqs == list(range(1, len(seqs) + 1)), f"a gap or a duplicate in {run_id}"
+            assert len(app.delivered) == total
+            # and the list shows both runs
+            runs = app.screen.query_one(RunList)
+            await until(pilot, lambda: runs.count == 2)
+
+    asyncio.run(go())
