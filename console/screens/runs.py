@@ -19,10 +19,10 @@ class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "open", id="runs.open"),
         Binding("s", "scrub", "scrubber", id="runs.scrub"),
-        Binding("space", "mark", "mark for grid", id="runs.mark"),
-        Binding("g", "grid", "grid of marked", id="runs.grid"),
+        Binding("space", "mark", "mark for grid", show=False, id="runs.mark"),
+        Binding("g", "grid", "grid of marked", show=False, id="runs.grid"),
         Binding("n", "new_run", "new run", id="runs.new"),
-        Binding("f", "cycle_status", "status filter", id="runs.filter"),
+        Binding("f", "cycle_status", "status filter", show=False, id="runs.filter"),
         Binding("slash", "search", "search", id="runs.search"),
         Binding("o", "cycle_order", "sort", show=False, id="runs.sort"),
         Binding("escape", "clear", "clear filters", show=False, id="runs.clear"),
@@ -72,6 +72,8 @@ class RunsScreen(Screen[None]):
         parts.append(f"⚑ {waiting} waiting for you (i)" if waiting else "nothing waiting")
         if self.app.readonly:
             parts.append("READ-ONLY")
+        if runs.count == 0 and not (runs.status or runs.search):
+            parts.append("no runs yet: press n, or run `vigil demo`")
         self.query_one("#bar", Label).update("  ·  ".join(parts))
 
     def log_changed(self, batch) -> None:
