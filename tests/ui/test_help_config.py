@@ -505,3 +505,39 @@ def test_rendered_dim_text_keeps_the_contrast(make_app, theme):
             assert ratio(app.screen.query_one(".hint")) >= 4.5
 
     asyncio.run(go())
+
+
+def test_a_question_mark_typed_into_search_is_text(make_app):
+    from console.screens.help import HelpScreen
+    from textual.widgets import Input
+
+    async def go():
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _runs_ready(pilot)
+            await pilot.press("slash")
+            await until(pilot, lambda: isinstance(app.focused, Input))
+            await pilot.press("a", "question_mark", "b")
+            await pilot.pause(0.2)
+            assert app.focused.value == "a?b"
+            assert not isinstance(app.screen, HelpScreen)
+
+    asyncio.run(go())
+
+
+def test_keys_in_the_palette_opens_vigils_help(make_app):
+    from console.screens.help import HelpScreen
+
+    async def go():
+        app = make_app()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await _runs_ready(pilot)
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*"Keys")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            assert "runs.open" in app.screen.text()
+
+    asyncio.run(go())
