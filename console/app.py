@@ -8,18 +8,25 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import msgspec
 from textual import work
+from textual.actions import SkipAction
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.theme import Theme
+from textual.widgets import Input, TextArea
 
+from kernel import schema
 from kernel.errors import VigilError
 from kernel.events import InterruptRaised
 from kernel.owner import owner_alive
+from kernel.owner import current_actor
+from kernel.projection import TERMINAL
 from kernel.reads import InterruptInfo
 from kernel.registry import Registry
 from kernel.runtime import Runtime
+from kernel.steer import steer
 from kernel.store import Store
 from themes import DEFAULT, load_themes
 
@@ -34,8 +41,12 @@ class VigilApp(App[None]):
     CSS_PATH = "vigil.tcss"
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
-        Binding("question_mark", "toggle_help", "keys", id="app.help"),
-        Binding("i", "next_interrupt", "next interrupt", id="app.interrupt"),
+        # priority, so that `?` opens help over modal screens (the prompt) too; it steps aside
+        # for text fields (see action_toggle_help)
+        Binding("question_mark", "toggle_help", "help", id="app.help", priority=True),
+        # not in the footer (80 columns are short): the runs bar and every notice say "press i"
+        Binding("i", "next_interrupt", "next interrupt", show=False, id="app.interrupt"),
+        Binding("C", "cancel_run", "cancel run (asks first)", show=False, id="app.cancel"),
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]
 
@@ -66,6 +77,9 @@ class VigilApp(App[None]):
         self.store: Store
         self.runtime: Runtime
         self._shown: set[str] = set()
+        self.keymap_overrides: dict[str, str] = {}  # binding id -> keys, from keys.toml
+        self.config_problems: list[str] = []
+        self._save_theme = True
 
     # start-up and shut-down ---------------------------------------------------------------
 
@@ -76,10 +90,39 @@ class VigilApp(App[None]):
         sys.setswitchinterval(0.0005)
         for fields in load_themes():
             self.register_theme(Theme(**fields))
-        self.theme = self.requested_theme or config.load_theme() or DEFAULT
-        keymap = config.load_keymap()
+        self._load_settings()
+
+    def _load_settings(self) -> None:
+        """Theme and keys from the options and the config files. Anything wrong becomes a notice
+        (shown once the screen is up) and the default; the console always starts."""
+        from .screens.help import known_bindings
+
+        saved, problems = config.load_theme()
+        chosen = None
+        for name, source in ((self.requested_theme, "--theme"), (saved, str(config.config_dir() / "config.toml"))):
+            if name is None:
+                continue
+            if name in self.available_themes:
+                chosen = name
+                break
+            ours = ", ".join(t for t in sorted(self.available_themes) if t.startswith("vigil"))
+            problems.append(f"there is no theme {name!r} (from {source}); the themes are {ours}")
+        # a fallback is not a choice: it must not overwrite the user's file
+        self._save_theme = chosen is not None
+        self.theme = chosen or DEFAULT
+        self._save_theme = True
+
+        keymap, more = config.load_keymap()
+        problems += more
+        known = known_bindings()
+        for binding_id in [b for b in keymap if b not in known]:
+            problems.append(f"{config.config_dir() / 'keys.toml'}: no key has the binding id {binding_id!r}; "
+                            "ignored (? lists the ids)")
+            del keymap[binding_id]
+        self.keymap_overrides = keymap
         if keymap:
             self.set_keymap(keymap)
+        self.config_problems = problems
 
     async def on_mount(self) -> None:
         from .screens.runs import RunsScreen
@@ -97,6 +140,8 @@ class VigilApp(App[None]):
         self.follow_log(await self.store.head())
         await self.refresh_pending()
         await self.push_screen(RunsScreen())
+        for problem in self.config_problems:
+            self.notify(problem, title="settings", severity="warning", timeout=12)
         if not self.readonly:
             self.startup()
 
@@ -254,10 +299,19 @@ class VigilApp(App[None]):
     # navigation ------------------------------------------------------------------------------
 
     def action_toggle_help(self) -> None:
-        if self.screen.query("HelpPanel"):
-            self.action_hide_help_panel()
-        else:
-            self.action_show_help_panel()
+        from .screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        if isinstance(self.focused, (Input, TextArea)):
+            raise SkipAction()  # a `?` typed into a field is text
+        self.show_help(self.screen)
+
+    def show_help(self, screen: Screen) -> None:
+        from .screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(screen))
 
     @work(exclusive=True, group="prompt-open")
     async def action_next_interrupt(self, after: str | None = None) -> None:
@@ -319,10 +373,17 @@ class VigilApp(App[None]):
         self.open_panes([run_id])
 
     def watch_theme(self, theme: str) -> None:
-        config.save_theme(theme)
+        if self._save_theme:
+            config.save_theme(theme)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            # ours instead: vigil's help, and a screenshot that does not need ~/Downloads
+            if command.title not in ("Keys", "Screenshot"):
+                yield command
+        yield SystemCommand("Keys", "every vigil key for this screen, with its binding id", lambda: self.show_help(screen))
+        yield SystemCommand("Screenshot", "save an SVG of this screen in the current directory",
+                            lambda: self.set_timer(0.1, self.screenshot))
         yield SystemCommand("Start a run", "start a new run of a registered graph", self.action_new_run)
         yield SystemCommand("Approve next", "open the next pending interrupt", self.action_next_interrupt)
         yield SystemCommand("Runs", "back to the list of runs", self._to_runs)
@@ -336,12 +397,20 @@ class VigilApp(App[None]):
             yield SystemCommand("Fork run", f"fork {run_id} at its last event", lambda: self.fork_latest(run_id))
             yield SystemCommand("Export run", f"write {run_id} as JSON lines to the current directory",
                                 lambda: self.export(run_id))
+            yield SystemCommand("Cancel run", f"cancel {run_id} (asks first)", lambda: self.ask_cancel(run_id))
 
     def _selected_run(self) -> str | None:
+        """The run you are looking at: the focused pane's, the screen's, or the runs list's cursor."""
         from .screens.runs import RunsScreen
         from .widgets.runlist import RunList
 
         for screen in reversed(self.screen_stack):
+            node = screen.focused
+            while node is not None and node is not screen:
+                run_id = getattr(node, "run_id", None)
+                if isinstance(run_id, str):
+                    return run_id
+                node = node.parent
             if isinstance(screen, RunsScreen):
                 run = screen.query_one(RunList).selected()
                 return run.run_id if run else None
@@ -379,6 +448,50 @@ class VigilApp(App[None]):
             self.notify(f"cannot export: {exc}", severity="error")
             return
         self.notify(f"exported {count} events to {target}")
+
+    def action_cancel_run(self) -> None:
+        run_id = self._selected_run()
+        if run_id is None:
+            self.notify("no run selected")
+            return
+        self.ask_cancel(run_id)
+
+    @work(group="cancel")
+    async def ask_cancel(self, run_id: str) -> None:
+        """Ask, then cancel through the same path as `vigil cancel` (a signal to a live owner)."""
+        from .screens.confirm import ConfirmScreen
+
+        info = await self.store.run(run_id)
+        if info.status in TERMINAL:
+            self.notify(f"run {run_id} has already ended ({info.status}); nothing to cancel")
+            return
+        if self.readonly:
+            self.notify("the log is read-only here: cannot cancel", severity="error")
+            return
+        if not await self.push_screen_wait(ConfirmScreen(f"Cancel run {run_id} ({info.graph})?",
+                                                         f"{info.status}, {info.last_seq} events; this cannot be undone")):
+            return
+        body = {"reason": "cancelled from the console", "actor": msgspec.to_builtins(current_actor())}
+        try:
+            how = await steer(self.runtime, run_id, "cancel", body)
+        except VigilError as exc:
+            self.notify(f"cannot cancel {run_id}: {exc}", severity="error")
+            return
+        self.notify(f"cancelled {run_id}: {how}")
+
+    def screenshot(self) -> None:
+        # Textual saves to ~/Downloads, which many servers do not have; vigil saves where
+        # `export` does, or in its data directory if the current one is not writable.
+        for directory in (Path.cwd(), schema.default_path().parent / "screenshots"):
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+                path = self.save_screenshot(path=str(directory))
+            except OSError:
+                continue
+            self.notify(f"saved {path}", title="screenshot")
+            return
+        self.notify("cannot save a screenshot: neither the current nor the data directory is writable",
+                    severity="error")
 
     def _to_runs(self) -> None:
         while len(self.screen_stack) > 2:

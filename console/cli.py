@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch, steer and audit LLM agent runs from a terminal.",
         epilog="exit codes: 0 ok, 1 a check failed, 2 bad input or an error",
     )
+    parser.add_argument("--version", action="version", version=f"vigil {_version()}")
     _global_options(parser, suppress=False)
     # The global options are accepted after the command too (`vigil demo --theme vigil-light`).
     common = argparse.ArgumentParser(add_help=False)
@@ -115,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="load an export into this database")
     p.add_argument("file", help="a file written by `vigil export`, or - for stdin")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vigil-console")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -261,7 +261,7 @@ ORDERS = {
     "oldest": "r.created_ns ASC, r.run_id",
     # what needs someone first: waiting, then failed or diverged, running, then the settled
     "status": "CASE r.status WHEN 'waiting' THEN 0 WHEN 'failed' THEN 1 WHEN 'diverged' THEN 1"
-              " WHEN 'running' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END, r.created_ns DESC, r.run_id",
+              " WHEN 'paused' THEN 2 WHEN 'running' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END, r.created_ns DESC, r.run_id",
     "graph": "r.graph, r.created_ns DESC, r.run_id",
 }
 

@@ -19,9 +19,9 @@ class LiveScreen(Screen[None]):
         Binding("shift+tab", "next_pane(-1)", "previous pane", show=False, id="live.previous"),
         Binding("s", "scrub", "scrubber", id="live.scrub"),
         Binding("x", "close_pane", "close pane", id="live.close"),
-        Binding("less_than_sign", "move(-1)", "move left", id="live.left"),
-        Binding("greater_than_sign", "move(1)", "move right", id="live.right"),
-        Binding("l", "layout", "layout", id="live.layout"),
+        Binding("less_than_sign", "move(-1)", "move left", show=False, id="live.left"),
+        Binding("greater_than_sign", "move(1)", "move right", show=False, id="live.right"),
+        Binding("l", "layout", "layout", show=False, id="live.layout"),
         Binding("q,escape", "app.pop_screen", "back", id="live.back"),
     ]
     DEFAULT_CSS = """

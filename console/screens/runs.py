@@ -12,17 +12,17 @@ from ..widgets.runlist import RunList
 
 __all__ = ["RunsScreen"]
 
-STATUSES = [None, "running", "waiting", "completed", "failed", "cancelled", "diverged"]
+STATUSES = [None, "running", "waiting", "paused", "completed", "failed", "cancelled", "diverged"]
 
 
 class RunsScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "open", id="runs.open"),
         Binding("s", "scrub", "scrubber", id="runs.scrub"),
-        Binding("space", "mark", "mark for grid", id="runs.mark"),
-        Binding("g", "grid", "grid of marked", id="runs.grid"),
+        Binding("space", "mark", "mark for grid", show=False, id="runs.mark"),
+        Binding("g", "grid", "grid of marked", show=False, id="runs.grid"),
         Binding("n", "new_run", "new run", id="runs.new"),
-        Binding("f", "cycle_status", "status filter", id="runs.filter"),
+        Binding("f", "cycle_status", "status filter", show=False, id="runs.filter"),
         Binding("slash", "search", "search", id="runs.search"),
         Binding("o", "cycle_order", "sort", show=False, id="runs.sort"),
         Binding("escape", "clear", "clear filters", show=False, id="runs.clear"),
@@ -88,10 +88,14 @@ class RunsScreen(Screen[None]):
             parts.append(f"{len(self.marked)} marked")
         waiting = len(self.app.pending)
         parts.append(f"⚑ {waiting} waiting for you (i)" if waiting else "nothing waiting")
+        if self.app.pending_elsewhere:  # runs only another process can drive: not ours to answer
+            parts.append(f"{len(self.app.pending_elsewhere)} waiting elsewhere")
         if self.app.readonly:
             parts.append("READ-ONLY")
         if self.app.feed_trouble:  # first: the rest of the bar may be out of date meanwhile
             parts.insert(0, f"⟳ reconnecting to the log ({self.app.feed_trouble})")
+        if runs.count == 0 and not (runs.status or runs.search):
+            parts.append("no runs yet: run `vigil demo`" if self.app.readonly else "no runs yet: press n, or run `vigil demo`")
         self.query_one("#bar", Label).update("  ·  ".join(parts))
 
     def log_changed(self, batch) -> None:

@@ -47,7 +47,7 @@ class ScrubberScreen(Screen[None]):
         Binding("g", "edge(0)", "first", show=False, id="scrubber.first"),
         Binding("G", "edge(-1)", "last", show=False, id="scrubber.last"),
         Binding("colon", "goto", "go to seq", show=False, id="scrubber.goto"),
-        Binding("slash", "search", "search", id="scrubber.search"),
+        Binding("slash", "search", "search", show=False, id="scrubber.search"),
         Binding("t", "filter", "filter types", show=False, id="scrubber.filter"),
         Binding("v", "verify", "verify", show=False, id="scrubber.verify"),
         Binding("F", "fork", "fork here", id="scrubber.fork"),

@@ -18,6 +18,7 @@ __all__ = ["RunList", "STATUS_STYLE"]
 STATUS_STYLE = {
     "running": ("▶", "$primary"),
     "waiting": ("⚑", "$warning"),
+    "paused": ("‖", "$warning"),
     "completed": ("✓", "$success"),
     "failed": ("✗", "$error"),
     "cancelled": ("■", "$secondary"),

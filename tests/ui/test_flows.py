@@ -254,10 +254,13 @@ def test_help_lists_the_screens_keys(tmp_path):
         app = VigilApp(tmp_path / "v.db", default_registry(), adopt=False)
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            from console.screens.help import HelpScreen
+
             await pilot.press("question_mark")
-            await until(pilot, lambda: bool(app.screen.query("HelpPanel")))
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            assert "runs.scrub" in app.screen.text()
             await pilot.press("question_mark")
-            await until(pilot, lambda: not app.screen.query("HelpPanel"))
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
 
     asyncio.run(go())
 

@@ -125,3 +125,31 @@ def test_live_grid_second_pane_focused(snap_compare, make_app, theme):
         await pilot.pause(0.8)
 
     assert snap_compare(make_app(theme), terminal_size=(80, 24), run_before=before)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_help(snap_compare, make_app, theme):
+    from console.screens.help import HelpScreen
+
+    async def before(pilot):
+        await _runs_loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(theme), terminal_size=(80, 24), run_before=before)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_confirm_cancel(snap_compare, make_app, theme):
+    from console.screens.confirm import ConfirmScreen
+
+    async def before(pilot):
+        await _runs_loaded(pilot)
+        await pilot.press("end")  # the oldest run: run-support-wait
+        await until(pilot, lambda: pilot.app.screen.query_one(RunList).selected().run_id == "run-support-wait")
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(theme), terminal_size=(80, 24), run_before=before)
