@@ -77,6 +77,8 @@ class VigilApp(App[None]):
         self.store: Store
         self.runtime: Runtime
         self._shown: set[str] = set()
+        self._fresh: list[tuple[str, str]] = []  # (run, title) of questions not yet announced
+        self._announcing: Any = None
         self.keymap_overrides: dict[str, str] = {}  # binding id -> keys, from keys.toml
         self.config_problems: list[str] = []
         self._save_theme = True
@@ -216,7 +218,8 @@ class VigilApp(App[None]):
 
     async def on_unmount(self) -> None:
         if hasattr(self, "runtime") and not self.readonly:
-            await self.runtime.close(release=getattr(self, "_release_on_exit", True))
+            # Steps under way finish (briefly) rather than leave their effects in doubt.
+            await self.runtime.drain(5.0, release=getattr(self, "_release_on_exit", True))
         if hasattr(self, "store"):
             await self.store.close()
 
@@ -245,18 +248,34 @@ class VigilApp(App[None]):
     @work(exclusive=True, group="pending")
     async def refresh_pending_later(self, batch: Batch) -> None:
         await self.refresh_pending()
+        ours = {p.run_id for p in self.pending}
         for record in batch.records:
             event = record.event
             if isinstance(event, InterruptRaised) and event.interrupt_id not in self._shown:
                 self._shown.add(event.interrupt_id)
-                if not self._prompt_open():
-                    self.notify(f"{event.title} · run {record.run_id} · press i", title="waiting for you", timeout=6)
+                if record.run_id in ours:
+                    self._fresh.append((record.run_id, event.title))
+        if self._fresh and self._announcing is None:
+            # One toast for what arrives within a second: at 80x24 a stack of them hides the list.
+            self._announcing = self.set_timer(1.0, self._announce)
         top = self.screen
         from .screens.prompt import PromptScreen
 
         if isinstance(top, PromptScreen):
             if not any(p.interrupt_id == top.raised.interrupt_id and p.run_id == top.run_id for p in self.pending):
                 top.resolved_elsewhere()
+
+    def _announce(self) -> None:
+        self._announcing = None
+        fresh, self._fresh = self._fresh, []
+        if not fresh or self._prompt_open():
+            return
+        if len(fresh) == 1:
+            run_id, title = fresh[0]
+            self.notify(f"{title} · run {run_id} · press i", title="waiting for you", timeout=6)
+        else:
+            titles = "; ".join(t for _, t in fresh[:3]) + ("; ..." if len(fresh) > 3 else "")
+            self.notify(f"{len(fresh)} new: {titles} · press i", title="waiting for you", timeout=6)
 
     async def refresh_pending(self) -> None:
         every = await self.store.interrupts()

@@ -117,7 +117,7 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def drain(self, grace: float) -> int:
+    async def drain(self, grace: float, *, release: bool = True) -> int:
         """Let every driven run finish the step it is in, then stop driving and release them all
         (another process adopts them at once). Returns how many were still mid-step after
         `grace` seconds (those are cancelled by close(): their in-flight effects are in doubt)."""
@@ -126,7 +126,7 @@ class Runtime:
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
         left = sum(1 for t in tasks if not t.done())
-        await self.close()
+        await self.close(release=release)
         return left
 
     async def close(self, *, release: bool = True) -> None:

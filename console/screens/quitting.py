@@ -39,9 +39,10 @@ class QuitScreen(ModalScreen[str | None]):
             parts.append(f"{self.waiting} waiting for a human")
         with Vertical():
             yield Label(f"This console drives {' and '.join(parts)}.", classes="title")
-            yield Label("w  hand them to a worker: released now, a `vigil worker` goes on at once")
-            yield Label("l  leave them: adopted later by a worker or `vigil resume` once this")
-            yield Label("   console's lease lapses (at once on this host)")
+            yield Label("Each finishes the step it is in first (up to 5 s).")
+            yield Label("w  hand them to a worker: released, a `vigil worker` goes on")
+            yield Label("l  leave them: adopted once this console's lease lapses")
+            yield Label("   (at once on this host) by a worker or `vigil resume`")
             yield Label("c  cancel them (recorded, with you as the actor)")
             yield Label("escape  stay", classes="hint")
 

@@ -137,3 +137,20 @@ def test_only_runs_this_console_can_steer_count_as_waiting_for_you(tmp_path):
         return run_id
 
     asyncio.run(go())
+
+
+def test_questions_arriving_together_are_one_notice(tmp_path):
+    db = tmp_path / "v.db"
+
+    async def go():
+        app = VigilApp(db, default_registry(), adopt=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            for _ in range(3):
+                await app.runtime.start("triage", TRIAGE)
+            await until(pilot, lambda: len(app.pending) == 3)
+            await pilot.pause(1.5)
+            notices = [n for n in app._notifications if n.title == "waiting for you"]
+            assert len(notices) == 1 and notices[0].message.startswith("3 new: "), [n.message for n in notices]
+
+    asyncio.run(go())
