@@ -76,8 +76,9 @@ class VigilApp(App[None]):
         self.feed_trouble: str | None = None  # why the log feed is reconnecting, if it is
         self.store: Store
         self.runtime: Runtime
-        self._shown: set[str] = set()
+        self._shown: set[tuple[str, str]] = set()
         self._fresh: list[tuple[str, str]] = []  # (run, title) of questions not yet announced
+        self._raised: list[tuple[str, InterruptRaised]] = []  # delivered, not yet looked at
         self._announcing: Any = None
         self.keymap_overrides: dict[str, str] = {}  # binding id -> keys, from keys.toml
         self.config_problems: list[str] = []
@@ -239,22 +240,26 @@ class VigilApp(App[None]):
 
     def _delivered(self, batch: Batch) -> None:
         if batch.interrupts:
-            self.refresh_pending_later(batch)
+            # Queued here, not in the worker: a newer batch cancels an exclusive worker midway.
+            self._raised.extend(
+                (r.run_id, r.event) for r in batch.records if isinstance(r.event, InterruptRaised)
+            )
+            self.refresh_pending_later()
         for screen in self.screen_stack:
             handler = getattr(screen, "log_changed", None)
             if handler is not None:
                 handler(batch)
 
     @work(exclusive=True, group="pending")
-    async def refresh_pending_later(self, batch: Batch) -> None:
+    async def refresh_pending_later(self) -> None:
         await self.refresh_pending()
         ours = {p.run_id for p in self.pending}
-        for record in batch.records:
-            event = record.event
-            if isinstance(event, InterruptRaised) and event.interrupt_id not in self._shown:
-                self._shown.add(event.interrupt_id)
-                if record.run_id in ours:
-                    self._fresh.append((record.run_id, event.title))
+        raised, self._raised = self._raised, []
+        for run_id, event in raised:
+            if (run_id, event.interrupt_id) not in self._shown:  # ids repeat across runs
+                self._shown.add((run_id, event.interrupt_id))
+                if run_id in ours:
+                    self._fresh.append((run_id, event.title))
         if self._fresh and self._announcing is None:
             # One toast for what arrives within a second: at 80x24 a stack of them hides the list.
             self._announcing = self.set_timer(1.0, self._announce)
