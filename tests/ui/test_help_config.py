@@ -163,6 +163,7 @@ def test_footer_hints_fit_at_80_columns(make_app):
         app = make_app()
         async with app.run_test(size=(80, 24)) as pilot:
             async def check():
+                await until(pilot, lambda: len(app.screen.query(FooterKey)) > 0)  # drawn (slow under load)
                 await pilot.pause(0.3)
                 keys = list(app.screen.query(FooterKey))
                 assert keys
