@@ -47,6 +47,7 @@ class VigilApp(App[None]):
         # not in the footer (80 columns are short): the runs bar and every notice say "press i"
         Binding("i", "next_interrupt", "next interrupt", show=False, id="app.interrupt"),
         Binding("C", "cancel_run", "cancel run (asks first)", show=False, id="app.cancel"),
+        Binding("P", "pause_run", "pause / unpause run", show=False, id="app.pause"),
         Binding("ctrl+p", "command_palette", "commands", show=False, id="app.palette"),
     ]
 
@@ -422,6 +423,8 @@ class VigilApp(App[None]):
             yield SystemCommand("Export run", f"write {run_id} as JSON lines to the current directory",
                                 lambda: self.export(run_id))
             yield SystemCommand("Cancel run", f"cancel {run_id} (asks first)", lambda: self.ask_cancel(run_id))
+            yield SystemCommand("Pause or unpause run", f"stop {run_id} at its next step boundary, or let it go on",
+                                lambda: self.toggle_pause(run_id))
 
     def _selected_run(self) -> str | None:
         """The run you are looking at: the focused pane's, the screen's, or the runs list's cursor."""
@@ -502,6 +505,33 @@ class VigilApp(App[None]):
             self.notify(f"cannot cancel {run_id}: {exc}", severity="error")
             return
         self.notify(f"cancelled {run_id}: {how}")
+
+    def action_pause_run(self) -> None:
+        run_id = self._selected_run()
+        if run_id is None:
+            self.notify("no run selected")
+            return
+        self.toggle_pause(run_id)
+
+    @work(group="pause")
+    async def toggle_pause(self, run_id: str) -> None:
+        """Pause a run at its next step boundary, or unpause it (`vigil pause/unpause`'s path).
+        A run nobody drives is paused or unpaused and left for a worker, never adopted here."""
+        info = await self.store.run(run_id)
+        if info.status in TERMINAL:
+            self.notify(f"run {run_id} has ended ({info.status})")
+            return
+        if self.readonly:
+            self.notify("the log is read-only here: cannot pause", severity="error")
+            return
+        kind = "unpause" if info.status == "paused" else "pause"
+        body = {"reason": "paused from the console", "actor": msgspec.to_builtins(current_actor())}
+        try:
+            how = await steer(self.runtime, run_id, kind, body, drive=False)
+        except VigilError as exc:
+            self.notify(f"cannot {kind} {run_id}: {exc}", severity="error")
+            return
+        self.notify(f"{kind}d {run_id}: {how}")
 
     def screenshot(self) -> None:
         # Textual saves to ~/Downloads, which many servers do not have; vigil saves where

@@ -154,3 +154,42 @@ def test_questions_arriving_together_are_one_notice(tmp_path):
             assert len(notices) == 1 and notices[0].message.startswith("3 new: "), [n.message for n in notices]
 
     asyncio.run(go())
+
+
+def test_p_pauses_and_unpauses_the_selected_run(tmp_path):
+    from kernel.registry import Registry
+    from test_pause import steps_graph
+
+    db = tmp_path / "v.db"
+    registry = Registry()
+    registry.add(steps_graph(6, 0.2))
+
+    async def go():
+        app = VigilApp(db, registry)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            run_id = await app.runtime.start("steps")
+            await pilot.pause(0.3)
+            await pilot.press("P")
+            await until(pilot, lambda: any("paused" in n.message for n in app._notifications))
+            assert (await app.store.run(run_id)).status == "paused"
+            await app.runtime.settle()
+            events = len(await app.store.events(run_id))
+            await pilot.pause(0.6)
+            assert len(await app.store.events(run_id)) == events  # nothing moves
+            await pilot.press("P")
+            await until(pilot, lambda: any("unpaused" in n.message for n in app._notifications))
+            await app.runtime.settle()
+            assert (await app.store.run(run_id)).status == "completed"
+
+            queued = await app.runtime.enqueue("steps")  # nobody drives it
+            await until(pilot, lambda: app.screen.query_one("RunList").count == 2)
+            await pilot.press("home")  # the newest; the cursor stays on its run when rows move
+            await until(pilot, lambda: app.screen.query_one("RunList").selected() is not None
+                        and app.screen.query_one("RunList").selected().run_id == queued)
+            await pilot.press("P")
+            await until(pilot, lambda: sum("paused" in n.message for n in app._notifications) >= 3)
+            info = await app.store.run(queued)
+            assert info.status == "paused" and info.owner is None  # paused, not adopted
+
+    asyncio.run(go())
