@@ -26,7 +26,7 @@ class AskText(ModalScreen[str | None]):
     AskText { align: center middle; }
     AskText > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; background: $panel; padding: 1 2; }
     AskText Label { margin-bottom: 1; }
-    AskText #error { color: $error; height: auto; }
+    AskText #error { color: $error; width: 1fr; height: auto; }
     AskText #error.-empty { display: none; }
     """
 

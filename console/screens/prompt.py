@@ -294,7 +294,7 @@ class PromptScreen(ModalScreen[str | None]):
 
         self.app.push_screen(
             AskText("Why reject? (the agent receives this)", placeholder="reason",
-                    required="a reason is needed: the agent reads it to know what to do instead"),
+                    required="a reason is needed: the agent reads it to decide what to do instead"),
             done,
         )
 
