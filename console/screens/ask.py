@@ -18,29 +18,39 @@ __all__ = ["AskText", "AskChoice", "AskJSON"]
 
 
 class AskText(ModalScreen[str | None]):
-    """One line of text; enter accepts, escape cancels."""
+    """One line of text; enter accepts, escape cancels. With `required`, a blank answer is
+    refused with that message and the question stays open."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel", id="ask.cancel")]
     DEFAULT_CSS = """
     AskText { align: center middle; }
     AskText > Vertical { width: 70; max-width: 95%; height: auto; border: thick $primary; background: $panel; padding: 1 2; }
     AskText Label { margin-bottom: 1; }
+    AskText #error { color: $error; width: 1fr; height: auto; }
+    AskText #error.-empty { display: none; }
     """
 
-    def __init__(self, question: str, *, placeholder: str = "", value: str = "") -> None:
+    def __init__(self, question: str, *, placeholder: str = "", value: str = "", required: str | None = None) -> None:
         super().__init__()
         self.question = question
         self.placeholder = placeholder
         self.value = value
+        self.required = required
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.question)
             yield Input(value=self.value, placeholder=self.placeholder, id="answer")
+            yield Label("", id="error", classes="-empty")
             yield Label("enter accept · escape cancel", classes="hint")
 
     @on(Input.Submitted, "#answer")
     def accept(self, event: Input.Submitted) -> None:
+        if self.required and not event.value.strip():
+            error = self.query_one("#error", Label)
+            error.update(self.required)
+            error.remove_class("-empty")
+            return
         self.dismiss(event.value)
 
     def action_cancel(self) -> None:
@@ -99,7 +109,9 @@ def _label(choice: Any) -> str:
 
 
 class AskJSON(ModalScreen[Any]):
-    """A JSON editor, prefilled; ctrl+s accepts only a document that parses."""
+    """A JSON editor, prefilled; ctrl+s accepts only a document that parses. `text` (an earlier
+    attempt) and `error` (why it was refused) reopen it where the operator left off; `text` is
+    what was accepted, for the caller to keep."""
 
     BINDINGS = [
         Binding("ctrl+s", "accept", "accept", id="json.accept"),
@@ -112,16 +124,18 @@ class AskJSON(ModalScreen[Any]):
     AskJSON #error { color: $error; height: auto; }
     """
 
-    def __init__(self, title: str, value: Any) -> None:
+    def __init__(self, title: str, value: Any, *, text: str | None = None, error: str = "") -> None:
         super().__init__()
         self.title_text = title
-        self.initial = json.dumps(value, indent=2, ensure_ascii=False)
+        self.initial = text if text is not None else json.dumps(value, indent=2, ensure_ascii=False)
+        self.error = error
+        self.text = self.initial
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(self.title_text)
             yield TextArea(self.initial, language=None, id="doc", show_line_numbers=True)
-            yield Label("", id="error")
+            yield Label(self.error, id="error")
             yield Label("ctrl+s accept (must be valid JSON) · escape cancel", classes="hint")
 
     def action_accept(self) -> None:
@@ -131,6 +145,7 @@ class AskJSON(ModalScreen[Any]):
         except ValueError as exc:
             self.query_one("#error", Label).update(f"not valid JSON: {exc}")
             return
+        self.text = text
         self.dismiss(value)
 
     def action_cancel(self) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -25,8 +27,10 @@ class VirtualList(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {"vlist--cursor", "vlist--dim"}
     DEFAULT_CSS = """
     VirtualList { background: $surface; overflow-x: hidden; }
-    VirtualList > .vlist--cursor { background: $primary 35%; text-style: bold; }
-    VirtualList:focus > .vlist--cursor { background: $primary 60%; }
+    VirtualList > .vlist--cursor {
+        background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground; text-style: bold;
+    }
+    VirtualList:focus > .vlist--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     VirtualList > .vlist--dim { color: $foreground 50%; }
     """
 
@@ -125,10 +129,22 @@ class VirtualList(ScrollView, can_focus=True):
             text = Text("  …", style=self.style_of("vlist--dim"))
         else:
             text = self.render_row(index, item, width)
-        style = self._base_style(index == self.cursor)
+        cursor = index == self.cursor
+        style = self._base_style(cursor)
         text.truncate(width, overflow="ellipsis", pad=True)
         text.no_wrap = True
-        return Strip(list(text.render(self.app.console)), width).crop(0, width).apply_style(style)
+        segments = list(text.render(self.app.console))
+        if cursor:
+            # One ink for the whole cursor row: the status and dim colours are chosen for the
+            # list's background and drop below 4.5:1 on the cursor's (the icon still says it).
+            segments = list(Segment.apply_style(segments, post_style=self._cursor_ink()))
+        return Strip(segments, width).crop(0, width).apply_style(style)
+
+    def _cursor_ink(self) -> Style:
+        ink = self._styles.get("__ink__")
+        if ink is None:
+            ink = self._styles["__ink__"] = Style(color=self._base_style(True).color)
+        return ink
 
     def style_of(self, component: str):
         """A component's colours and text style only, so the row's own background (the cursor)

@@ -508,6 +508,44 @@ def test_rendered_dim_text_keeps_the_contrast(make_app, theme):
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("theme", ["vigil-dark", "vigil-light"])
+def test_rendered_cursor_row_keeps_the_contrast(make_app, theme):
+    """Every run's row as the list draws it under the cursor, focused and not: each character's
+    colour against the cursor's background (status colours and dim columns included)."""
+
+    def low(runs: RunList) -> list[str]:
+        y = runs.cursor - runs.scroll_offset.y
+        out = []
+        for segment in runs.render_line(y):
+            if not segment.text.strip() or segment.style is None:
+                continue
+            front = Color.from_rich_color(segment.style.color)
+            back = Color.from_rich_color(segment.style.bgcolor)
+            if (r := contrast(front, back)) < 4.5:
+                out.append(f"{segment.text.strip()!r} {front.hex} on {back.hex}: {r:.2f}")
+        return out
+
+    async def go():
+        app = make_app(theme)
+        async with app.run_test(size=(80, 24)) as pilot:
+            runs = await _runs_ready(pilot)
+            failures = []
+            for focused in (True, False):
+                if focused:
+                    runs.focus()
+                else:
+                    app.screen.set_focus(None)
+                await pilot.pause(0.1)
+                for index in range(runs.count):
+                    runs.cursor = index
+                    await pilot.pause(0.05)
+                    status = runs.item(index)[0].status
+                    failures += [f"{status} focused={focused}: {f}" for f in low(runs)]
+            assert not failures, failures
+
+    asyncio.run(go())
+
+
 def test_a_question_mark_typed_into_search_is_text(make_app):
     from console.screens.help import HelpScreen
     from textual.widgets import Input

@@ -49,6 +49,7 @@ def test_prompt(snap_compare, make_app, size, theme):
         await _runs_loaded(pilot)
         await pilot.press("i")
         await until(pilot, lambda: isinstance(pilot.app.screen, PromptScreen))
+        await until(pilot, lambda: pilot.app.screen.context_text is not None)  # read in a worker
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(theme), terminal_size=size, run_before=before)
