@@ -274,7 +274,7 @@ class VigilApp(App[None]):
     def _announce(self) -> None:
         self._announcing = None
         fresh, self._fresh = self._fresh, []
-        if not fresh or self._prompt_open():
+        if not fresh or not self.screen_stack or self._prompt_open():  # (no stack: shutting down)
             return
         if len(fresh) == 1:
             run_id, title = fresh[0]
