@@ -247,3 +247,114 @@ def test_retries_the_node_fails_twice_then_succeeds_on_durable_timers(db):
     # exponential, no jitter: 0.1 s after the first failure, 0.2 s after the second
     gaps = [(f["retry_at_ns"] - f["ts_ns"]) / 1e9 for f in failed]
     assert gaps == [pytest.approx(0.1, abs=0.02), pytest.approx(0.2, abs=0.02)]
+
+
+# agents and models -----------------------------------------------------------------------------
+
+
+def test_agent_scripted_looks_up_asks_for_the_refund_and_answers(db):
+    run = Attached("agent_scripted", "support_agent", db, sample("agent_scripted"))
+    interrupt_id, digest, shown = run.prompt()
+    assert interrupt_id == "4.act#t0.0.approval" and '"amount": 80.0' in shown
+    cli("agent_scripted", "approve", run.run_id, "--interrupt", interrupt_id, "--hash", digest, db=db)
+    assert run.finish() == f"run {run.run_id}: completed"
+    messages = state("agent_scripted", run.run_id, db)["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert json.loads(messages[4]["content"]) == {"refunded": 80.0, "order": "A-17"}
+    assert messages[-1]["content"] == 'Done: {"refunded": 80.0, "order": "A-17"}'
+
+
+def test_agent_scripted_a_rejected_tool_call_goes_back_to_the_model_as_its_error(db):
+    run = Attached("agent_scripted", "support_agent", db, sample("agent_scripted"))
+    run.decide("reject", "--reason", "refunds over 50 go to a manager")
+    assert run.finish() == f"run {run.run_id}: completed"
+    messages = state("agent_scripted", run.run_id, db)["messages"]
+    error = json.loads(messages[4]["content"])["error"]
+    assert error.startswith("rejected by ") and error.endswith("refunds over 50 go to a manager")
+    assert messages[-1]["content"].startswith("Done: {\"error\": ")
+
+
+@pytest.fixture
+def provider():
+    made = []
+
+    def make(plan):
+        made.append(Provider(plan))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def _weather_turns(stream):
+    def plan(path, body):
+        if body["messages"][-1]["role"] == "tool" or (
+            isinstance(body["messages"][-1]["content"], list)
+            and body["messages"][-1]["content"][0].get("type") == "tool_result"
+        ):
+            return 200, stream("Sunny and 21 degrees in Oslo."), False
+        return 200, stream("Checking.", [("w1", "weather", {"city": "Oslo"})]), False
+
+    return plan
+
+
+def test_agent_openai_talks_to_the_base_url_with_the_key_from_the_environment(db, provider):
+    p = provider(_weather_turns(openai_stream))
+    key = "sk-docs-example-abcdefghijklmnopqrstuvwxyz"
+    run_id = run_headless("agent_openai", "weather_openai", db, env={
+        "OPENAI_BASE_URL": p.url + "/v1", "OPENAI_MODEL": "local-model", "OPENAI_API_KEY": key})
+    messages = state("agent_openai", run_id, db)["messages"]
+    assert messages[-1]["content"] == "Sunny and 21 degrees in Oslo. "
+    assert json.loads(messages[2]["content"]) == {"city": "Oslo", "sky": "sunny", "celsius": 21}
+    assert [(path, h["authorization"], b["model"]) for path, h, b in p.requests] == [
+        ("/v1/chat/completions", f"Bearer {key}", "local-model")] * 2
+    assert key.encode() not in db.read_bytes()
+
+
+def test_agent_anthropic_talks_to_the_base_url_with_the_key_from_the_environment(db, provider):
+    p = provider(_weather_turns(anthropic_stream))
+    key = "sk-ant-docs-example-abcdefghijklmnopqrstuvwxyz"
+    run_id = run_headless("agent_anthropic", "weather_anthropic", db, env={
+        "ANTHROPIC_BASE_URL": p.url, "ANTHROPIC_MODEL": "claude-local", "ANTHROPIC_API_KEY": key})
+    messages = state("agent_anthropic", run_id, db)["messages"]
+    assert messages[-1]["content"] == "Sunny and 21 degrees in Oslo. "
+    assert [(path, h["x-api-key"], b["model"], b["system"]) for path, h, b in p.requests] == [
+        ("/v1/messages", key, "claude-local", "You report the weather.")] * 2
+    assert key.encode() not in db.read_bytes()
+
+
+# running ---------------------------------------------------------------------------------------
+
+
+def test_running_a_queued_run_is_driven_by_a_worker_that_stops_cleanly(db):
+    out = cli("joins", "run", "quotes", "--queue", "--input", json.dumps(sample("joins")), db=db)
+    run_id = out.split()[1]
+    assert "queued" in out
+    runs = [json.loads(line) for line in cli("joins", "runs", "--json", db=db).splitlines()]
+    assert [(r["run_id"], r["status"], r["owner_state"]) for r in runs] == [(run_id, "running", "free")]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "--workflows", example("joins"), "worker", "--concurrency", "2"],
+        cwd=ROOT, env={**os.environ, "VIGIL_DB": str(db)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            info = json.loads(cli("joins", "runs", "--json", db=db).splitlines()[0])
+            if info["status"] == "completed":
+                break
+            time.sleep(0.3)
+        assert info["status"] == "completed"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert state("joins", run_id, db)["best"] == "globex"
+
+
+def test_running_resume_drives_a_run_whose_owner_went_away(db):
+    out = cli("graph_basics", "run", "countdown", "--queue", "--input", '{"start": 2}', db=db)
+    run_id = out.split()[1]
+    assert cli("graph_basics", "resume", run_id, db=db).rstrip().endswith(f"run {run_id}: completed")
+    assert state("graph_basics", run_id, db)["log"] == ["launch: 2", "launch: 1", "launch: liftoff"]
