@@ -358,3 +358,17 @@ def test_running_resume_drives_a_run_whose_owner_went_away(db):
     run_id = out.split()[1]
     assert cli("graph_basics", "resume", run_id, db=db).rstrip().endswith(f"run {run_id}: completed")
     assert state("graph_basics", run_id, db)["log"] == ["launch: 2", "launch: 1", "launch: liftoff"]
+
+
+def test_embedding_runs_a_graph_in_process_and_answers_its_approval_in_code(tmp_path):
+    db = tmp_path / "embedded.db"
+    out = subprocess.run([sys.executable, example("embedding"), str(db)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["status"] == "completed"
+    assert [(p["to"], p["amount"]) for p in result["state"]["paid"]] == [("acme", 500.0)]
+    # the same log, read by the CLI: the decision is in it, with who made it
+    resolved = [e for e in events("approvals", result["state"]["paid"][0]["ref"].split(":")[0], db)
+                if e["type"] == "InterruptResolved"]
+    assert [(e["interrupt_id"], e["decision"]) for e in resolved] == [("1.pay_all#0.approval", "approve")]
