@@ -372,3 +372,55 @@ def test_embedding_runs_a_graph_in_process_and_answers_its_approval_in_code(tmp_
     resolved = [e for e in events("approvals", result["state"]["paid"][0]["ref"].split(":")[0], db)
                 if e["type"] == "InterruptResolved"]
     assert [(e["interrupt_id"], e["decision"]) for e in resolved] == [("1.pay_all#0.approval", "approve")]
+
+
+# the docs never drift from the examples --------------------------------------------------------
+
+FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
+QUOTED = re.compile(r"\A# (docs/examples/[\w/]+\.py)\n")
+
+
+def quoted_examples() -> list[tuple[str, str, str]]:
+    """(page, example path, the text quoted) for every python block quoting an example file."""
+    found = []
+    for page in sorted(DOCS.glob("*.md")):
+        for block in FENCE.findall(page.read_text()):
+            if m := QUOTED.match(block):
+                found.append((page.name, m.group(1), block))
+    return found
+
+
+def test_every_quoted_example_is_byte_identical_to_its_file():
+    quoted = quoted_examples()
+    assert quoted
+    for page, path, text in quoted:
+        assert (ROOT / path).read_text() == text, f"{page} quotes {path}, which has changed"
+
+
+def test_every_example_is_quoted_in_a_page_and_exercised_by_a_test():
+    files = sorted(p.relative_to(ROOT).as_posix() for p in EXAMPLES.glob("*.py"))
+    assert set(files) == {path for _, path, _ in quoted_examples()}
+    source = Path(__file__).read_text()
+    for path in files:
+        name = Path(path).stem
+        assert f'def test_{name}_' in source, f"no test_{name}_* for {path}"
+        assert Path(path).read_text().startswith(f"# {path}\n")
+
+
+def test_the_five_minute_example_in_the_docs_index_runs(tmp_path):
+    index = (DOCS / "README.md").read_text()
+    [code] = [b for b in FENCE.findall(index) if b.startswith("# flows.py\n")]
+    (tmp_path / "flows.py").write_text(code)
+    db = tmp_path / "vigil.db"
+    out = vigil("--workflows", str(tmp_path / "flows.py"), "run", "hello", "--headless",
+                "--input", '{"name": "ada"}', db=db)
+    assert out.returncode == 0, out.stderr
+    run_id = out.stdout.split()[1].decode()
+    final = json.loads(vigil("state", run_id, "--json", db=db).stdout)["state"]
+    assert final["greeting"] == "hello ada" and isinstance(final["at"], float)
+
+
+def test_every_relative_link_in_the_docs_points_at_a_file():
+    for page in [*DOCS.glob("*.md"), ROOT / "README.md"]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
