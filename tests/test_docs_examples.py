@@ -425,3 +425,57 @@ def test_every_relative_link_in_the_docs_points_at_a_file():
     for page in [*DOCS.glob("*.md"), ROOT / "README.md"]:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text()):
             assert (page.parent / target).exists(), f"{page.name} links to missing {target}"
+
+
+# in doubt --------------------------------------------------------------------------------------
+
+
+def _killed_mid_invoice(db: Path) -> str:
+    """Start an invoice run whose tool takes a minute, SIGKILL the process while the tool runs,
+    and let `vigil resume` find the request without an outcome. Returns the run id."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "--workflows", example("in_doubt"), "run", "invoice",
+         "--headless", "--input", json.dumps(sample("in_doubt"))],
+        cwd=ROOT, env={**os.environ, "VIGIL_DB": str(db), "INVOICE_LATENCY": "60"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        run_id = proc.stdout.readline().split()[1]
+        for line in proc.stdout:
+            if "ActionRequested" in line:
+                break
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    out = cli("in_doubt", "resume", run_id, db=db)
+    assert f"run {run_id}: waiting, 1 waiting for a human" in out, out
+    return run_id
+
+
+def _doubt(run_id: str, db: Path) -> dict:
+    [raised] = [e for e in events("in_doubt", run_id, db) if e["type"] == "InterruptRaised"]
+    assert raised["kind"] == "in_doubt" and raised["interrupt_id"] == "1.bill#0.doubt"
+    assert raised["title"] == "did tool send_invoice run before the crash?"
+    return raised
+
+
+def test_in_doubt_a_human_says_it_happened_and_the_tool_is_not_run_again(db):
+    run_id = _killed_mid_invoice(db)
+    raised = _doubt(run_id, db)
+    cli("in_doubt", "approve", run_id, "--interrupt", raised["interrupt_id"], "--hash",
+        raised["payload_hash"][:12], "--answer", '{"sent_to": "acme", "amount": 120.0, "by": "hand"}', db=db)
+    assert cli("in_doubt", "resume", run_id, db=db).rstrip().endswith(f"run {run_id}: completed")
+    assert state("in_doubt", run_id, db)["receipt"] == {"sent_to": "acme", "amount": 120.0, "by": "hand"}
+    requested = [e for e in events("in_doubt", run_id, db) if e["type"] == "ActionRequested"]
+    assert len(requested) == 1  # requested once, before the crash; never again
+
+
+def test_in_doubt_run_it_again_records_a_new_request_and_runs_the_tool(db):
+    run_id = _killed_mid_invoice(db)
+    raised = _doubt(run_id, db)
+    cli("in_doubt", "approve", run_id, "--interrupt", raised["interrupt_id"], "--hash",
+        raised["payload_hash"][:12], db=db)
+    assert cli("in_doubt", "resume", run_id, db=db).rstrip().endswith(f"run {run_id}: completed")
+    assert state("in_doubt", run_id, db)["receipt"] == {"sent_to": "acme", "amount": 120.0}
+    requested = [e for e in events("in_doubt", run_id, db) if e["type"] == "ActionRequested"]
+    assert [e["action_id"] for e in requested] == ["1.bill#0", "1.bill#0"]
