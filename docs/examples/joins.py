@@ -1,5 +1,5 @@
 # docs/examples/joins.py
-"""Fan out to two nodes that run in the same superstep, then join: `merge` waits for both."""
+"""Fan out to two nodes that run in the same superstep, then join: `pick` waits for both."""
 
 from kernel.graph import END, START, Graph
 
