@@ -160,7 +160,7 @@ def test_effects_are_recorded_and_the_state_holds_what_was_recorded(db):
     assert final["winner"] == ["ana", "bo", "cy"][int(final["roll"] * 3)]
     # the timer was due 0.2 s after it was requested, and the run waited for it
     sleep = requested["1.draw#1"]
-    assert sleep["due_ns"] - sleep["ts_ns"] >= 0.19e9
+    assert sleep["input"] == {"seconds": 0.2} and 0.15e9 <= sleep["due_ns"] - sleep["ts_ns"] <= 0.2e9
     done = next(e for e in evs if e["type"] == "ActionSucceeded" and e["action_id"] == "1.draw#1")
     assert done["ts_ns"] >= sleep["due_ns"]
 
@@ -247,7 +247,11 @@ def test_retries_the_node_fails_twice_then_succeeds_on_durable_timers(db):
     ]
     # exponential, no jitter: 0.1 s after the first failure, 0.2 s after the second
     gaps = [(f["retry_at_ns"] - f["ts_ns"]) / 1e9 for f in failed]
-    assert gaps == [pytest.approx(0.1, abs=0.02), pytest.approx(0.2, abs=0.02)]
+    assert gaps == [pytest.approx(0.1, abs=0.03), pytest.approx(0.2, abs=0.03)]
+    # and each next attempt started only when its timer was due
+    started = [e for e in events("retries", run_id, db) if e["type"] == "StepStarted"]
+    assert [s["attempt"] for s in started] == [1, 2, 3]
+    assert all(s["ts_ns"] >= f["retry_at_ns"] for s, f in zip(started[1:], failed))
 
 
 # agents and models -----------------------------------------------------------------------------
