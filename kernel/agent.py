@@ -58,7 +58,9 @@ def agent_graph(
         return "act" if last.get("tool_calls") else END
 
     graph.add_node("think", think, retry=RetryPolicy(attempts=3, initial=1.0))
-    graph.add_node("act", act)
+    # A tool error marked retryable (the only kind _run_call re-raises) runs the step again on a
+    # durable timer; calls that already succeeded in it replay from the log, never run twice.
+    graph.add_node("act", act, retry=RetryPolicy(attempts=3, initial=1.0, retry_on=(ActionError,)))
     graph.add_edge(START, "think")
     graph.add_branch("think", route, ["act", END])
     graph.add_edge("act", "think")
