@@ -326,7 +326,6 @@ async def _decide(args: argparse.Namespace, approve: bool) -> int:
     body = {
         "interrupt_id": raised.interrupt_id, "decision": decision, "value": value,
         "payload_hash": raised.payload_hash, "always": bool(getattr(args, "always", False)),
-        "actor": msgspec.to_builtins(current_actor()),
     }
     how = await _steer(args, "resolve", body, run_id)
     _out(f"{decision} {raised.interrupt_id} on run {run_id}: {how}")
@@ -351,7 +350,7 @@ async def cmd_reject(args: argparse.Namespace) -> int:
 async def cmd_cancel(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-    body = {"reason": args.reason or "", "actor": msgspec.to_builtins(current_actor())}
+    body = {"reason": args.reason or ""}
     how = await _steer(args, "cancel", body, run_id)
     _out(f"cancelled run {run_id}: {how}")
     return 0
@@ -360,7 +359,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 async def cmd_pause(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-    body = {"reason": args.reason or "", "actor": msgspec.to_builtins(current_actor())}
+    body = {"reason": args.reason or ""}
     how = await _steer(args, "pause", body, run_id)
     _out(f"paused run {run_id}: {how}")
     return 0
@@ -369,7 +368,7 @@ async def cmd_pause(args: argparse.Namespace) -> int:
 async def cmd_unpause(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-    how = await _steer(args, "unpause", {"actor": msgspec.to_builtins(current_actor())}, run_id)
+    how = await _steer(args, "unpause", {}, run_id)
     if how.startswith("applied here"):
         how = f"applied here; a `vigil worker` or `vigil resume {run_id}` drives it on"
     _out(f"unpaused run {run_id}: {how}")

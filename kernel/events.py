@@ -46,7 +46,12 @@ class Patch(msgspec.Struct, frozen=True, array_like=True):
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Who made a human decision, recorded with it."""
+    """Who made a human decision, recorded with it.
+
+    `claimed`: the decision was relayed by a signal, and this is who the sending process said
+    it was (it recorded itself in the signal row); the owner could not check it. A decision made
+    in the process that records it is that process's own (`claimed` false, left out of the body).
+    """
 
     user: str
     uid: int
@@ -54,6 +59,7 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     pid: int
     tty: str | None = None
     ssh_connection: str | None = None
+    claimed: bool = False
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):

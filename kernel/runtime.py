@@ -59,6 +59,11 @@ _ENDINGS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
 
 
+def _storable(text: str) -> str:
+    """A message that SQLite can store as text (a lone surrogate from a row would not be)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class InterruptRefused(VigilError):
     """A decision that cannot be applied: unknown, already resolved, or shown a stale payload."""
 
@@ -528,36 +533,44 @@ class Runtime:
     # other processes ---------------------------------------------------------------------
 
     async def _signal_loop(self) -> None:
+        # Signals are rows anyone with the file can write: one that cannot be read or applied
+        # is refused with the reason and the loop goes on; nothing in a row may stop it.
         while True:
             await asyncio.sleep(self._signal_interval)
             try:
                 signals = await self.store.read(leases.pending, self.owner)
-                for signal in signals:
+            except Exception as exc:
+                self._tell("error", "", f"cannot read signals: {exc}")
+                continue
+            for signal in signals:
+                try:
                     outcome = await self._apply(signal)
-                    await self.store.write(leases.finish, signal.id, outcome)
-            except VigilError as exc:
-                self._tell("error", "", str(exc))
+                except Exception as exc:  # a bug, not the row's fault; still never the loop's end
+                    outcome = f"error: refused: {type(exc).__name__}: {exc}"
+                try:
+                    await self.store.write(leases.finish, signal.id, _storable(outcome))
+                except Exception as exc:
+                    self._tell("error", signal.run_id, f"cannot record the outcome of signal {signal.id}: {exc}")
 
     async def _apply(self, signal: leases.Signal) -> str:
-        body = signal.body
         try:
-            if signal.kind == "resolve":
-                actor = Actor(**body["actor"]) if body.get("actor") else None
+            body, actor = leases.parse(signal)
+        except leases.BadSignal as exc:
+            return f"error: refused: {exc}"
+        try:
+            if isinstance(body, leases.ResolveBody):
                 await self.resolve(
-                    signal.run_id, body["interrupt_id"], body["decision"], body.get("value"),
-                    payload_hash=body["payload_hash"], actor=actor, always=bool(body.get("always")),
+                    signal.run_id, body.interrupt_id, body.decision, body.value,
+                    payload_hash=body.payload_hash, actor=actor, always=body.always,
                 )
-            elif signal.kind == "cancel":
-                actor = Actor(**body["actor"]) if body.get("actor") else None
-                await self.cancel(signal.run_id, body.get("reason", ""), actor)
-            elif signal.kind == "pause":
-                await self.pause(signal.run_id, body.get("reason", ""))
-            elif signal.kind == "unpause":
-                await self.unpause(signal.run_id)
-            elif signal.kind == "wake":
-                await self._wake(signal.run_id)
+            elif isinstance(body, leases.CancelBody):
+                await self.cancel(signal.run_id, body.reason, actor)
+            elif isinstance(body, leases.PauseBody):
+                await self.pause(signal.run_id, body.reason, actor)
+            elif isinstance(body, leases.UnpauseBody):
+                await self.unpause(signal.run_id, actor)
             else:
-                return f"error: unknown signal {signal.kind!r}"
+                await self._wake(signal.run_id)
         except VigilError as exc:
             return f"error: {exc}"
         return "ok"

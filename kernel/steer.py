@@ -25,7 +25,7 @@ async def steer(runtime: Runtime, run_id: str, kind: str, body: dict[str, Any], 
         if info.status in TERMINAL:  # the true reason, before any talk of owners
             raise InterruptRefused(f"run {run_id} has ended ({info.status})")
         if info.owner != runtime.owner and owner_alive(info.owner, info.lease_until_ns):
-            signal_id = await store.write(leases.send, run_id, kind, body, current_actor().user)
+            signal_id = await store.write(leases.send, run_id, kind, body, current_actor())
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 outcome = await store.read(leases.result, signal_id)
