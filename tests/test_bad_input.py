@@ -1,0 +1,322 @@
+"""Steering survives bad input: malformed signals, stale writers, bad imports, bad files and
+arguments. Real SQLite files and real subprocesses; nothing is mocked."""
+
+import asyncio
+import base64
+import json
+import math
+import sqlite3
+import time
+
+import msgspec
+import pytest
+
+from cli_helpers import vigil
+from helpers import counter_steps, record_steps
+from kernel import leases
+from kernel.errors import ConcurrencyError
+from kernel.events import ActionSucceeded, Patch, InterruptResolved, RunCompleted, RunStarted
+from kernel.graph import END, START, Graph
+from kernel.owner import current_actor
+from kernel.store import Store
+from runtime_helpers import events_of, pending, run, runtime
+
+
+def one_line_exit_2(out) -> str:
+    err = out.stderr.decode()
+    assert out.returncode == 2, (out.returncode, err)
+    assert "Traceback" not in err, err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert err.startswith("vigil: "), err
+    return err
+
+
+# signals ---------------------------------------------------------------------------------
+
+
+def gate() -> Graph:
+    g = Graph("gate")
+
+    async def ask(state, ctx):
+        await ctx.interrupt("go on?", {"what": "ship"}, kind="approval")
+        return {"went": True}
+
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    return g
+
+
+def _raw_signal(db, run_id: str, kind: str, body: bytes, sender: str | None) -> int:
+    conn = sqlite3.connect(db)
+    with conn:
+        cur = conn.execute(
+            "INSERT INTO signals(run_id, kind, body, created_ns, sender) VALUES (?, ?, ?, ?, ?)",
+            (run_id, kind, body, time.time_ns(), sender),
+        )
+    conn.close()
+    return cur.lastrowid
+
+
+def _outcomes(db) -> dict[int, tuple]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT id, applied_ns, result FROM signals").fetchall()
+    conn.close()
+    return {i: (applied, result) for i, applied, result in rows}
+
+
+def test_malformed_signal_rows_are_refused_and_loop_survives(db):
+    me = msgspec.json.encode(current_actor()).decode()
+
+    async def go():
+        async with runtime(db, gate(), signal_interval=0.02) as (store, rt):
+            run_id = await rt.start("gate")
+            await rt.settle()
+            raised = pending(rt, run_id)[0]
+            good = {"interrupt_id": raised.interrupt_id, "decision": "approve", "payload_hash": raised.payload_hash}
+            bad = {
+                "not JSON": (b"{nope", me),
+                "not UTF-8": (b"\xff\xfe{}", me),
+                "JSON not an object": (b"[1, 2, 3]", me),
+                "missing interrupt_id": (json.dumps({k: v for k, v in good.items() if k != "interrupt_id"}).encode(), me),
+                "missing payload_hash": (json.dumps({k: v for k, v in good.items() if k != "payload_hash"}).encode(), me),
+                "wrong types": (json.dumps({**good, "interrupt_id": 5, "always": "yes"}).encode(), me),
+                "decision not a string": (json.dumps({**good, "decision": ["approve"]}).encode(), me),
+                "value not encodable": (json.dumps({**good, "value": 2**70}).encode(), me),
+                "lone surrogate": (b'{"interrupt_id": "\\ud800", "decision": "approve", "payload_hash": "x"}', me),
+                "deeply nested": (b'{"value": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", me),
+                "no sender recorded": (json.dumps(good).encode(), None),
+                "sender not an actor": (json.dumps(good).encode(), "mallory"),
+            }
+            ids = {why: _raw_signal(db, run_id, "resolve", body, sender) for why, (body, sender) in bad.items()}
+            ids["unknown kind"] = _raw_signal(db, run_id, "explode", json.dumps(good).encode(), me)
+            ids["cancel with a bad reason"] = _raw_signal(db, run_id, "cancel", b'{"reason": 7}', me)
+            unknown_run = _raw_signal(db, "no-such-run", "resolve", json.dumps(good).encode(), me)
+            # A good approve after all of them, from another process's store, whose body claims
+            # to come from someone else: the owner must apply it, as the sender it recorded.
+            liar = {**good, "actor": {"user": "mallory", "uid": 0, "host": "elsewhere", "pid": 1}}
+            async with await Store.open(db) as other:
+                good_id = await other.write(leases.send, run_id, "resolve", liar, current_actor())
+                deadline = time.monotonic() + 20
+                while await other.read(leases.result, good_id) is None and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+            await rt.settle()
+            return run_id, ids, unknown_run, good_id, await events_of(store, run_id), await store.run(run_id)
+
+    run_id, ids, unknown_run, good_id, events, info = run(go())
+    outcomes = _outcomes(db)
+    for why, signal_id in ids.items():
+        applied, result = outcomes[signal_id]
+        assert applied is not None, f"{why}: never finished"
+        assert result.startswith("error: refused"), f"{why}: {result}"
+    assert outcomes[unknown_run] == (None, None)  # nobody owns that run; nobody touches it
+    assert outcomes[good_id][1] == "ok"
+    assert info.status == "completed"
+    resolved = [e for e in events if isinstance(e, InterruptResolved)]
+    assert len(resolved) == 1
+    me_now = current_actor()
+    assert resolved[0].actor.user == me_now.user and resolved[0].actor.uid == me_now.uid
+    assert resolved[0].actor.claimed is True  # relayed by a signal: what the sender recorded
+    assert "mallory" not in repr(events)
+
+
+def test_bad_signals_do_not_poison_the_next_owner(db):
+    """A row a dead owner never got to is refused by the next owner, which still applies the rest."""
+
+    async def first():
+        async with runtime(db, gate()) as (store, rt):
+            run_id = await rt.start("gate")
+            await rt.settle()
+            return run_id, pending(rt, run_id)[0]
+
+    run_id, raised = run(first())
+    me = msgspec.json.encode(current_actor()).decode()
+    bad_id = _raw_signal(db, run_id, "resolve", b"{nope", me)
+    good = {"interrupt_id": raised.interrupt_id, "decision": "approve", "payload_hash": raised.payload_hash}
+    good_id = _raw_signal(db, run_id, "resolve", json.dumps(good).encode(), me)
+
+    async def second():
+        async with runtime(db, gate(), signal_interval=0.02) as (store, rt):
+            await rt.adopt(run_id, drive=False)
+            deadline = time.monotonic() + 20
+            while _outcomes(db)[good_id][0] is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await rt.settle()
+            return await store.run(run_id)
+
+    info = run(second())
+    assert _outcomes(db)[bad_id][1].startswith("error: refused")
+    assert _outcomes(db)[good_id][1] == "ok"
+    assert info.status == "completed"
+
+
+def test_decisions_made_here_are_not_marked_claimed(db):
+    async def go():
+        async with runtime(db, gate()) as (store, rt):
+            run_id = await rt.start("gate")
+            await rt.settle()
+            raised = pending(rt, run_id)[0]
+            await rt.resolve(run_id, raised.interrupt_id, "approve", payload_hash=raised.payload_hash)
+            await rt.settle()
+            return await events_of(store, run_id)
+
+    resolved = next(e for e in run(go()) if isinstance(e, InterruptResolved))
+    assert resolved.actor.claimed is False
+    assert b"claimed" not in msgspec.msgpack.encode(resolved)  # old bodies stay byte-identical
+
+
+# the log -----------------------------------------------------------------------------------
+
+
+def test_stale_writer_gets_concurrency_error(db):
+    async def go():
+        async with await Store.open(db) as a, await Store.open(db) as b:
+            assert await a.append("r", [RunStarted(graph="g")], expected_seq=0) == 1
+            assert await b.append("r", [ActionSucceeded(action_id="b")], expected_seq=1) == 2
+            # `a` last left the run at 1 and still believes it; the log is at 2.
+            with pytest.raises(ConcurrencyError) as caught:
+                await a.append("r", [ActionSucceeded(action_id="a")], expected_seq=1)
+            return caught.value, await a.append("r", [ActionSucceeded(action_id="a")], expected_seq=2)
+
+    error, seq = run(go())
+    assert (error.expected, error.actual) == (1, 2)
+    assert seq == 3
+
+
+def _export(db, run_id) -> list[bytes]:
+    out = vigil("export", run_id, db=db)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
+
+
+def test_import_refuses_seq_gaps(tmp_path):
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+
+    async def make():
+        async with await Store.open(src) as store:
+            await record_steps(store, "gappy", counter_steps(3))
+
+    run(make())
+    lines = _export(src, "gappy")
+    for name, broken, expect in (
+        ("gap", lines[:2] + lines[3:], "seq 3 is missing"),
+        ("duplicate", lines[:3] + lines[2:], "seq 3 comes twice"),
+        ("late start", lines[1:], "seq 1 is missing"),
+    ):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_bytes(b"\n".join(broken) + b"\n")
+        err = one_line_exit_2(vigil("import", str(path), db=dst))
+        assert expect in err and "gappy" in err, err
+        assert vigil("runs", "--json", db=dst).stdout == b""  # nothing written
+
+
+def test_nan_inf_round_trip(tmp_path):
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    weird = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "list": [1.5, math.nan]}
+
+    async def make():
+        async with await Store.open(src) as store:
+            await store.append("floaty", [RunStarted(graph="g", input=weird)], expected_seq=0)
+            await store.append("floaty", [RunCompleted(output=weird)], expected_seq=1)
+
+    run(make())
+    path = tmp_path / "floaty.jsonl"
+    path.write_bytes(b"\n".join(_export(src, "floaty")) + b"\n")
+    out = vigil("import", str(path), db=dst)
+    assert out.returncode == 0, out.stderr
+
+    def rows(p):
+        conn = sqlite3.connect(p)
+        found = conn.execute("SELECT seq, ts_ns, type, step_id, body, crc FROM events ORDER BY seq").fetchall()
+        status = conn.execute("SELECT status FROM runs").fetchall()
+        conn.close()
+        return found, status
+
+    assert rows(dst) == rows(src)
+    assert rows(dst)[1] == [("completed",)]
+    # The line stays readable: the event is there as JSON too, beside the exact body.
+    first = json.loads(path.read_bytes().splitlines()[0])
+    assert first["event"]["type"] == "RunStarted" and base64.b64decode(first["body_b64"])
+
+
+# the CLI on bad input: one line, exit 2 ------------------------------------------------------
+
+
+def _db_with_a_run(db) -> str:
+    async def make():
+        async with await Store.open(db) as store:
+            await record_steps(store, "somerun", counter_steps(3))
+
+    run(make())
+    return "somerun"
+
+
+def test_cli_deep_json_input_is_one_line(db):
+    # 60,000 levels: one argument may not pass 128 KiB on Linux (MAX_ARG_STRLEN).
+    deep = "[" * 60_000 + "]" * 60_000
+    err = one_line_exit_2(vigil("run", "support", "--headless", "--input", deep, db=db))
+    assert "--input" in err
+    run_id = _db_with_a_run(db)
+    one_line_exit_2(vigil("approve", run_id, "--edit", deep, db=db))
+
+
+def test_cli_lone_surrogates_are_one_line(db):
+    err = one_line_exit_2(vigil("run", "support", "--headless", "--input", '"\\ud800"', db=db))
+    assert "surrogate" in err
+    _db_with_a_run(db)
+    one_line_exit_2(vigil("events", "some\udcffrun", db=db))  # argv bytes that are not UTF-8
+
+
+def test_cli_huge_seq_arguments_are_one_line(db):
+    run_id = _db_with_a_run(db)
+    for args in (("state", run_id, "--at"), ("events", run_id, "--from"), ("events", run_id, "--to"),
+                 ("fork", run_id, "--at")):
+        err = one_line_exit_2(vigil(*args, "99999999999999999999", db=db))
+        assert "99999999999999999999" in err
+
+
+def test_cli_workflows_register_that_raises_is_one_line(db, tmp_path, monkeypatch):
+    (tmp_path / "badwf.py").write_text("def register(registry):\n    raise RuntimeError('boom in register')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    err = one_line_exit_2(vigil("graphs", "--workflows", "badwf", db=db))
+    assert "badwf" in err and "boom in register" in err
+
+
+def test_cli_bad_schema_version_is_one_line(db):
+    _db_with_a_run(db)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE meta SET value = 'abc' WHERE key = 'schema_version'")
+    conn.close()
+    for args in (("runs",), ("events", "somerun"), ("import", "/dev/null")):
+        err = one_line_exit_2(vigil(*args, db=db))
+        assert "schema_version" in err and "abc" in err
+
+
+def test_cli_page_corruption_is_one_line(db):
+    async def make():
+        async with await Store.open(db) as store:
+            await record_steps(store, "big", [(Patch("append", "log", "x" * 300),)] * 400)
+
+    run(make())
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    size = db.stat().st_size
+    page = 4096
+    with open(db, "r+b") as f:
+        f.seek((size // page // 2) * page)
+        f.write(b"\xa5" * page)
+    for args in (("events", "big"), ("verify",), ("state", "big")):
+        one_line_exit_2(vigil(*args, db=db))
+
+
+def test_cli_labels_not_json_is_one_line(db):
+    run_id = _db_with_a_run(db)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET labels = '{oops' WHERE run_id = ?", (run_id,))
+    conn.close()
+    for args in (("runs",), ("runs", "--json"), ("state", run_id)):
+        err = one_line_exit_2(vigil(*args, db=db))
+        assert run_id in err and "labels" in err
