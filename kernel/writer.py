@@ -175,11 +175,16 @@ class GroupWriter:
         self._wake.set()
         await self._task
 
-    async def _commit(self, group: list[Append]) -> tuple[list, Committed]:
+    async def _commit(self, group: list[Append], *, again: bool = True) -> tuple[list, Committed]:
         try:
             return await self._thread.call(_commit_group, group, self._known)
         except sqlite3.Error as exc:
             if len(group) == 1:
+                if again and isinstance(exc, sqlite3.IntegrityError):
+                    # UNIQUE(run_id, seq): another process appended since this writer last did.
+                    # Its cached last seq is dropped now; checked against the table this time,
+                    # the stale caller gets a ConcurrencyError.
+                    return await self._commit(group, again=False)
                 return [StoreError(f"append to run {group[0].run_id} failed: {exc}")], []
         # One bad batch must not fail the others that shared its transaction: retry each alone.
         outcomes: list = []
