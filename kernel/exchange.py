@@ -2,12 +2,17 @@
 
 A line is {"run_id", "seq", "ts_ns", "type", "step_id", "crc", "event": {...}} for an event this
 version decodes, or carries "body_b64" (and "error") instead of "event" for an unknown or
-corrupt row, so an export never loses or repairs anything.
+corrupt row, so an export never loses or repairs anything. JSON has no NaN or infinity (they
+would come back as null), so an event holding one carries its exact body in "body_b64" beside
+the readable "event", and import loads that body.
+
+Import refuses a file that does not hold each run's events from seq 1 without a gap or a repeat.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import zlib
 from typing import Any, AsyncIterator, Iterable, Iterator
 
@@ -22,6 +27,9 @@ from .runview import ENDS, after_end_problem, resolution_problem
 __all__ = ["ExportLine", "export_lines", "import_lines"]
 
 _json = msgspec.json.Encoder()
+# A msgpack float64 (0xcb) whose exponent bits are all ones: NaN or +-infinity. A match inside a
+# string is harmless: that line just carries its exact body too.
+_NON_FINITE = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
 
 
 class ExportLine(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -48,14 +56,16 @@ async def export_lines(store: Any, run_id: str, *, page: int = 2000) -> AsyncIte
                 line.error = event.error if isinstance(event, Corrupt) else "unknown type"
             else:
                 line.event = to_builtins(event)
+                if _NON_FINITE.search(body):
+                    line.body_b64 = base64.b64encode(body).decode()
             yield _json.encode(line)
         if len(rows) < page:
             return
         lo = rows[-1][0] + 1
 
 
-def _parse(lines: Iterable[bytes]) -> Iterator[tuple[ExportLine, tuple, Any]]:
-    """(line, row, event) per line; raises ImportFailed naming the line."""
+def _parse(lines: Iterable[bytes]) -> Iterator[tuple[int, ExportLine, tuple, Any]]:
+    """(line number, line, row, event) per line; raises ImportFailed naming the line."""
     decoder = msgspec.json.Decoder(ExportLine)
     for n, raw in enumerate(lines, 1):
         if not raw.strip():
@@ -65,6 +75,11 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[ExportLine, tuple, Any]]:
             if line.body_b64 is not None:
                 body = base64.b64decode(line.body_b64, validate=True)
                 event = None
+                if line.error is None:  # an event exported with its exact body (NaN, infinity)
+                    event = decode(line.type, body, line.crc)
+                    if isinstance(event, (Unknown, Corrupt)):
+                        error = event.error if isinstance(event, Corrupt) else "unknown type"
+                        raise ImportFailed(f"line {n} (seq {line.seq}): its body does not load ({error})")
             else:
                 event = msgspec.convert(line.event, Event)
                 body, crc = encode(event)
@@ -84,7 +99,7 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[ExportLine, tuple, Any]]:
         if line.body_b64 is not None and zlib.crc32(body) != line.crc and line.error is None:
             raise ImportFailed(f"line {n} (seq {line.seq}): body does not match its crc")
         row = (line.run_id, line.seq, line.ts_ns, line.type, line.step_id, body, line.crc)
-        yield line, row, event
+        yield n, line, row, event
 
 
 def _decision_problem(folded: tuple[dict[str, list], list], event: Any) -> str | None:
@@ -116,7 +131,11 @@ async def import_lines(
     Returns {run_id: events imported}."""
     counts: dict[str, int] = {}
     decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
-    for line, _, event in _parse(read_lines()):
+    for n, line, _, event in _parse(read_lines()):
+        want = counts.get(line.run_id, 0) + 1
+        if line.seq != want:
+            what = f"seq {want} is missing" if line.seq > want else f"seq {line.seq} comes twice or out of order"
+            raise ImportFailed(f"line {n}: run {line.run_id}: {what} (the line has seq {line.seq}); nothing imported")
         if line.run_id not in counts:
             try:
                 await store.run(line.run_id)
@@ -138,7 +157,7 @@ async def import_lines(
             run_id, rows, events, expected_seq=last.get(run_id, 0)
         )
 
-    for line, row, event in _parse(read_lines()):
+    for _, line, row, event in _parse(read_lines()):
         rows, events = pending.setdefault(line.run_id, ([], []))
         rows.append(row)
         events.append(event)
