@@ -15,8 +15,15 @@ from typing import Sequence
 __all__ = ["main", "build_parser"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line too (the usage itself is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"vigil: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="vigil",
         description="Watch, steer and audit LLM agent runs from a terminal.",
         epilog="exit codes: 0 ok, 1 a check failed, 2 bad input or an error",
@@ -24,14 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vigil {_version()}")
     _global_options(parser, suppress=False)
     # The global options are accepted after the command too (`vigil demo --theme vigil-light`).
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser = _with_parents(sub.add_parser, common)
 
     p = sub.add_parser("demo", help="start the demo runs (approvals left to you)")
     p.add_argument("--headless", action="store_true", help="no UI; run to the end or to the interrupts, print a summary")
-    p.add_argument("--runs", type=int, default=1, help="how many runs of each demo graph (default 1)")
+    p.add_argument("--runs", type=_count, default=1, help="how many runs of each demo graph (default 1)")
     p.add_argument("--approve", choices=["all", "none", "reject"], default="none",
                    help="headless: approve every approval, leave them (default), or reject them")
 
@@ -83,24 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fork", help="a new run from a run's state at a seq")
     p.add_argument("run")
-    p.add_argument("--at", type=int, required=True, metavar="SEQ")
+    p.add_argument("--at", type=_count, required=True, metavar="SEQ")
 
     p = sub.add_parser("runs", help="list runs, newest first")
     p.add_argument("--status", help="running, waiting, paused, completed, failed, cancelled, diverged")
     p.add_argument("--graph", help="only runs of this graph")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50; 0 = all)")
+    p.add_argument("--limit", type=_count, default=50, help="at most this many (default 50; 0 = all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("events", help="a run's events in order")
     p.add_argument("run", help="run id or a unique prefix of one")
-    p.add_argument("--from", dest="from_seq", type=int, default=1, metavar="SEQ")
-    p.add_argument("--to", dest="to_seq", type=int, metavar="SEQ")
+    p.add_argument("--from", dest="from_seq", type=_count, default=1, metavar="SEQ")
+    p.add_argument("--to", dest="to_seq", type=_count, metavar="SEQ")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("state", help="a run's state as of a seq (default: the last)")
     p.add_argument("run")
-    p.add_argument("--at", type=int, metavar="SEQ")
+    p.add_argument("--at", type=_count, metavar="SEQ")
     p.add_argument("--json", action="store_true", help="one JSON object")
 
     p = sub.add_parser("verify", help="re-fold runs and check hashes, gaps and rows")
@@ -151,6 +158,17 @@ def _with_parents(add_parser, common):
     return add
 
 
+def _count(text: str) -> int:
+    """A whole number SQLite can hold (a seq, a limit): 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (0 to {2**63 - 1})")
+    return value
+
+
 def _label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -159,6 +177,13 @@ def _label(text: str) -> tuple[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            # Bytes that are not UTF-8 (or a lone surrogate) cannot name a run or go in the log.
+            return _fail(f"argument {ascii(arg)} is not valid UTF-8")
     args = build_parser().parse_args(argv)
     from kernel.errors import VigilError
 
@@ -205,6 +230,8 @@ def _console(args: argparse.Namespace) -> int:
             from kernel.demos import samples
 
             start = (args.graph, json.loads(args.input) if args.input else samples().get(args.graph))
+        except RecursionError:
+            raise VigilError("--input is not valid JSON: it is nested too deeply") from None
         except ValueError as exc:
             raise VigilError(f"--input is not valid JSON: {exc}") from None
     db = Path(args.db) if args.db else schema.default_path()

@@ -37,6 +37,8 @@ def _parse_json(text: str | None, what: str) -> Any:
         return None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise VigilError(f"{what} is not valid JSON: it is nested too deeply") from None
     except ValueError as exc:
         raise VigilError(f"{what} is not valid JSON: {exc}") from None
 
@@ -335,6 +337,8 @@ async def _decide(args: argparse.Namespace, approve: bool) -> int:
 def _answer(text: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError:
+        raise VigilError("--answer is nested too deeply") from None
     except ValueError:
         return text  # a bare word is an answer too
 

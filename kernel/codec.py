@@ -87,7 +87,7 @@ def seal(event: Event) -> tuple[Event, bytes, int]:
             clean = redact(event)
             if clean is not event:
                 event, body = clean, _encoder.encode(clean)
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:  # ValueError: lone surrogates
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError) as exc:  # ValueError: lone surrogates
         raise EncodeFailed(f"{type(event).__name__} cannot be encoded: {exc}") from None
     return event, body, zlib.crc32(body)
 

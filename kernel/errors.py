@@ -14,6 +14,7 @@ __all__ = [
     "ImportFailed",
     "EncodeFailed",
     "RunEnded",
+    "CorruptRow",
 ]
 
 
@@ -67,3 +68,7 @@ class EncodeFailed(VigilError):
 
 class RunEnded(VigilError):
     """Something was to be appended to, or decided for, a run that has already ended."""
+
+
+class CorruptRow(VigilError):
+    """A row outside the event log (a run's projection) that does not hold what vigil wrote."""

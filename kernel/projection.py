@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from .errors import CorruptRow
 from .events import (
     InterruptRaised,
     InterruptResolved,
@@ -74,7 +75,13 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
 def run_info(row: tuple) -> RunInfo:
     """From RUN_COLUMNS followed by last_seq and updated_ns."""
     values = dict(zip(RUN_COLUMNS, row))
-    values["labels"] = json.loads(values["labels"] or "{}")
+    try:
+        labels = json.loads(values["labels"] or "{}")
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise CorruptRow(f"run {values['run_id']}: its labels column is not JSON ({exc})") from None
+    if not isinstance(labels, dict):
+        raise CorruptRow(f"run {values['run_id']}: its labels column is not a JSON object")
+    values["labels"] = labels
     return RunInfo(**values, last_seq=row[-2] or 0, updated_ns=row[-1] or values["created_ns"])
 
 

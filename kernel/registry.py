@@ -46,10 +46,16 @@ class Registry:
                 raise
             except Exception as exc:  # a user's module: any import failure is one clear line
                 raise VigilError(f"cannot import workflows module {name!r}: {exc}") from None
-            if hasattr(module, "register"):
-                module.register(self)
-            for graph in getattr(module, "GRAPHS", ()):
-                self.add(graph)
+            try:
+                if hasattr(module, "register"):
+                    module.register(self)
+                for graph in getattr(module, "GRAPHS", ()):
+                    self.add(graph)
+            except Exception as exc:  # the user's code again: one clear line, not a traceback
+                raise VigilError(
+                    f"workflows module {name!r} failed to register its graphs: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
 
 
 def _import(name: str) -> ModuleType:

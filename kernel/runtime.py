@@ -16,7 +16,7 @@ import msgspec
 
 from . import leases, scopes
 from .driver import RunDriver
-from .errors import NotFound, VigilError
+from .errors import EncodeFailed, NotFound, VigilError
 from .codec import Corrupt, Unknown
 from .events import (
     ActionFailed,
@@ -57,6 +57,14 @@ DECISIONS = {
 _ENDINGS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 
 Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
+
+
+def _recordable(value: Any, what: str) -> Any:
+    """`value` as builtins with secrets redacted; refused if too deep to walk."""
+    try:
+        return recordable(value)
+    except RecursionError:
+        raise EncodeFailed(f"{what} is nested too deeply to record") from None
 
 
 def _storable(text: str) -> str:
@@ -193,7 +201,7 @@ class Runtime:
         parent: tuple[str, int] | None = None, lineage: str | None = None,
     ) -> tuple[Any, RunStarted]:
         graph = self.registry.get(graph_name)
-        input = graph.check_input(recordable(input))
+        input = graph.check_input(_recordable(input, "the input"))
         if input is None:
             update = ()
         else:
@@ -397,7 +405,7 @@ class Runtime:
         """Apply a human decision to exactly the interrupt (and payload) the human saw."""
         driver, adopted = await self._steerable(run_id)
         try:
-            value = recordable(value)
+            value = _recordable(value, "the value")
             raised = self._check(driver, interrupt_id, decision, value, payload_hash)
             actor = actor or current_actor()
             events: list[Any] = []

@@ -181,7 +181,12 @@ def schema_version(conn: sqlite3.Connection) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
     if row is None:
         raise SchemaError("not a vigil database (no schema_version in meta)")
-    return int(row[0])
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise SchemaError(
+            f"not a vigil database (its schema_version is {row[0]!r}, not a number)"
+        ) from None
 
 
 def migrate(conn: sqlite3.Connection, *, upto: int = SCHEMA_VERSION) -> int:

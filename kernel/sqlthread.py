@@ -13,14 +13,21 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+from .errors import StoreError
+
 __all__ = ["SqlThread"]
 
 T = TypeVar("T")
 
 
 class SqlThread:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], name: str) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], name: str, *, raw_errors: bool = True
+    ) -> None:
+        """`raw_errors=False`: SQLite's errors (a malformed page, an I/O error) come out as
+        StoreError; the writer keeps them raw, to tell a constraint from a full disk."""
         self._connect = connect
+        self._raw_errors = raw_errors
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._conn: sqlite3.Connection | None = None
 
@@ -34,9 +41,14 @@ class SqlThread:
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(connection, *args)` in the thread. Cancelling the caller never interrupts it."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._run, fn, args
-        )
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._run, fn, args
+            )
+        except sqlite3.Error as exc:
+            if self._raw_errors:
+                raise
+            raise StoreError(f"the database cannot be read: {exc}") from None
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -69,7 +69,9 @@ class Store:
         path = Path(path) if path is not None else schema.default_path()
         walguard.check(path)
         writer_thread = None
-        reader = SqlThread(lambda: schema.connect(path, readonly=True), "vigil-reader")
+        reader = SqlThread(
+            lambda: schema.connect(path, readonly=True), "vigil-reader", raw_errors=False
+        )
         started: list[SqlThread] = []
         try:
             if not readonly:

@@ -5,6 +5,7 @@ import asyncio
 import base64
 import json
 import math
+import os
 import sqlite3
 import time
 
@@ -16,10 +17,13 @@ from helpers import counter_steps, record_steps
 from kernel import leases
 from kernel.errors import ConcurrencyError
 from kernel.events import ActionSucceeded, Patch, InterruptResolved, RunCompleted, RunStarted
-from kernel.graph import END, START, Graph
 from kernel.owner import current_actor
 from kernel.store import Store
+from cli_helpers import ROOT
+from input_workflows import filler, gate
 from runtime_helpers import events_of, pending, run, runtime
+
+WORKFLOWS_PATH = f"{ROOT}{os.pathsep}{ROOT / 'tests'}"  # PYTHONPATH for --workflows input_workflows
 
 
 def one_line_exit_2(out) -> str:
@@ -32,19 +36,6 @@ def one_line_exit_2(out) -> str:
 
 
 # signals ---------------------------------------------------------------------------------
-
-
-def gate() -> Graph:
-    g = Graph("gate")
-
-    async def ask(state, ctx):
-        await ctx.interrupt("go on?", {"what": "ship"}, kind="approval")
-        return {"went": True}
-
-    g.add_node("ask", ask)
-    g.add_edge(START, "ask")
-    g.add_edge("ask", END)
-    return g
 
 
 def _raw_signal(db, run_id: str, kind: str, body: bytes, sender: str | None) -> int:
@@ -251,13 +242,26 @@ def _db_with_a_run(db) -> str:
     return "somerun"
 
 
-def test_cli_deep_json_input_is_one_line(db):
-    # 60,000 levels: one argument may not pass 128 KiB on Linux (MAX_ARG_STRLEN).
-    deep = "[" * 60_000 + "]" * 60_000
+def test_cli_deep_json_input_is_one_line(db, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", WORKFLOWS_PATH)
+    # 60,000 levels: one argument may not pass 128 KiB on Linux (MAX_ARG_STRLEN). 500 levels
+    # parse, and are refused further in.
+    deep, medium = "[" * 60_000 + "]" * 60_000, "[" * 500 + "]" * 500
     err = one_line_exit_2(vigil("run", "support", "--headless", "--input", deep, db=db))
-    assert "--input" in err
-    run_id = _db_with_a_run(db)
-    one_line_exit_2(vigil("approve", run_id, "--edit", deep, db=db))
+    assert "--input" in err and "nested too deeply" in err
+    err = one_line_exit_2(vigil("run", "support", "--headless", "--input", medium, db=db))
+    assert "nested too deeply" in err
+
+    async def waiting():
+        async with runtime(db, gate()) as (store, rt):
+            run_id = await rt.start("gate")
+            await rt.settle()
+            return run_id
+
+    run_id = run(waiting())
+    for value in (deep, medium):
+        err = one_line_exit_2(vigil("approve", run_id, "--workflows", "input_workflows", "--edit", value, db=db))
+        assert "nested too deeply" in err
 
 
 def test_cli_lone_surrogates_are_one_line(db):
