@@ -135,19 +135,37 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return 0
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry) as runtime:
+            lost: list[tuple[str, str]] = []
+            runtime.listen(lambda what, rid, why: lost.append((rid, why)) if what == "lost" else None)
             start = await store.head()
-            run_id = await runtime.start(args.graph, value, labels=dict(args.label or []))
+            try:
+                run_id = await runtime.start(args.graph, value, labels=dict(args.label or []))
+            except VigilError:
+                if lost:
+                    await _stopped(store, *lost[0])
+                raise
             _out(f"run {run_id} ({args.graph}) started; Ctrl-C detaches, `vigil resume {run_id}` picks it up")
             printer = Printer(store, {run_id})
             follow = asyncio.create_task(printer.follow(start))
             try:
                 while (info := await store.run(run_id)).status not in ("completed", "failed", "cancelled", "diverged"):
+                    if lost:
+                        await _stopped(store, *lost[0])
                     await asyncio.sleep(0.1)
                 await asyncio.sleep(store.poll_interval * 2)
             finally:
                 follow.cancel()
     _out(f"run {run_id}: {info.status}" + (f" ({info.error})" if info.error else ""))
     return 0 if info.status == "completed" else 1
+
+
+async def _stopped(store: Store, run_id: str, why: str) -> None:
+    """This process cannot drive the run on (a full disk, say) and has let it go."""
+    try:
+        await store.run(run_id)
+    except NotFound:
+        raise VigilError(why) from None
+    raise VigilError(f"{why}; the run stopped here, `vigil resume {run_id}` continues it")
 
 
 def _auto(mode: str):

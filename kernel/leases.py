@@ -112,7 +112,8 @@ def _tx(conn: sqlite3.Connection, fn, *args):
         conn.execute("COMMIT")
         return out
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite has already rolled back after some errors (disk full)
+            conn.execute("ROLLBACK")
         raise
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 from . import leases, scopes
 from .driver import RunDriver
-from .errors import EncodeFailed, NotFound, VigilError
+from .errors import EncodeFailed, NotFound, StoreError, VigilError
 from .codec import Corrupt, Unknown
 from .events import (
     ActionFailed,
@@ -119,6 +119,7 @@ class Runtime:
         self._cancelling: set[str] = set()
         self._deciding: dict[str, int] = {}
         self.draining = False  # drivers stop at their next step boundary
+        self._releasing: dict[str, asyncio.Task] = {}
 
     async def __aenter__(self) -> "Runtime":
         self._loops = [
@@ -151,8 +152,18 @@ class Runtime:
         for task in running:
             task.cancel()
         await asyncio.gather(*self._loops, *running, *self._chores, return_exceptions=True)
-        if release and self.drivers and not self.store.readonly:
-            await self.store.write(leases.release, list(self.drivers), self.owner)
+        for task in self._releasing.values():
+            task.cancel()
+        await asyncio.gather(*self._releasing.values(), return_exceptions=True)
+        mine = [*(self.drivers if release else ()), *self._releasing]
+        self._releasing.clear()
+        if mine and not self.store.readonly:
+            try:
+                await self.store.write(leases.release, mine, self.owner)
+            except VigilError as exc:
+                # A full disk, say: this process is going, and a dead owner's runs are free at
+                # once on this host (elsewhere when the lease, no longer renewed, runs out).
+                self._tell("error", "", f"cannot release {len(mine)} runs: {exc}")
         self.drivers.clear()
 
     # events for listeners (the console, the headless printer) ----------------------------
@@ -178,8 +189,27 @@ class Runtime:
         self._tell("interrupt", run_id, raised)
 
     def lost(self, run_id: str, why: str) -> None:
+        """The driver of `run_id` stopped: its appends failed (a full disk, an I/O error) or
+        another writer went ahead. The run is let go, so another process can adopt it."""
         self.drivers.pop(run_id, None)
         self._tell("lost", run_id, why)
+        if not self.store.readonly and run_id not in self._releasing:
+            task = asyncio.create_task(self._release_lost(run_id), name=f"vigil-release-{run_id}")
+            self._releasing[run_id] = task
+            task.add_done_callback(lambda _: self._releasing.pop(run_id, None))
+
+    async def _release_lost(self, run_id: str) -> None:
+        """Release a lost run, retrying until the store takes the write (it may be as full as
+        it was when the run was lost)."""
+        delay = 0.05
+        while True:
+            try:
+                await self.store.write(leases.release, [run_id], self.owner)
+                return
+            except VigilError as exc:
+                self._tell("error", run_id, f"cannot release run {run_id} yet: {exc}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def finished(self, driver: RunDriver) -> None:
         run_id = driver.run_id
@@ -234,7 +264,15 @@ class Runtime:
         driver.adopt_pending(future)
         self.drivers[run_id] = driver
         driver.start()  # its first steps queue up behind RunStarted while that commits
-        await driver.flush_until(future)
+        try:
+            await driver.flush_until(future)
+        except VigilError:
+            raise
+        except Exception as exc:  # the driver lost the log (a full disk)
+            if driver.task is not None:
+                driver.task.cancel()
+            self.lost(run_id, str(exc))
+            raise StoreError(str(exc)) from None
         return run_id
 
     async def enqueue(self, graph_name: str, input: Any = None, *, labels: dict[str, str] | None = None) -> str:

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sqlite3
+import subprocess
 import time
 
 import msgspec
@@ -324,3 +325,96 @@ def test_cli_labels_not_json_is_one_line(db):
     for args in (("runs",), ("runs", "--json"), ("state", run_id)):
         err = one_line_exit_2(vigil(*args, db=db))
         assert run_id in err and "labels" in err
+
+
+# a full disk ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB filesystem (tmpfs): SQLite gets a real ENOSPC, SQLITE_FULL."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(where)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+def _grow(where) -> None:
+    subprocess.run(["mount", "-o", "remount,size=64m", str(where)], check=True, capture_output=True)
+
+
+def _fill(path) -> None:
+    with open(path, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 4096)
+        except OSError:
+            pass
+
+
+async def _until(check, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_owner_that_hits_disk_full_releases_its_runs_and_another_adopts(small_disk, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", WORKFLOWS_PATH)
+    db = small_disk / "vigil.db"
+
+    async def go():
+        async with runtime(db, filler(), gate()) as (store, rt):
+            told: list[tuple] = []
+            rt.listen(lambda what, run_id, data: told.append((what, run_id, data)))
+            run_id = await rt.start("filler")
+
+            async def lost():
+                return any(what == "lost" for what, *_ in told)
+
+            await _until(lost)
+            assert run_id not in rt.drivers
+            why = next(data for what, _, data in told if what == "lost")
+            # Not a byte left: the release (a write too) fails; the owner keeps trying, alive.
+            _fill(small_disk / "filler")
+
+            async def released():
+                return (await store.run(run_id)).owner is None
+
+            async def retried_or_released():
+                retries = sum(what == "error" and "cannot release" in data for what, _, data in told)
+                return retries >= 2 or await released()
+
+            await _until(retried_or_released)
+            _grow(small_disk)  # someone makes room
+            await _until(released)
+            # Another process adopts it while this one, its old owner, is still alive.
+            out = await asyncio.to_thread(
+                vigil, "resume", run_id, "--workflows", "input_workflows", db=db, timeout=120
+            )
+            return run_id, why, out, await store.run(run_id)
+
+    run_id, why, out, info = run(go())
+    assert "database or disk is full" in why
+    assert out.returncode == 0, out.stderr
+    assert f"run {run_id}: completed" in out.stdout.decode()
+    assert info.status == "completed"
+    assert vigil("verify", run_id, db=db).returncode == 0
+
+
+def test_vigil_run_on_a_full_disk_is_one_line(small_disk, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", WORKFLOWS_PATH)
+    db = small_disk / "vigil.db"
+    out = vigil("run", "filler", "--headless", "--workflows", "input_workflows", db=db, timeout=120)
+    err = one_line_exit_2(out)
+    assert "database or disk is full" in err and "vigil resume" in err
+    _grow(small_disk)
+    run_id = json.loads(vigil("runs", "--json", db=db).stdout)["run_id"]
+    resumed = vigil("resume", run_id, "--workflows", "input_workflows", db=db, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(vigil("runs", "--json", db=db).stdout)["status"] == "completed"
+    assert vigil("verify", run_id, db=db).returncode == 0
