@@ -50,6 +50,13 @@ def duration(ns: int) -> str:
     return f"{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
 
 
+def _by(actor) -> str:
+    if actor is None:
+        return ""
+    # Relayed by a signal: who the sending process said it was, unchecked (see README).
+    return f" by {actor.user} (claimed)" if actor.claimed else f" by {actor.user}"
+
+
 def _patches(update: tuple) -> str:
     return " ".join(f"{p.op}:{p.key}" for p in update)
 
@@ -65,10 +72,10 @@ def summary(event: Any) -> str:
         case RunFailed() | RunDiverged():
             return event.error
         case RunCancelled() | RunPaused():
-            who = f" by {event.actor.user}" if event.actor else ""
+            who = _by(event.actor)
             return f"{event.reason}{who}"
         case RunResumed():
-            return f"by {event.actor.user}" if event.actor else ""
+            return _by(event.actor).lstrip()
         case RunAdopted():
             return f"driven by {event.owner}" + (f" after {event.previous}" if event.previous else "")
         case StepStarted():
@@ -87,7 +94,7 @@ def summary(event: Any) -> str:
         case InterruptRaised():
             return f"{event.kind}: {event.title} [{event.interrupt_id}]"
         case InterruptResolved():
-            who = f" by {event.actor.user}" if event.actor else ""
+            who = _by(event.actor)
             return f"{event.decision} [{event.interrupt_id}]{who}"
         case ToolApprovedForRun():
             return f"{event.tool} approved for the rest of the run"
