@@ -72,6 +72,9 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[int, ExportLine, tuple, Any
             continue
         try:
             line = decoder.decode(raw)
+            for name, top in (("seq", 2**63), ("ts_ns", 2**63), ("crc", 2**32)):
+                if not 0 <= getattr(line, name) < top:
+                    raise ImportFailed(f"line {n}: {name} {getattr(line, name)} is out of range (0 to {top - 1})")
             if line.body_b64 is not None:
                 body = base64.b64decode(line.body_b64, validate=True)
                 event = None

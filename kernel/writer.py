@@ -178,7 +178,7 @@ class GroupWriter:
     async def _commit(self, group: list[Append], *, again: bool = True) -> tuple[list, Committed]:
         try:
             return await self._thread.call(_commit_group, group, self._known)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError, UnicodeError) as exc:  # a value SQLite cannot bind too
             if len(group) == 1:
                 if again and isinstance(exc, sqlite3.IntegrityError):
                     # UNIQUE(run_id, seq): another process appended since this writer last did.

@@ -16,7 +16,7 @@ import pytest
 from cli_helpers import vigil
 from helpers import counter_steps, record_steps
 from kernel import leases
-from kernel.errors import ConcurrencyError
+from kernel.errors import ConcurrencyError, StoreError
 from kernel.events import ActionSucceeded, Patch, InterruptResolved, RunCompleted, RunStarted
 from kernel.owner import current_actor
 from kernel.store import Store
@@ -175,6 +175,16 @@ def test_stale_writer_gets_concurrency_error(db):
     assert seq == 3
 
 
+def test_writer_survives_a_row_sqlite_cannot_bind(db):
+    async def go():
+        async with await Store.open(db) as store:
+            with pytest.raises(StoreError, match="too large"):
+                await store.append("r", [RunStarted(graph="g")], expected_seq=0, ts_ns=2**64 - 1)
+            return await store.append("r", [RunStarted(graph="g")], expected_seq=0)
+
+    assert run(go()) == 1
+
+
 def _export(db, run_id) -> list[bytes]:
     out = vigil("export", run_id, db=db)
     assert out.returncode == 0, out.stderr
@@ -200,6 +210,25 @@ def test_import_refuses_seq_gaps(tmp_path):
         err = one_line_exit_2(vigil("import", str(path), db=dst))
         assert expect in err and "gappy" in err, err
         assert vigil("runs", "--json", db=dst).stdout == b""  # nothing written
+
+
+def test_import_refuses_integers_past_64_bits(tmp_path):
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+
+    async def make():
+        async with await Store.open(src) as store:
+            await record_steps(store, "wide", counter_steps(1))
+
+    run(make())
+    lines = _export(src, "wide")
+    for field in ("ts_ns", "crc"):
+        doc = json.loads(lines[0])
+        doc[field] = 2**64 - 1
+        path = tmp_path / f"{field}.jsonl"
+        path.write_bytes(b"\n".join([json.dumps(doc).encode(), *lines[1:]]) + b"\n")
+        err = one_line_exit_2(vigil("import", str(path), db=dst))
+        assert "line 1" in err, err
+        assert vigil("runs", "--json", db=dst).stdout == b""
 
 
 def test_nan_inf_round_trip(tmp_path):
