@@ -591,8 +591,8 @@ class Runtime:
             for signal in signals:
                 try:
                     outcome = await self._apply(signal)
-                except Exception as exc:  # a bug, not the row's fault; still never the loop's end
-                    outcome = f"error: refused: {type(exc).__name__}: {exc}"
+                except Exception as exc:  # the store failed (or a bug): still never the loop's end
+                    outcome = f"error: not applied: {type(exc).__name__}: {exc}"
                 try:
                     await self.store.write(leases.finish, signal.id, _storable(outcome))
                 except Exception as exc:

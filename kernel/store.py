@@ -214,7 +214,10 @@ class Store:
         row = await self._reader.call(reads.snapshot_row, run_id, seq)
         if row is None or self._writer_thread is None:
             return False
-        await self._writer_thread.call(reads.insert_snapshot, row)
+        try:
+            await self._writer_thread.call(reads.insert_snapshot, row)
+        except sqlite3.Error as exc:  # a full disk, say: the snapshot loop must go on
+            raise StoreError(f"snapshot of run {run_id} at seq {seq}: {exc}") from None
         return True
 
     async def flush_snapshots(self) -> None:
