@@ -17,7 +17,7 @@ from cli_helpers import vigil
 from helpers import counter_steps, record_steps
 from kernel import leases
 from kernel.errors import ConcurrencyError, StoreError
-from kernel.events import ActionSucceeded, Patch, InterruptResolved, RunCompleted, RunStarted
+from kernel.events import ActionSucceeded, Actor, InterruptResolved, Patch, RunCompleted, RunPaused, RunStarted
 from kernel.owner import current_actor
 from kernel.store import Store
 from cli_helpers import ROOT
@@ -83,6 +83,8 @@ def test_malformed_signal_rows_are_refused_and_loop_survives(db):
             ids = {why: _raw_signal(db, run_id, "resolve", body, sender) for why, (body, sender) in bad.items()}
             ids["unknown kind"] = _raw_signal(db, run_id, "explode", json.dumps(good).encode(), me)
             ids["cancel with a bad reason"] = _raw_signal(db, run_id, "cancel", b'{"reason": 7}', me)
+            ids["pause with a bad reason"] = _raw_signal(db, run_id, "pause", b'{"reason": ["x"]}', me)
+            ids["unpause not an object"] = _raw_signal(db, run_id, "unpause", b'"go"', me)
             unknown_run = _raw_signal(db, "no-such-run", "resolve", json.dumps(good).encode(), me)
             # A good approve after all of them, from another process's store, whose body claims
             # to come from someone else: the owner must apply it, as the sender it recorded.
@@ -140,6 +142,32 @@ def test_bad_signals_do_not_poison_the_next_owner(db):
     assert _outcomes(db)[bad_id][1].startswith("error: refused")
     assert _outcomes(db)[good_id][1] == "ok"
     assert info.status == "completed"
+
+
+def test_relayed_pause_records_the_sender_it_claims(db):
+    """The owner cannot check who sent a signal: it records the sender the row names, marked
+    claimed, never itself and never an actor in the body."""
+    alice = Actor(user="alice", uid=1001, host="other-host", pid=7, tty="/dev/pts/3")
+
+    async def go():
+        async with runtime(db, gate(), signal_interval=0.02) as (store, rt):
+            run_id = await rt.start("gate")
+            await rt.settle()
+            body = {"reason": "lunch", "actor": {"user": "mallory", "uid": 0, "host": "x", "pid": 1}}
+            async with await Store.open(db) as other:
+                signal_id = await other.write(leases.send, run_id, "pause", body, alice)
+                await _until(lambda: _finished(other, signal_id))
+                outcome = await other.read(leases.result, signal_id)
+            return outcome, await events_of(store, run_id)
+
+    outcome, events = run(go())
+    assert outcome == "ok"
+    paused = next(e for e in events if isinstance(e, RunPaused))
+    assert paused.actor == msgspec.structs.replace(alice, claimed=True)
+
+
+async def _finished(store, signal_id) -> bool:
+    return await store.read(leases.result, signal_id) is not None
 
 
 def test_decisions_made_here_are_not_marked_claimed(db):
