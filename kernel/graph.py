@@ -100,7 +100,7 @@ class Graph:
             value = {}
         try:
             return msgspec.to_builtins(msgspec.convert(value, self._input_type))
-        except msgspec.ValidationError as exc:
+        except (msgspec.ValidationError, UnicodeError) as exc:  # UnicodeError: lone surrogates
             raise GraphError(f"input for graph {self.name!r}: {exc}") from None
 
     def add_node(self, name: str, fn: NodeFn, *, retry: RetryPolicy | None = None) -> "Graph":
