@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="start the demo runs (approvals left to you)")
     p.add_argument("--headless", action="store_true", help="no UI; run to the end or to the interrupts, print a summary")
-    p.add_argument("--runs", type=_count, default=1, help="how many runs of each demo graph (default 1)")
+    p.add_argument("--runs", type=_int64, default=1, help="how many runs of each demo graph (default 1)")
     p.add_argument("--approve", choices=["all", "none", "reject"], default="none",
                    help="headless: approve every approval, leave them (default), or reject them")
 
@@ -90,24 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fork", help="a new run from a run's state at a seq")
     p.add_argument("run")
-    p.add_argument("--at", type=_count, required=True, metavar="SEQ")
+    p.add_argument("--at", type=_int64, required=True, metavar="SEQ")
 
     p = sub.add_parser("runs", help="list runs, newest first")
     p.add_argument("--status", help="running, waiting, paused, completed, failed, cancelled, diverged")
     p.add_argument("--graph", help="only runs of this graph")
-    p.add_argument("--limit", type=_count, default=50, help="at most this many (default 50; 0 = all)")
+    p.add_argument("--limit", type=_int64, default=50, help="at most this many (default 50; 0 = all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("events", help="a run's events in order")
     p.add_argument("run", help="run id or a unique prefix of one")
-    p.add_argument("--from", dest="from_seq", type=_count, default=1, metavar="SEQ")
-    p.add_argument("--to", dest="to_seq", type=_count, metavar="SEQ")
+    p.add_argument("--from", dest="from_seq", type=_int64, default=1, metavar="SEQ")
+    p.add_argument("--to", dest="to_seq", type=_int64, metavar="SEQ")
     p.add_argument("--type", action="append", help="only events of this type (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("state", help="a run's state as of a seq (default: the last)")
     p.add_argument("run")
-    p.add_argument("--at", type=_count, metavar="SEQ")
+    p.add_argument("--at", type=_int64, metavar="SEQ")
     p.add_argument("--json", action="store_true", help="one JSON object")
 
     p = sub.add_parser("verify", help="re-fold runs and check hashes, gaps and rows")
@@ -158,14 +158,14 @@ def _with_parents(add_parser, common):
     return add
 
 
-def _count(text: str) -> int:
-    """A whole number SQLite can hold (a seq, a limit): 0 to 2**63 - 1."""
+def _int64(text: str) -> int:
+    """An integer SQLite can hold (a seq, a limit); whether it makes sense is the command's call."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if not 0 <= value < 2**63:
-        raise argparse.ArgumentTypeError(f"{text} is out of range (0 to {2**63 - 1})")
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (a 64-bit integer)")
     return value
 
 
