@@ -314,11 +314,12 @@ def test_cli_deep_json_input_is_one_line(db, monkeypatch):
         async with runtime(db, gate()) as (store, rt):
             run_id = await rt.start("gate")
             await rt.settle()
-            return run_id
+            return run_id, pending(rt, run_id)[0]
 
-    run_id = run(waiting())
+    run_id, raised = run(waiting())
+    seen = ("--interrupt", raised.interrupt_id, "--hash", raised.payload_hash)
     for value in (deep, medium):
-        err = one_line_exit_2(vigil("approve", run_id, "--workflows", "input_workflows", "--edit", value, db=db))
+        err = one_line_exit_2(vigil("approve", run_id, *seen, "--workflows", "input_workflows", "--edit", value, db=db))
         assert "nested too deeply" in err
 
 
