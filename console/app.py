@@ -477,11 +477,14 @@ class VigilApp(App[None]):
         self.notify(f"exported {count} events to {target}")
 
     def action_cancel_run(self) -> None:
+        self._on_selected(self.ask_cancel)
+
+    def _on_selected(self, act: Callable[[str], Any]) -> None:
         run_id = self._selected_run()
         if run_id is None:
             self.notify("no run selected")
-            return
-        self.ask_cancel(run_id)
+        else:
+            act(run_id)
 
     @work(group="cancel")
     async def ask_cancel(self, run_id: str) -> None:
@@ -507,11 +510,7 @@ class VigilApp(App[None]):
         self.notify(f"cancelled {run_id}: {how}")
 
     def action_pause_run(self) -> None:
-        run_id = self._selected_run()
-        if run_id is None:
-            self.notify("no run selected")
-            return
-        self.toggle_pause(run_id)
+        self._on_selected(self.toggle_pause)
 
     @work(group="pause")
     async def toggle_pause(self, run_id: str) -> None:

@@ -369,32 +369,28 @@ async def cmd_reject(args: argparse.Namespace) -> int:
     return await _decide(args, False)
 
 
-async def cmd_cancel(args: argparse.Namespace) -> int:
+async def _run_command(args: argparse.Namespace, kind: str, done: str) -> int:
+    """cancel, pause, unpause: the same path whoever drives the run."""
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-    body = {"reason": args.reason or ""}
-    how = await _steer(args, "cancel", body, run_id)
-    _out(f"cancelled run {run_id}: {how}")
+    body = {"reason": args.reason or ""} if hasattr(args, "reason") else {}
+    how = await _steer(args, kind, body, run_id)
+    if kind == "unpause" and how.startswith("applied here"):
+        how = f"applied here; a `vigil worker` or `vigil resume {run_id}` drives it on"
+    _out(f"{done} run {run_id}: {how}")
     return 0
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    return await _run_command(args, "cancel", "cancelled")
 
 
 async def cmd_pause(args: argparse.Namespace) -> int:
-    async with await _open(args) as store:
-        run_id = await store.resolve(args.run)
-    body = {"reason": args.reason or ""}
-    how = await _steer(args, "pause", body, run_id)
-    _out(f"paused run {run_id}: {how}")
-    return 0
+    return await _run_command(args, "pause", "paused")
 
 
 async def cmd_unpause(args: argparse.Namespace) -> int:
-    async with await _open(args) as store:
-        run_id = await store.resolve(args.run)
-    how = await _steer(args, "unpause", {}, run_id)
-    if how.startswith("applied here"):
-        how = f"applied here; a `vigil worker` or `vigil resume {run_id}` drives it on"
-    _out(f"unpaused run {run_id}: {how}")
-    return 0
+    return await _run_command(args, "unpause", "unpaused")
 
 
 async def cmd_worker(args: argparse.Namespace) -> int:
