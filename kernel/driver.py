@@ -124,9 +124,9 @@ class RunDriver(Effects):
         try:
             try:
                 await self._steps()
-            except (_Lost, asyncio.CancelledError):
+            except (_Lost, asyncio.CancelledError, KeyboardInterrupt, SystemExit):
                 raise
-            except Exception as exc:  # a bug, or a log this code cannot follow: say so in the log
+            except BaseException as exc:  # a bug, or a log this code cannot follow: say so in the log
                 if self.view.terminal is None and self._error is None:
                     self.post(RunFailed(error=f"the driver stopped: {error_text(exc)}"))
             await self.flush()
@@ -278,11 +278,18 @@ class RunDriver(Effects):
             update, error = None, None
         except Exception as exc:
             update, error = None, exc
-        except BaseException:
-            scopes.leave(token)
-            token = None
-            await ctx.settle(cancel=True)
-            raise
+        except BaseException as exc:
+            # A task group inside the node wraps a suspension (or a failure) in a group: that is
+            # the node waiting or failing, not the step being cancelled.
+            leaves = list(_leaves(exc)) if isinstance(exc, BaseExceptionGroup) else []
+            if not leaves or not all(isinstance(e, (Suspended, Exception)) for e in leaves):
+                scopes.leave(token)
+                token = None
+                await ctx.settle(cancel=True)
+                raise
+            if any(isinstance(e, Suspended) for e in leaves):
+                ctx.suspended = True
+            update, error = None, next((e for e in leaves if isinstance(e, Exception)), None)
         finally:
             if token is not None:
                 scopes.leave(token)
@@ -338,6 +345,14 @@ def _first(group: BaseExceptionGroup) -> BaseException:
         if not isinstance(exc, asyncio.CancelledError):
             return exc
     return group.exceptions[0]
+
+
+def _leaves(group: BaseExceptionGroup):
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 def _encodes(patch: Patch) -> bool:
