@@ -82,6 +82,7 @@ class Store:
                 await writer_thread.start()
                 await writer_thread.call(schema.migrate)
                 await writer_thread.call(walguard.mark)
+                walguard.clear_at_exit(path)
             started.append(reader)
             await reader.start()
             if readonly:
@@ -95,19 +96,22 @@ class Store:
         return cls(path, reader, writer_thread, snapshot_every, poll_interval)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await self._writer.close()
-        if self._snapshotter is not None:
-            self._snapshotter.cancel()
-            await asyncio.gather(self._snapshotter, return_exceptions=True)
-        if self._marker is not None:
-            self._marker.cancel()
-            await asyncio.gather(self._marker, return_exceptions=True)
-        # The read-only connection first: the last to close checkpoints only if it may write.
-        await self._reader.close()
-        if self._writer_thread is not None:
-            await self._writer_thread.call(walguard.checkpoint_and_clear)
-            await self._writer_thread.close()
+        try:
+            if self._writer is not None:
+                await self._writer.close()
+            if self._snapshotter is not None:
+                self._snapshotter.cancel()
+                await asyncio.gather(self._snapshotter, return_exceptions=True)
+            if self._marker is not None:
+                self._marker.cancel()
+                await asyncio.gather(self._marker, return_exceptions=True)
+        finally:
+            # The read-only connection first: the last to close checkpoints only if it may write.
+            await self._reader.close()
+            if self._writer_thread is not None:
+                await self._writer_thread.call(walguard.checkpoint_and_clear)
+                await self._writer_thread.close()
+                walguard.forget(self.path)
 
     async def __aenter__(self) -> "Store":
         return self

@@ -13,6 +13,8 @@ a copy taken within seconds of another writer closing may go unnoticed.)
 
 from __future__ import annotations
 
+import atexit
+import os
 import sqlite3
 from pathlib import Path
 
@@ -25,6 +27,36 @@ _KEY = "wal_in_use"
 
 def wal_path(path: Path) -> Path:
     return Path(f"{path}-wal")
+
+
+_at_exit: dict[Path, object] = {}
+
+
+def clear_at_exit(path: Path) -> None:
+    """A process that ends without closing its store (an unhandled error) still has its
+    connections closed by Python, and SQLite's last close checkpoints and removes the -wal: the
+    flag must not survive that, or a complete file would be refused as a bad copy."""
+    if path in _at_exit:
+        return
+
+    def clear() -> None:
+        try:
+            conn = sqlite3.connect(path, timeout=1.0, isolation_level=None)
+            try:
+                checkpoint_and_clear(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass
+
+    _at_exit[path] = clear
+    atexit.register(clear)
+
+
+def forget(path: Path) -> None:
+    clear = _at_exit.pop(path, None)
+    if clear is not None:
+        atexit.unregister(clear)
 
 
 def check(path: Path) -> None:
@@ -40,11 +72,12 @@ def check(path: Path) -> None:
             conn.close()
     except sqlite3.Error:
         return  # not a database we can read this way: the normal open says why
-    if in_use:
+    if in_use and not os.environ.get("VIGIL_IGNORE_MISSING_WAL"):
         raise SchemaError(
             f"{path} was in use with a write-ahead log ({wal_path(path).name}) that is not beside "
             f"it: it was copied or moved without it, so its newest events are missing; copy "
-            f"{wal_path(path).name} too, or close every vigil on the original and copy again"
+            f"{wal_path(path).name} too, or close every vigil on the original and copy again "
+            f"(VIGIL_IGNORE_MISSING_WAL=1 opens it anyway)"
         )
 
 
