@@ -366,7 +366,7 @@ class Runtime:
         driver = self.drivers.get(run_id)
         if driver is not None:
             driver.start()
-        else:
+        elif (await self.store.run(run_id)).status not in TERMINAL:  # an ended parent needs none
             await self.store.write(leases.send, run_id, "wake", {}, self.owner)
 
     # decisions -----------------------------------------------------------------------------
@@ -512,6 +512,23 @@ class Runtime:
         finally:
             self._cancelling.discard(run_id)
         self.finished(driver)
+        for record in list(view.actions.values()):  # a cancelled run's children stop with it
+            req = record.requested
+            if req.kind == "child" and record.outcome is None and req.idempotency_key:
+                self._chore(self._cancel_child(req.idempotency_key, run_id, actor))
+
+    async def _cancel_child(self, child_id: str, parent_id: str, actor: Actor | None) -> None:
+        reason = f"its parent run {parent_id} was cancelled"
+        try:
+            info = await self.store.run(child_id)
+            if info.status in TERMINAL:
+                return
+            if child_id in self.drivers or not owner_alive(info.owner, info.lease_until_ns):
+                await self.cancel(child_id, reason, actor)
+            else:  # its owner lives elsewhere: ask it, as `vigil cancel` would
+                await self.store.write(leases.send, child_id, "cancel", {"reason": reason}, current_actor())
+        except VigilError as exc:
+            self._tell("error", child_id, f"could not cancel it with its parent: {exc}")
 
     async def pause(self, run_id: str, reason: str = "", actor: Actor | None = None) -> None:
         """Stop the run at its next step boundary (the step under way finishes) until unpaused."""
@@ -552,13 +569,18 @@ class Runtime:
         self.registry.get(info.graph)  # refuse before copying if this process cannot drive it
         if not 1 <= at_seq <= info.last_seq:
             raise NotFound(f"run {run_id} has no seq {at_seq} (it has 1..{info.last_seq})")
-        finished: dict[str, int] = {}  # action id -> seq of its last outcome in the prefix
+        # action id -> seq of the last outcome or in-doubt question about it in the prefix: a
+        # request followed by neither was in flight at the fork point; one a question was raised
+        # about stays, so the fork asks the question it shows (or keeps the answer given).
+        settled: dict[str, int] = {}
         async for record in self.store.iter_events(run_id, 1, at_seq):
             event = record.event
             if isinstance(event, (Unknown, Corrupt)):
                 raise VigilError(f"run {run_id} cannot be forked past seq {record.seq}: it is {type(event).__name__.lower()}")
             if isinstance(event, (ActionSucceeded, ActionFailed)):
-                finished[event.action_id] = record.seq
+                settled[event.action_id] = record.seq
+            elif isinstance(event, InterruptRaised) and event.kind == "in_doubt":
+                settled[event.interrupt_id.split(".doubt", 1)[0]] = record.seq
         events: list[Any] = []
         async for record in self.store.iter_events(run_id, 1, at_seq):
             event = record.event
@@ -567,7 +589,7 @@ class Runtime:
                     event, parent_run_id=run_id, parent_seq=at_seq, lineage="fork",
                     labels={**event.labels, "fork_of": f"{run_id}@{at_seq}"},
                 )
-            elif isinstance(event, ActionRequested) and finished.get(event.action_id, 0) < record.seq:
+            elif isinstance(event, ActionRequested) and settled.get(event.action_id, 0) < record.seq:
                 continue  # in flight at the fork point
             elif isinstance(event, _ENDINGS):
                 continue
