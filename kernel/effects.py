@@ -95,19 +95,26 @@ class Effects:
             return "interrupt", raised.title, raised.payload
         return None
 
-    def expect(self, ctx: "Ctx", position: str, kind: str, name: str, input: Any) -> bool:
-        """Check a call against the log at its position; True if something is recorded there."""
-        ctx.consumed.add(position)
+    def expect(self, ctx: "Ctx", position: str, kind: str, name: str, input: Any) -> str:
+        """Check a call against the log at its position; returns the position it takes.
+
+        A retry may go another way than the attempt before it (a fallback tool, a new prompt): a
+        call that differs from what an *earlier attempt* recorded there is a new call, at
+        `<position>@<attempt>` (the same on every replay of this attempt). A call that differs
+        from what this attempt recorded is a divergence. A call the same as an earlier attempt's
+        is that call: its result is replayed, never run again."""
         recorded = self.recorded_at(position)
-        if recorded is None:
-            return False
-        r_kind, r_name, r_input = recorded
-        if (r_kind, r_name) != (kind, name) or canonical_hash(r_input) != canonical_hash(input):
-            raise self.diverge(
-                ctx, f"{position}: the log has {r_kind} {r_name} {short(r_input, 80)}, "
-                f"the code now calls {kind} {name} {short(input, 80)}",
-            )
-        return True
+        if recorded is not None:
+            r_kind, r_name, r_input = recorded
+            if (r_kind, r_name) != (kind, name) or canonical_hash(r_input) != canonical_hash(input):
+                if self.view.calls.get(ctx.step_id, {}).get(position, ctx.attempt) < ctx.attempt:
+                    return self.expect(ctx, f"{position}@{ctx.attempt}", kind, name, input)
+                raise self.diverge(
+                    ctx, f"{position}: the log has {r_kind} {r_name} {short(r_input, 80)}, "
+                    f"the code now calls {kind} {name} {short(input, 80)}",
+                )
+        ctx.consumed.add(position)
+        return position
 
     def diverge(self, ctx: "Ctx", message: str) -> Diverged:
         error = Diverged(ctx.step_id, message)
@@ -127,7 +134,7 @@ class Effects:
     # effects ---------------------------------------------------------------------------
 
     async def call_tool(self, ctx: "Ctx", position: str, spec: Tool, args: dict) -> Any:
-        self.expect(ctx, position, "tool", spec.name, recordable(args))
+        position = self.expect(ctx, position, "tool", spec.name, recordable(args))
         effective = await self.approve(ctx, position, spec, args)
         key = f"{self.run_id}:{position}"
         return await self.effect(
@@ -151,7 +158,7 @@ class Effects:
     ) -> Any:
         input = recordable(input)
         if not checked:
-            self.expect(ctx, action_id, kind, name, input)
+            action_id = self.expect(ctx, action_id, kind, name, input)
         record = self.view.actions.get(action_id)
         if record is not None:
             req = record.requested
@@ -255,7 +262,7 @@ class Effects:
         payload = recordable(payload)
         title = recordable(title)
         if position:
-            self.expect(ctx, interrupt_id, "interrupt", title, payload)
+            interrupt_id = self.expect(ctx, interrupt_id, "interrupt", title, payload)
         digest = canonical_hash(payload)
         entry = self.view.interrupts.get(interrupt_id)
         if entry is not None:
@@ -281,7 +288,7 @@ class Effects:
 
     async def child(self, ctx: "Ctx", action_id: str, graph: str, input: Any, labels: dict) -> Any:
         signature = {"graph": graph, "input": recordable(input)}
-        self.expect(ctx, action_id, "child", graph, signature)
+        action_id = self.expect(ctx, action_id, "child", graph, signature)
         record = self.view.actions.get(action_id)
         if record is None:
             child_id = await self.rt.new_child_id(self.run_id)

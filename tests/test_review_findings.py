@@ -190,3 +190,79 @@ def test_cancelling_a_parent_stops_its_child_run(db):
 
     assert parent_status == "cancelled"
     assert child_status == "cancelled", f"the child of a cancelled run went on to {child_status}"
+
+
+def test_a_retry_that_calls_a_fallback_tool_is_a_new_call_and_replays_as_one(db):
+    from kernel.graph import RetryPolicy
+
+    calls: list = []
+
+    @tool()  # not idempotent: each must run exactly once
+    async def primary() -> str:
+        calls.append("primary")
+        return "half"
+
+    @tool()
+    async def fallback() -> str:
+        calls.append("fallback")
+        return "whole"
+
+    async def work(state, ctx):
+        if ctx.attempt == 1:
+            got = await ctx.tool("primary")
+            raise ValueError(f"primary gave {got}")
+        got = await ctx.tool("fallback")
+        ok = await ctx.interrupt("keep it?")  # the step runs again after this: a replay
+        return {"got": got, "ok": ok}
+
+    g = Graph("fallback", version="1", tools=[primary, fallback])
+    g.add_node("work", work, retry=RetryPolicy(attempts=2, backoff="fixed", initial=0.01, jitter=False))
+    g.add_edge(START, "work")
+    g.add_edge("work", END)
+
+    async def go():
+        async with runtime(db, g) as (store, rt):
+            run_id = await rt.start("fallback")
+            await asyncio.wait_for(rt.settle(), 5)
+            q = pending(rt, run_id)[0]
+            await rt.resolve(run_id, q.interrupt_id, "answer", "yes", payload_hash=q.payload_hash)
+            await asyncio.wait_for(rt.settle(), 5)
+            return await store.run(run_id), (await store.state_at(run_id)).state
+
+    info, state = run(go())
+    assert info.status == "completed", f"{info.status}: {info.error}"
+    assert state == {"got": "whole", "ok": "yes"}
+    assert calls == ["primary", "fallback"]
+
+
+def test_a_retry_that_asks_differently_gets_a_fresh_answer(db):
+    from kernel.graph import RetryPolicy
+
+    calls: list = []
+
+    @tool(idempotent=True)
+    async def model(prompt: str) -> str:
+        calls.append(prompt)
+        return "garbage" if len(calls) == 1 else '{"ok": true}'
+
+    async def work(state, ctx):
+        # the same call in a retry replays the recorded answer; a different prompt is a new call
+        text = await ctx.tool("model", prompt=f"answer in JSON (attempt {ctx.attempt})")
+        if text == "garbage":
+            raise ValueError("unparseable reply")
+        return {"text": text}
+
+    g = Graph("reask", version="1", tools=[model])
+    g.add_node("work", work, retry=RetryPolicy(attempts=3, backoff="fixed", initial=0.01, jitter=False))
+    g.add_edge(START, "work")
+    g.add_edge("work", END)
+
+    async def go():
+        async with runtime(db, g) as (store, rt):
+            run_id = await rt.start("reask")
+            await asyncio.wait_for(rt.settle(), 5)
+            return await store.run(run_id)
+
+    info = run(go())
+    assert info.status == "completed", info.error
+    assert len(calls) == 2
