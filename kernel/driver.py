@@ -111,12 +111,15 @@ class RunDriver(Effects):
 
     def start(self) -> None:
         if self.task is None or self.task.done():
+            if not self.rt.may_drive(self):
+                return  # the runtime is at its limit: it starts this run when a slot frees
             self._wake = False
             scopes.install()
             # Detached: started from inside a node (a child run) it must take no call position.
             self.task = asyncio.create_task(
                 self._drive(), name=f"vigil-run-{self.run_id}", context=scopes.detached()
             )
+            self.task.add_done_callback(self.rt.slot_freed)
         else:
             self._wake = True  # a branch was resolved while others still run: go round again
 

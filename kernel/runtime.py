@@ -119,6 +119,8 @@ class Runtime:
         self._cancelling: set[str] = set()
         self._deciding: dict[str, int] = {}
         self.draining = False  # drivers stop at their next step boundary
+        self.max_active: int | None = None  # runs driven at once (a worker's --concurrency)
+        self._queued: dict[str, RunDriver] = {}  # ready to go on, waiting for a slot
         self._releasing: dict[str, asyncio.Task] = {}
 
     async def __aenter__(self) -> "Runtime":
@@ -297,8 +299,27 @@ class Runtime:
         event = records[0].event if records else None
         return event.output if isinstance(event, RunCompleted) else None
 
+    def active(self) -> int:
+        return sum(1 for d in self.drivers.values() if d.task is not None and not d.task.done())
+
+    def may_drive(self, driver: RunDriver) -> bool:
+        """Whether a run may start driving now; if not, it is queued for the next free slot
+        (every restart counts: a decision, a wake, a child run, not only an adoption)."""
+        if self.max_active is None or self.active() < self.max_active:
+            self._queued.pop(driver.run_id, None)
+            return True
+        self._queued[driver.run_id] = driver
+        return False
+
+    def slot_freed(self, _task: asyncio.Task) -> None:
+        while self._queued and (self.max_active is None or self.active() < self.max_active):
+            run_id, driver = next(iter(self._queued.items()))
+            del self._queued[run_id]
+            if self.drivers.get(run_id) is driver and not self.draining:
+                driver.start()
+
     async def settle(self, run_ids: set[str] | None = None) -> None:
-        """Wait until no run (of `run_ids`) is being driven: each has ended or waits."""
+        """Wait until no run (of `run_ids`) is being driven or queued: each has ended or waits."""
         while True:
             tasks = [
                 d.task for rid, d in self.drivers.items()
@@ -306,7 +327,10 @@ class Runtime:
             ]
             chores = list(self._chores)
             if not tasks and not chores:
-                return
+                if not any(run_ids is None or rid in run_ids for rid in self._queued):
+                    return
+                await asyncio.sleep(0)  # a slot was just freed: its callback starts the next
+                continue
             await asyncio.wait(tasks + chores)
 
     async def _load(self, run_id: str) -> RunDriver:

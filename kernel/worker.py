@@ -36,6 +36,7 @@ class Worker:
         self.poll = poll
         self.grace = grace
         self.say = say
+        runtime.max_active = self.concurrency  # restarts (decisions, wakes) queue for a slot too
         runtime.listen(self._heard)
 
     def _heard(self, what: str, run_id: str, data: object) -> None:
@@ -47,8 +48,8 @@ class Worker:
             self.say(f"run {run_id} waits for a human: {getattr(data, 'title', '')}")
 
     def busy(self) -> int:
-        """Runs being driven now (a run that waits for a human takes no slot)."""
-        return sum(1 for d in self.rt.drivers.values() if d.task is not None and not d.task.done())
+        """Runs being driven now or queued for a slot (a run waiting for a human takes none)."""
+        return self.rt.active() + len(self.rt._queued)
 
     def _wanted(self, info: RunInfo) -> bool:
         if self.graphs is not None and info.graph not in self.graphs:

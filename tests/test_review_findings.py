@@ -266,3 +266,46 @@ def test_a_retry_that_asks_differently_gets_a_fresh_answer(db):
     info = run(go())
     assert info.status == "completed", info.error
     assert len(calls) == 2
+
+
+def test_a_worker_never_drives_more_than_its_concurrency(db):
+    from kernel.worker import Worker
+
+    now = {"n": 0, "max": 0}
+
+    async def ask(state, ctx):
+        return {"ok": await ctx.interrupt("go?")}
+
+    async def busy(state, ctx):
+        now["n"] += 1
+        now["max"] = max(now["max"], now["n"])
+        await asyncio.sleep(0.3)
+        now["n"] -= 1
+        return {"done": True}
+
+    g = Graph("conc", version="1")
+    g.add_node("ask", ask).add_node("busy", busy)
+    g.add_edge(START, "ask").add_edge("ask", "busy").add_edge("busy", END)
+
+    async def go():
+        async with runtime(db, g) as (store, rt):
+            ids = [await rt.start("conc") for _ in range(3)]
+            await rt.settle()
+        # that process is gone, its runs released; a worker with one slot takes them
+        async with runtime(db, g) as (store, rt):
+            stop = asyncio.Event()
+            worker = Worker(rt, concurrency=1, poll=0.05)
+            task = asyncio.create_task(worker.run(stop))
+            while len(rt.drivers) < 3:
+                await asyncio.sleep(0.05)
+            await rt.settle()
+            for run_id in ids:
+                q = pending(rt, run_id)[0]
+                await rt.resolve(run_id, q.interrupt_id, "answer", "yes", payload_hash=q.payload_hash)
+            while [(await store.run(r)).status for r in ids] != ["completed"] * 3:
+                await asyncio.sleep(0.05)
+            stop.set()
+            await task
+
+    run(asyncio.wait_for(go(), 20))
+    assert now["max"] == 1, f"{now['max']} runs were driven at once by a worker with concurrency 1"
