@@ -173,17 +173,7 @@ class VigilApp(App[None]):
 
     async def find_orphans(self) -> list[str]:
         """Runs nobody drives that this console could (their graph is registered here)."""
-        found: list[str] = []
-        for status in ("running", "waiting"):
-            offset = 0
-            while batch := await self.store.runs(status=status, limit=500, offset=offset):
-                offset += len(batch)
-                found += [
-                    r.run_id for r in batch
-                    if r.graph in self.registry and r.run_id not in self.runtime.drivers
-                    and not owner_alive(r.owner, r.lease_until_ns)
-                ]
-        return found
+        return [info.run_id async for info in self.runtime.orphans()]
 
     @work(group="adopt")
     async def adopt_orphans(self) -> None:

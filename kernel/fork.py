@@ -14,18 +14,12 @@ from .events import (
     ActionRequested,
     ActionSucceeded,
     InterruptRaised,
-    RunCancelled,
-    RunCompleted,
-    RunDiverged,
-    RunFailed,
     RunStarted,
 )
 from .ids import new_run_id
+from .runview import ENDS
 
 __all__ = ["fork_run"]
-
-_ENDINGS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
-
 
 async def fork_run(store: Any, registry: Any, run_id: str, at_seq: int) -> str:
     """A new run (lineage: fork) that goes on from exactly where `run_id` was at `at_seq`.
@@ -61,7 +55,7 @@ async def fork_run(store: Any, registry: Any, run_id: str, at_seq: int) -> str:
             )
         elif isinstance(event, ActionRequested) and settled.get(event.action_id, 0) < record.seq:
             continue  # in flight at the fork point
-        elif isinstance(event, _ENDINGS):
+        elif isinstance(event, ENDS):
             continue
         events.append(event)
     new_id = new_run_id()

@@ -10,23 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from . import leases, scopes
 from .decisions import DECISIONS, Decisions, InterruptRefused, _recordable, choice_problem
 from .driver import RunDriver
-from .fork import fork_run
 from .errors import NotFound, StoreError, VigilError
-from .events import (
-    InterruptRaised,
-    InterruptResolved,
-    RunCancelled,
-    RunCompleted,
-    RunAdopted,
-    RunDiverged,
-    RunFailed,
-    RunStarted,
-)
+from .fork import fork_run
+from .events import InterruptRaised, InterruptResolved, RunAdopted, RunCompleted, RunStarted
 from .graph import START
 from .ids import new_run_id
 from .owner import owner_alive, owner_id
@@ -37,8 +28,6 @@ from .state import apply
 from .store import Store
 
 __all__ = ["Runtime", "InterruptRefused", "DECISIONS", "choice_problem"]
-
-_ENDINGS = (RunCompleted, RunFailed, RunCancelled, RunDiverged)
 
 Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
 
@@ -258,6 +247,9 @@ class Runtime(Decisions):
     def active(self) -> int:
         return sum(1 for d in self.drivers.values() if d.task is not None and not d.task.done())
 
+    def queued(self) -> int:
+        return len(self._queued)
+
     def may_drive(self, driver: RunDriver) -> bool:
         """Whether a run may start driving now; if not, it is queued for the next free slot
         (every restart counts: a decision, a wake, a child run, not only an adoption)."""
@@ -324,23 +316,32 @@ class Runtime(Decisions):
             driver.start()
         return driver
 
+    async def orphans(self, *, order: str = "newest") -> AsyncIterator[RunInfo]:
+        """Running or waiting runs nobody drives whose graph is registered here, page by page:
+        what `vigil resume`, a worker and the console's offer to adopt all look for."""
+        for status in ("running", "waiting"):
+            offset = 0
+            while batch := await self.store.runs(status=status, limit=500, offset=offset, order=order):
+                offset += len(batch)
+                for info in batch:
+                    if (info.run_id not in self.drivers and info.graph in self.registry
+                            and not owner_alive(info.owner, info.lease_until_ns)):
+                        yield info
+
+    async def adopt_or_tell(self, run_id: str) -> bool:
+        """Adopt one orphan; a run that cannot be driven is told to listeners, never raised:
+        one bad run stops no other."""
+        try:
+            return await self.adopt(run_id) is not None
+        except VigilError as exc:
+            self._tell("error", run_id, str(exc))
+            return False
+
     async def resume(self, run_id: str | None = None) -> list[str]:
         """Adopt orphaned runs (all of them, or one) whose graph is registered here."""
         if run_id is not None:
             return [run_id] if await self.adopt(run_id) else []
-        adopted = []
-        for status in ("running", "waiting"):
-            offset = 0
-            while batch := await self.store.runs(status=status, limit=500, offset=offset):
-                offset += len(batch)
-                for info in batch:
-                    if info.graph in self.registry and not owner_alive(info.owner, info.lease_until_ns):
-                        try:
-                            if await self.adopt(info.run_id):
-                                adopted.append(info.run_id)
-                        except VigilError as exc:  # one run that cannot be driven stops no other
-                            self._tell("error", info.run_id, str(exc))
-        return adopted
+        return [info.run_id async for info in self.orphans() if await self.adopt_or_tell(info.run_id)]
 
     async def _wake(self, run_id: str) -> None:
         driver = self.drivers.get(run_id)

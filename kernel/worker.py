@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from .owner import owner_alive
-from .projection import RunInfo
 from .runtime import Runtime
 
 __all__ = ["Worker"]
@@ -49,30 +47,21 @@ class Worker:
 
     def busy(self) -> int:
         """Runs being driven now or queued for a slot (a run waiting for a human takes none)."""
-        return self.rt.active() + len(self.rt._queued)
-
-    def _wanted(self, info: RunInfo) -> bool:
-        if self.graphs is not None and info.graph not in self.graphs:
-            return False
-        return info.graph in self.rt.registry and not owner_alive(info.owner, info.lease_until_ns)
+        return self.rt.active() + self.rt.queued()
 
     async def adopt_some(self) -> list[str]:
         """Adopt orphaned runs, oldest first, while there are free slots."""
         adopted: list[str] = []
-        for status in ("running", "waiting"):
-            offset = 0
-            while self.busy() < self.concurrency:
-                batch = await self.rt.store.runs(status=status, limit=200, offset=offset, order="oldest")
-                if not batch:
-                    break
-                offset += len(batch)
-                for info in batch:
-                    if self.busy() >= self.concurrency:
-                        break
-                    if info.run_id not in self.rt.drivers and self._wanted(info):
-                        if await self.rt.adopt(info.run_id):
-                            adopted.append(info.run_id)
-                            self.say(f"run {info.run_id} ({info.graph}) adopted")
+        if self.busy() >= self.concurrency:
+            return adopted
+        async for info in self.rt.orphans(order="oldest"):
+            if self.graphs is not None and info.graph not in self.graphs:
+                continue
+            if await self.rt.adopt_or_tell(info.run_id):
+                adopted.append(info.run_id)
+                self.say(f"run {info.run_id} ({info.graph}) adopted")
+            if self.busy() >= self.concurrency:
+                break
         return adopted
 
     async def run(self, stop: asyncio.Event) -> None:
