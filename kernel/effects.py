@@ -159,14 +159,9 @@ class Effects:
         input = recordable(input)
         if not checked:
             action_id = self.expect(ctx, action_id, kind, name, input)
-        record = self.view.actions.get(action_id)
+        record = self.view.actions.get(action_id)  # matched already: expect() (tools: call_tool)
         if record is not None:
             req = record.requested
-            if (req.kind, req.name) != (kind, name) or canonical_hash(req.input) != canonical_hash(input):
-                raise self.diverge(
-                    ctx, f"{action_id}: the log has {req.kind} {req.name} {short(req.input, 80)}, "
-                    f"the code now calls {kind} {name} {short(input, 80)}",
-                )
             out = record.outcome
             if isinstance(out, ActionSucceeded):
                 return out.output
