@@ -238,10 +238,9 @@ class Decisions:
             if driver.view.paused:
                 raise InterruptRefused(f"run {run_id} is already paused")
             await driver.emit(RunPaused(reason=reason, actor=actor or current_actor()))
-        except BaseException:
-            if adopted:
+        finally:
+            if adopted:  # taken only to record the pause: a paused run needs no driver here
                 await self._let_go(run_id)
-            raise
 
     async def unpause(self, run_id: str, actor: Actor | None = None, *, drive: bool = True) -> None:
         driver, adopted = await self._steerable(run_id)
@@ -253,8 +252,8 @@ class Decisions:
             if adopted:
                 await self._let_go(run_id)
             raise
-        if drive:
+        if drive or not adopted:  # a run this process already drove goes on here
             driver.start()
-        else:  # released: a worker (or `vigil resume`) drives it on
+        else:  # taken only to record the unpause: released, a worker drives it on
             await self._let_go(run_id)
 

@@ -40,14 +40,11 @@ async def steer(runtime: Runtime, run_id: str, kind: str, body: dict[str, Any], 
     if kind == "cancel":
         await runtime.cancel(run_id, body.get("reason", ""))
         return "applied here"
-    ours = run_id in runtime.drivers  # driven here before: keep driving it, whatever `drive` says
     if kind == "pause":
         await runtime.pause(run_id, body.get("reason", ""))
-        if not drive and not ours:
-            await runtime._let_go(run_id)
         return "applied here"
     if kind == "unpause":
-        await runtime.unpause(run_id, drive=drive or ours)
+        await runtime.unpause(run_id, drive=drive)
         return "applied here"
     await runtime.resolve(
         run_id, body["interrupt_id"], body["decision"], body.get("value"),
