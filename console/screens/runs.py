@@ -74,8 +74,8 @@ class RunsScreen(Screen[None]):
             self.update_bar()
 
     def update_bar(self) -> None:
-        if not self.query(RunList):
-            return  # not composed yet
+        if not self.query(RunList) or not self.query("#bar"):
+            return  # not composed yet, or being taken down (a worker can outlive the screen)
         runs = self.query_one(RunList)
         parts = [f"{runs.count} run" if runs.count == 1 else f"{runs.count} runs"]
         if runs.status:
