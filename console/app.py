@@ -16,7 +16,7 @@ from textual.screen import Screen
 from textual.theme import Theme
 from textual.widgets import Input, TextArea
 
-from kernel.errors import VigilError
+from kernel.errors import StoreError, VigilError
 from kernel.events import InterruptRaised
 from kernel.owner import owner_alive
 from kernel.reads import InterruptInfo
@@ -239,7 +239,10 @@ class VigilApp(RunActions, App[None]):
 
     @work(exclusive=True, group="pending")
     async def refresh_pending_later(self) -> None:
-        await self.refresh_pending()
+        try:
+            await self.refresh_pending()
+        except StoreError:
+            return  # unreadable a moment (the feed says "reconnecting"); the next batch retries
         ours = {p.run_id for p in self.pending}
         raised, self._raised = self._raised, []
         for run_id, event in raised:

@@ -8,6 +8,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
+from kernel.errors import StoreError
+
 from ..widgets.runlist import RunList
 
 __all__ = ["RunsScreen"]
@@ -59,7 +61,10 @@ class RunsScreen(Screen[None]):
     @work(exclusive=True, group="runs-reload")
     async def refresh_runs(self, reset: bool = False) -> None:
         runs = self.query_one(RunList)
-        await runs.reload(reset=reset)
+        try:
+            await runs.reload(reset=reset)
+        except StoreError:
+            return  # the log is unreadable a moment (the feed says "reconnecting"): keep the rows
         self.update_bar()
 
     def on_resize(self, event) -> None:
