@@ -253,9 +253,9 @@ class VigilApp(RunActions, App[None]):
         if self._fresh and self._announcing is None:
             # One toast for what arrives within a second: at 80x24 a stack of them hides the list.
             self._announcing = self.set_timer(1.0, self._announce)
-        top = self.screen
         from .screens.prompt import PromptScreen
 
+        top = self.screen_stack[-1] if self.screen_stack else None  # none while shutting down
         if isinstance(top, PromptScreen):
             if not any(p.interrupt_id == top.raised.interrupt_id and p.run_id == top.run_id for p in self.pending):
                 top.resolved_elsewhere()
@@ -308,7 +308,7 @@ class VigilApp(RunActions, App[None]):
     def _prompt_open(self) -> bool:
         from .screens.prompt import PromptScreen
 
-        return isinstance(self.screen, PromptScreen)
+        return bool(self.screen_stack) and isinstance(self.screen_stack[-1], PromptScreen)
 
     # navigation ------------------------------------------------------------------------------
 

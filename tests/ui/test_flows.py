@@ -349,3 +349,21 @@ def test_a_locked_database_opens_read_only_with_a_banner(tmp_path):
         asyncio.run(go())
     finally:
         holder.kill()
+
+
+def test_an_interrupt_arriving_while_the_console_shuts_down_is_not_an_error(tmp_path):
+    # Seen in CI: a run still stepping while the console closed raised a question; the pending
+    # refresh it woke read `app.screen` after the screens were gone (ScreenStackError at exit).
+    async def go():
+        app = demo_app(tmp_path / "v.db")
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _wait_pending(pilot, app, "triage")
+            stacks = app._screen_stacks
+            app._screen_stacks = {app._current_mode: []}  # what shutdown leaves behind
+            try:
+                assert not app._prompt_open()
+                await app.refresh_pending_later().wait()
+            finally:
+                app._screen_stacks = stacks
+
+    asyncio.run(go())
