@@ -12,7 +12,7 @@ import time
 
 import msgspec
 
-from kernel import schema
+from kernel.log.sqlite import schema
 from kernel.codec import encode
 from kernel.events import Event, RunStarted
 from kernel.state import apply, state_hash

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kernel import schema
+from kernel.log.sqlite import schema
 
 from .common import fresh_db
 

@@ -19,7 +19,7 @@ from textual.widgets import Input, TextArea
 from kernel.errors import StoreError, VigilError
 from kernel.events import InterruptRaised
 from kernel.owner import owner_alive
-from kernel.reads import InterruptInfo
+from kernel.log.folding import InterruptInfo
 from kernel.registry import Registry
 from kernel.runtime import Runtime
 from kernel.store import Store
@@ -49,7 +49,7 @@ class VigilApp(RunActions, App[None]):
 
     def __init__(
         self,
-        db: Path,
+        db: Path | str,
         registry: Registry,
         *,
         theme: str | None = None,
@@ -303,7 +303,7 @@ class VigilApp(RunActions, App[None]):
             info = await self.store.run(run_id)
         except VigilError:
             return False
-        return owner_alive(info.owner, info.lease_until_ns) or info.graph in self.registry
+        return owner_alive(info.owner, info.lease_until_ns, info.seen_ns) or info.graph in self.registry
 
     def _prompt_open(self) -> bool:
         from .screens.prompt import PromptScreen

@@ -141,7 +141,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument(
         "--db",
         default=default(os.environ.get("VIGIL_DB")),
-        help="the event log (env VIGIL_DB; default ~/.local/share/vigil/vigil.db)",
+        help="the event log: a SQLite file or a postgresql:// URL (env VIGIL_DB; default ~/.local/share/vigil/vigil.db)",
     )
     parser.add_argument(
         "--workflows",
@@ -214,9 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _console(args: argparse.Namespace) -> int:
     """Open the Textual console (the only path that imports Textual)."""
     import json
-    from pathlib import Path
 
-    from kernel import schema
     from kernel.errors import VigilError
     from kernel.registry import default_registry
 
@@ -234,7 +232,9 @@ def _console(args: argparse.Namespace) -> int:
             raise VigilError("--input is not valid JSON: it is nested too deeply") from None
         except ValueError as exc:
             raise VigilError(f"--input is not valid JSON: {exc}") from None
-    db = Path(args.db) if args.db else schema.default_path()
+    from kernel.log import target_of
+
+    db = target_of(args.db)
     if not sys.stdout.isatty():
         raise VigilError("the console needs a terminal; use --headless, or a command like `vigil runs`")
     VigilApp(db, registry, theme=args.theme, demo=args.command == "demo", start=start).run()

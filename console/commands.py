@@ -11,13 +11,12 @@ from pathlib import Path
 
 import msgspec
 
-from kernel import schema
+from kernel.log import target_of
 from kernel.codec import to_builtins
 from kernel.errors import NotFound, VigilError
 from kernel.events import EVENT_TYPES
 from kernel.projection import STATUSES
 from kernel.exchange import export_lines, import_lines
-from kernel.secretscan import scan
 from kernel.store import Store
 from kernel.verify import verify_run
 
@@ -26,13 +25,14 @@ from .format import RUN_HEADER, event_line, owner_text, record_json, run_line
 _json = msgspec.json.Encoder()
 
 
-def _db_path(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else schema.default_path()
+def _db_path(args: argparse.Namespace) -> Path | str:
+    """The log `--db` names: a SQLite path, or a PostgreSQL URL."""
+    return target_of(args.db)
 
 
 async def _open(args: argparse.Namespace, *, readonly: bool = True) -> Store:
     path = _db_path(args)
-    if readonly and not path.exists():
+    if readonly and isinstance(path, Path) and not path.exists():
         raise NotFound(f"no database at {path} (`vigil demo` makes one; --db or VIGIL_DB picks another)")
     return await Store.open(path, readonly=readonly)
 
@@ -58,7 +58,9 @@ async def cmd_runs(args: argparse.Namespace) -> int:
             runs = await store.runs(status=args.status, graph=args.graph, limit=take, offset=offset)
             for run in runs:
                 if args.json:
-                    _out(_json.encode({**to_builtins(run), "owner_state": owner_text(run)}))
+                    row = to_builtins(run)
+                    del row["seen_ns"]  # when it was read, not part of the run
+                    _out(_json.encode({**row, "owner_state": owner_text(run)}))
                 else:
                     _out(run_line(run, now))
             shown += len(runs)
@@ -126,7 +128,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
 async def _verify_secrets(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await store.resolve(args.run) if args.run else None
-        found, rows = await store.read(scan, run_id)
+        found, rows = await store.scan_secrets(run_id)
     for f in found:
         _out(f"run {f.run_id} {f.where}: looks like a secret ({f.kind})")
     if found:

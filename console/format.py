@@ -135,7 +135,7 @@ def owner_text(run: RunInfo) -> str:
         return "-"
     if not run.owner:
         return "free"
-    if not owner_alive(run.owner, run.lease_until_ns):
+    if not owner_alive(run.owner, run.lease_until_ns, run.seen_ns):
         return "orphaned"
     host, pid, _ = run.owner.rsplit(":", 2)
     return f"{host}:{pid}"

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import msgspec
 from textual import work
 
-from kernel import schema
+from kernel.log.sqlite import schema
 from kernel.errors import VigilError
 from kernel.owner import current_actor
 from kernel.projection import TERMINAL

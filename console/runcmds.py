@@ -418,7 +418,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         async with Runtime(store, registry) as runtime:
             worker = Worker(runtime, concurrency=args.concurrency, graphs=graphs, grace=args.grace, say=say)
             names = ", ".join(sorted(graphs or (g.name for g in registry)))
-            say(f"worker {runtime.owner} on {store.path}: graphs {names}; up to {args.concurrency} at once")
+            say(f"worker {runtime.owner} on {store.where}: graphs {names}; up to {args.concurrency} at once")
             await worker.run(stop)
     _out("worker stopped; its runs are released for the next worker")
     return 0

@@ -19,7 +19,7 @@ from .errors import (
 from .events import *  # noqa: F403 - the event types are the kernel's vocabulary
 from .events import __all__ as _event_names
 from .projection import RunInfo
-from .reads import InterruptInfo, StateAt
+from .log.folding import InterruptInfo, StateAt
 from .secrets import Secret
 from .store import Store
 

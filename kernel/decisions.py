@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from . import leases
 from .errors import VigilError
 from .events import (
     Actor,
@@ -96,7 +95,7 @@ class Decisions:
         driver = self.drivers.get(run_id)
         if driver is not None and (driver.task is None or driver.task.done()):
             self.drivers.pop(run_id, None)
-            await self.store.write(leases.release, [run_id], self.owner)
+            await self.store.release([run_id], self.owner)
 
     def _check(
         self, driver: RunDriver, interrupt_id: str, decision: str, value: Any, payload_hash: str
@@ -173,7 +172,7 @@ class Decisions:
             else:
                 await driver.flush_until(done)
                 self.drivers.pop(run_id, None)
-                await self.store.write(leases.release, [run_id], self.owner)
+                await self.store.release([run_id], self.owner)
         finally:
             if self._deciding[run_id] == 1:
                 del self._deciding[run_id]
@@ -224,10 +223,10 @@ class Decisions:
             info = await self.store.run(child_id)
             if info.status in TERMINAL:
                 return
-            if child_id in self.drivers or not owner_alive(info.owner, info.lease_until_ns):
+            if child_id in self.drivers or not owner_alive(info.owner, info.lease_until_ns, info.seen_ns):
                 await self.cancel(child_id, reason, actor)
             else:  # its owner lives elsewhere: ask it, as `vigil cancel` would
-                await self.store.write(leases.send, child_id, "cancel", {"reason": reason}, current_actor())
+                await self.store.send_signal(child_id, "cancel", {"reason": reason}, current_actor())
         except VigilError as exc:
             self._tell("error", child_id, f"could not cancel it with its parent: {exc}")
 

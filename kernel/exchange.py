@@ -145,7 +145,7 @@ async def import_lines(
             except NotFound:
                 counts[line.run_id] = 0
             else:
-                raise ImportConflict(f"run {line.run_id} already exists in {store.path}")
+                raise ImportConflict(f"run {line.run_id} already exists in {store.where}")
         counts[line.run_id] += 1
         problem = _decision_problem(decisions.setdefault(line.run_id, ({}, [None])), event)
         if problem is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import msgspec
@@ -70,10 +71,14 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None
     last_seq: int
     updated_ns: int
+    # The database's clock when this row was read: leases are compared with it, never with the
+    # reading host's clock (hosts sharing a PostgreSQL log may disagree by seconds).
+    seen_ns: int = 0
 
 
-def run_info(row: tuple) -> RunInfo:
-    """From RUN_COLUMNS followed by last_seq and updated_ns."""
+def run_info(row: tuple, seen_ns: int | None = None) -> RunInfo:
+    """From RUN_COLUMNS followed by last_seq and updated_ns; `seen_ns` is the database's clock
+    (for SQLite, this host's)."""
     values = dict(zip(RUN_COLUMNS, row))
     try:
         labels = json.loads(values["labels"] or "{}")
@@ -82,7 +87,10 @@ def run_info(row: tuple) -> RunInfo:
     if not isinstance(labels, dict):
         raise CorruptRow(f"run {values['run_id']}: its labels column is not a JSON object")
     values["labels"] = labels
-    return RunInfo(**values, last_seq=row[-2] or 0, updated_ns=row[-1] or values["created_ns"])
+    return RunInfo(
+        **values, last_seq=row[-2] or 0, updated_ns=row[-1] or values["created_ns"],
+        seen_ns=seen_ns if seen_ns is not None else time.time_ns(),
+    )
 
 
 def new_row(run_id: str, ts_ns: int) -> dict[str, Any]:

@@ -9,10 +9,9 @@ adopts runs whose owner died. One per process; the console and the headless CLI 
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, AsyncIterator, Callable
 
-from . import leases, scopes
+from . import scopes, signals
 from .decisions import DECISIONS, Decisions, InterruptRefused, _recordable, choice_problem
 from .driver import RunDriver
 from .errors import NotFound, StoreError, VigilError
@@ -106,7 +105,7 @@ class Runtime(Decisions):
         self._releasing.clear()
         if mine and not self.store.readonly:
             try:
-                await self.store.write(leases.release, mine, self.owner)
+                await self.store.release(mine, self.owner)
             except VigilError as exc:
                 # A full disk, say: this process is going, and a dead owner's runs are free at
                 # once on this host (elsewhere when the lease, no longer renewed, runs out).
@@ -151,7 +150,7 @@ class Runtime(Decisions):
         delay = 0.05
         while True:
             try:
-                await self.store.write(leases.release, [run_id], self.owner)
+                await self.store.release([run_id], self.owner)
                 return
             except VigilError as exc:
                 self._tell("error", run_id, f"cannot release run {run_id} yet: {exc}")
@@ -205,7 +204,7 @@ class Runtime(Decisions):
         run_id = run_id or new_run_id()
         driver = RunDriver(self, graph, RunView(run_id))
         future = self.store.submit(
-            run_id, [started], expected_seq=0, claim=(self.owner, time.time_ns() + self._lease_ns)
+            run_id, [started], expected_seq=0, claim=(self.owner, self._lease_ns)
         )
         driver.view.feed(1, started)
         driver.adopt_pending(future)
@@ -299,9 +298,9 @@ class Runtime(Decisions):
         info = await self.store.run(run_id)
         if info.status in TERMINAL:
             return None
-        if info.owner != self.owner and owner_alive(info.owner, info.lease_until_ns):
+        if info.owner != self.owner and owner_alive(info.owner, info.lease_until_ns, info.seen_ns):
             return None
-        if not await self.store.write(leases.claim, run_id, self.owner, self._lease_ns, info.owner):
+        if not await self.store.claim(run_id, self.owner, self._lease_ns, info.owner):
             return None
         try:
             driver = await self._load(run_id)
@@ -309,7 +308,7 @@ class Runtime(Decisions):
                 # Taking a run over is part of its history: who drives it from here, after whom.
                 await driver.emit(RunAdopted(owner=self.owner, previous=info.owner))
         except BaseException:
-            await self.store.write(leases.release, [run_id], self.owner)
+            await self.store.release([run_id], self.owner)
             raise
         self.drivers[run_id] = driver
         if drive:
@@ -325,7 +324,7 @@ class Runtime(Decisions):
                 offset += len(batch)
                 for info in batch:
                     if (info.run_id not in self.drivers and info.graph in self.registry
-                            and not owner_alive(info.owner, info.lease_until_ns)):
+                            and not owner_alive(info.owner, info.lease_until_ns, info.seen_ns)):
                         yield info
 
     async def adopt_or_tell(self, run_id: str) -> bool:
@@ -348,7 +347,7 @@ class Runtime(Decisions):
         if driver is not None:
             driver.start()
         elif (await self.store.run(run_id)).status not in TERMINAL:  # an ended parent needs none
-            await self.store.write(leases.send, run_id, "wake", {}, self.owner)
+            await self.store.send_signal(run_id, "wake", {}, self.owner)
 
     async def fork(self, run_id: str, at_seq: int) -> str:
         """A new run (lineage: fork) that goes on from exactly where `run_id` was at `at_seq`."""
@@ -362,7 +361,7 @@ class Runtime(Decisions):
         while True:
             await asyncio.sleep(self._signal_interval)
             try:
-                signals = await self.store.read(leases.pending, self.owner)
+                signals = await self.store.pending_signals(self.owner)
             except Exception as exc:
                 self._tell("error", "", f"cannot read signals: {exc}")
                 continue
@@ -372,26 +371,26 @@ class Runtime(Decisions):
                 except Exception as exc:  # the store failed (or a bug): still never the loop's end
                     outcome = f"error: not applied: {type(exc).__name__}: {exc}"
                 try:
-                    await self.store.write(leases.finish, signal.id, _storable(outcome))
+                    await self.store.finish_signal(signal.id, _storable(outcome))
                 except Exception as exc:
                     self._tell("error", signal.run_id, f"cannot record the outcome of signal {signal.id}: {exc}")
 
-    async def _apply(self, signal: leases.Signal) -> str:
+    async def _apply(self, signal: signals.Signal) -> str:
         try:
-            body, actor = leases.parse(signal)
-        except leases.BadSignal as exc:
+            body, actor = signals.parse(signal)
+        except signals.BadSignal as exc:
             return f"error: refused: {exc}"
         try:
-            if isinstance(body, leases.ResolveBody):
+            if isinstance(body, signals.ResolveBody):
                 await self.resolve(
                     signal.run_id, body.interrupt_id, body.decision, body.value,
                     payload_hash=body.payload_hash, actor=actor, always=body.always,
                 )
-            elif isinstance(body, leases.CancelBody):
+            elif isinstance(body, signals.CancelBody):
                 await self.cancel(signal.run_id, body.reason, actor)
-            elif isinstance(body, leases.PauseBody):
+            elif isinstance(body, signals.PauseBody):
                 await self.pause(signal.run_id, body.reason, actor)
-            elif isinstance(body, leases.UnpauseBody):
+            elif isinstance(body, signals.UnpauseBody):
                 await self.unpause(signal.run_id, actor)
             else:
                 await self._wake(signal.run_id)
@@ -404,6 +403,6 @@ class Runtime(Decisions):
             await asyncio.sleep(self._lease_ns / 3e9)
             if self.drivers:
                 try:
-                    await self.store.write(leases.renew, self.owner, self._lease_ns)
+                    await self.store.renew(self.owner, self._lease_ns)
                 except VigilError as exc:
                     self._tell("error", "", str(exc))

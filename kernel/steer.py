@@ -7,7 +7,6 @@ import asyncio
 import time
 from typing import Any
 
-from . import leases
 from .errors import VigilError
 from .owner import current_actor, owner_alive
 from .projection import TERMINAL
@@ -24,11 +23,11 @@ async def steer(runtime: Runtime, run_id: str, kind: str, body: dict[str, Any], 
         info = await store.run(run_id)
         if info.status in TERMINAL:  # the true reason, before any talk of owners
             raise InterruptRefused(f"run {run_id} has ended ({info.status})")
-        if info.owner != runtime.owner and owner_alive(info.owner, info.lease_until_ns):
-            signal_id = await store.write(leases.send, run_id, kind, body, current_actor())
+        if info.owner != runtime.owner and owner_alive(info.owner, info.lease_until_ns, info.seen_ns):
+            signal_id = await store.send_signal(run_id, kind, body, current_actor())
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
-                outcome = await store.read(leases.result, signal_id)
+                outcome = await store.signal_result(signal_id)
                 if outcome is not None:
                     if outcome != "ok":
                         raise VigilError(outcome.removeprefix("error: "))

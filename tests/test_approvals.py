@@ -319,7 +319,7 @@ def test_an_older_database_closes_the_interrupts_of_ended_runs(db):
     """A database written before ends closed interrupts (schema v2) is mended when opened."""
     import sqlite3
 
-    from kernel import schema
+    from kernel.log.sqlite import schema
 
     run_id, raised = _cancelled_while_waiting(db)
     with sqlite3.connect(db) as conn:  # as a v2 vigil left it: the interrupt still pending

@@ -15,7 +15,6 @@ import pytest
 
 from cli_helpers import vigil
 from helpers import counter_steps, record_steps
-from kernel import leases
 from kernel.errors import ConcurrencyError, StoreError
 from kernel.events import ActionSucceeded, Actor, InterruptResolved, Patch, RunCompleted, RunPaused, RunStarted
 from kernel.owner import current_actor
@@ -90,9 +89,9 @@ def test_malformed_signal_rows_are_refused_and_loop_survives(db):
             # to come from someone else: the owner must apply it, as the sender it recorded.
             liar = {**good, "actor": {"user": "mallory", "uid": 0, "host": "elsewhere", "pid": 1}}
             async with await Store.open(db) as other:
-                good_id = await other.write(leases.send, run_id, "resolve", liar, current_actor())
+                good_id = await other.send_signal(run_id, "resolve", liar, current_actor())
                 deadline = time.monotonic() + 20
-                while await other.read(leases.result, good_id) is None and time.monotonic() < deadline:
+                while await other.signal_result(good_id) is None and time.monotonic() < deadline:
                     await asyncio.sleep(0.05)
             await rt.settle()
             return run_id, ids, unknown_run, good_id, await events_of(store, run_id), await store.run(run_id)
@@ -155,9 +154,9 @@ def test_relayed_pause_records_the_sender_it_claims(db):
             await rt.settle()
             body = {"reason": "lunch", "actor": {"user": "mallory", "uid": 0, "host": "x", "pid": 1}}
             async with await Store.open(db) as other:
-                signal_id = await other.write(leases.send, run_id, "pause", body, alice)
+                signal_id = await other.send_signal(run_id, "pause", body, alice)
                 await _until(lambda: _finished(other, signal_id))
-                outcome = await other.read(leases.result, signal_id)
+                outcome = await other.signal_result(signal_id)
             return outcome, await events_of(store, run_id)
 
     outcome, events = run(go())
@@ -167,7 +166,7 @@ def test_relayed_pause_records_the_sender_it_claims(db):
 
 
 async def _finished(store, signal_id) -> bool:
-    return await store.read(leases.result, signal_id) is not None
+    return await store.signal_result(signal_id) is not None
 
 
 def test_decisions_made_here_are_not_marked_claimed(db):

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from cli_helpers import vigil
-from kernel import schema
+from kernel.log.sqlite import schema
 from kernel.errors import SchemaError, StoreError
 from kernel.events import InterruptRaised, InterruptResolved, RunStarted
 from kernel.store import Store

@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Iterable
 
-import msgspec
-
-from .codec import Corrupt, Record, Unknown, canonical_hash, decode
-from .events import EVENT_TYPES
-from .projection import RUN_COLUMNS, RunInfo, run_info
-from .state import STATE_TYPES, PatchError, fold
+from ...codec import Record, canonical_hash, decode
+from ...projection import RUN_COLUMNS, RunInfo, run_info
+from ..folding import (
+    FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
+    pick_snapshot,
+)
 
 __all__ = [
     "StateAt",
@@ -33,34 +33,12 @@ __all__ = [
     "raw_page",
 ]
 
-_decode_state = msgspec.msgpack.Decoder(dict[str, Any]).decode
-_encode_state = msgspec.msgpack.Encoder().encode
 # A fold reads the state-changing rows, plus any type this version does not know: it may change
 # state, so it is reported rather than silently skipped.
 _FOLD_FILTER = (
-    f"(type IN ({', '.join(repr(t) for t in STATE_TYPES)})"
-    f" OR type NOT IN ({', '.join(repr(t) for t in EVENT_TYPES)}))"
+    f"(type IN ({', '.join(repr(t) for t in FOLD_TYPES)})"
+    f" OR type NOT IN ({', '.join(repr(t) for t in KNOWN_TYPES)}))"
 )
-
-
-class StateAt(msgspec.Struct, frozen=True, kw_only=True):
-    """The state of a run as of `seq`, and the rows that could not be folded into it."""
-
-    run_id: str
-    seq: int
-    state: dict[str, Any]
-    problems: list[tuple[int, str]] = []
-    snapshot_seq: int = 0
-
-
-class InterruptInfo(msgspec.Struct, frozen=True, kw_only=True):
-    run_id: str
-    interrupt_id: str
-    seq: int
-    kind: str
-    title: str
-    raised_ns: int
-    resolved_seq: int | None
 
 
 def _records(run_id: str | None, rows: Iterable[tuple]) -> list[Record]:
@@ -135,20 +113,11 @@ def data_version(conn: sqlite3.Connection) -> int:
 
 
 def _best_snapshot(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple[int, dict]:
-    rows = conn.execute(
+    return pick_snapshot(conn.execute(
         "SELECT seq, state, state_hash FROM snapshots WHERE run_id = ? AND seq <= ?"
         " ORDER BY seq DESC LIMIT 4",
         (run_id, seq),
-    )
-    for snap_seq, blob, digest in rows:
-        # A snapshot is only an optimisation: one that does not match its hash is skipped.
-        try:
-            state = _decode_state(blob)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            continue
-        if canonical_hash(state) == digest:
-            return snap_seq, state
-    return 0, {}
+    ))
 
 
 def state_at(
@@ -164,42 +133,21 @@ def state_at(
         (run_id, start, seq),
     )
     while batch := rows.fetchmany(1024):
-        for s, type_, body, crc in batch:
-            event = decode(type_, body, crc)
-            if isinstance(event, (Corrupt, Unknown)):
-                problems.append((s, _describe(event)))
-                continue
-            try:
-                fold(state, event)
-            except PatchError as exc:
-                problems.append((s, str(exc)))
+        fold_rows(state, batch, problems)
     return StateAt(run_id=run_id, seq=seq, state=state, problems=problems, snapshot_seq=start)
 
 
 def state_pair(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
     """The state just before `seq` and as of it, for one fold instead of two."""
     before = state_at(conn, run_id, seq - 1) if seq > 1 else StateAt(run_id=run_id, seq=0, state={})
-    after = msgspec.msgpack.decode(_encode_state(before.state))
+    after = decode_state(encode_state(before.state))
     problems = list(before.problems)
     row = conn.execute(
         "SELECT type, body, crc FROM events WHERE run_id = ? AND seq = ?", (run_id, seq)
     ).fetchone()
     if row is not None:
-        event = decode(*row)
-        if isinstance(event, (Corrupt, Unknown)):
-            problems.append((seq, _describe(event)))
-        else:
-            try:
-                fold(after, event)
-            except PatchError as exc:
-                problems.append((seq, str(exc)))
+        fold_one(after, seq, *row, problems)
     return before, StateAt(run_id=run_id, seq=seq, state=after, problems=problems, snapshot_seq=before.snapshot_seq)
-
-
-def _describe(event: Corrupt | Unknown) -> str:
-    if isinstance(event, Corrupt):
-        return f"corrupt {event.type} ({event.error})"
-    return f"unknown event type {event.type!r} (written by a newer vigil?)"
 
 
 def snapshot_row(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple | None:
@@ -207,7 +155,7 @@ def snapshot_row(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple | Non
     view = state_at(conn, run_id, seq)
     if view.problems:
         return None
-    return (run_id, seq, _encode_state(view.state), canonical_hash(view.state))
+    return (run_id, seq, encode_state(view.state), canonical_hash(view.state))
 
 
 def snapshot_rows(conn: sqlite3.Connection, run_id: str) -> dict[int, tuple[bytes, str]]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
-from .errors import ConcurrencyError, StoreClosed, StoreError
-from .projection import PROJECTED, RUN_COLUMNS, advance, new_row
+from ...errors import ConcurrencyError, StoreClosed, StoreError
+from ...projection import PROJECTED, RUN_COLUMNS, advance, new_row
 from .sqlthread import SqlThread
 
 __all__ = ["Append", "GroupWriter"]
@@ -122,8 +123,8 @@ def _project(conn: sqlite3.Connection, appends: list[Append]) -> None:
         row = rows.get(a.run_id)
         if row is None:
             row = rows[a.run_id] = new_row(a.run_id, a.rows[0][2])
-            if a.claim is not None:
-                row["owner"], row["lease_until_ns"] = a.claim
+            if a.claim is not None:  # (owner, lease_ns): this host's clock is the log's
+                row["owner"], row["lease_until_ns"] = a.claim[0], time.time_ns() + a.claim[1]
         for r, event in zip(a.rows, a.events):
             advance(row, event, r[1], r[2], interrupt_ops)
     conn.executemany(_UPSERT_RUN, [tuple(row[c] for c in RUN_COLUMNS) for row in rows.values()])

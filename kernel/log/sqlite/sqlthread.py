@@ -13,7 +13,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
-from .errors import StoreError
+from ...errors import StoreError
 
 __all__ = ["SqlThread"]
 

@@ -18,7 +18,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .errors import SchemaError
+from ...errors import SchemaError
 
 __all__ = ["wal_path", "check", "mark", "checkpoint_and_clear"]
 

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Callable
 
-from .errors import SchemaError
+from ...errors import SchemaError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -85,9 +85,9 @@ CREATE INDEX interrupts_pending ON interrupts(raised_ns) WHERE resolved_seq IS N
 
 
 def _backfill_interrupts(conn: sqlite3.Connection) -> None:
-    from .codec import decode
-    from .events import InterruptRaised, InterruptResolved
-    from .redact import redact
+    from ...codec import decode
+    from ...events import InterruptRaised, InterruptResolved
+    from ...redact import redact
 
     rows = conn.execute(
         "SELECT run_id, seq, ts_ns, type, body, crc FROM events"

@@ -1,0 +1,80 @@
+"""What every backend's reader shares: the state at a seq as a fold of rows, snapshots checked
+against their hash, and the row shapes the port returns. Backends supply rows; this folds them."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import msgspec
+
+from ..codec import Corrupt, Unknown, canonical_hash, decode
+from ..events import EVENT_TYPES
+from ..state import STATE_TYPES, PatchError, fold
+
+__all__ = [
+    "StateAt", "InterruptInfo", "FOLD_TYPES", "KNOWN_TYPES", "fold_rows", "pick_snapshot",
+    "fold_one", "encode_state", "decode_state",
+]
+
+decode_state = msgspec.msgpack.Decoder(dict[str, Any]).decode
+encode_state = msgspec.msgpack.Encoder().encode
+# A fold reads the state-changing rows, plus any type this version does not know: it may change
+# state, so it is reported rather than silently skipped. (Backends filter on these in SQL.)
+FOLD_TYPES = STATE_TYPES
+KNOWN_TYPES = tuple(EVENT_TYPES)
+
+
+class StateAt(msgspec.Struct, frozen=True, kw_only=True):
+    """The state of a run as of `seq`, and the rows that could not be folded into it."""
+
+    run_id: str
+    seq: int
+    state: dict[str, Any]
+    problems: list[tuple[int, str]] = []
+    snapshot_seq: int = 0
+
+
+class InterruptInfo(msgspec.Struct, frozen=True, kw_only=True):
+    run_id: str
+    interrupt_id: str
+    seq: int
+    kind: str
+    title: str
+    raised_ns: int
+    resolved_seq: int | None
+
+
+def pick_snapshot(rows: Iterable[tuple[int, bytes, str]]) -> tuple[int, dict]:
+    """The newest (seq, state) whose blob matches its hash; rows come newest first. A snapshot
+    is only an optimisation: one that does not match is skipped, never trusted."""
+    for snap_seq, blob, digest in rows:
+        try:
+            state = decode_state(bytes(blob))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if canonical_hash(state) == digest:
+            return snap_seq, state
+    return 0, {}
+
+
+def fold_one(state: dict, seq: int, type_: str, body: bytes, crc: int, problems: list) -> None:
+    event = decode(type_, body, crc)
+    if isinstance(event, (Corrupt, Unknown)):
+        problems.append((seq, describe(event)))
+        return
+    try:
+        fold(state, event)
+    except PatchError as exc:
+        problems.append((seq, str(exc)))
+
+
+def fold_rows(state: dict, rows: Iterable[tuple[int, str, bytes, int]], problems: list) -> None:
+    """Fold (seq, type, body, crc) rows into `state`, noting what cannot be folded."""
+    for seq, type_, body, crc in rows:
+        fold_one(state, seq, type_, body, crc, problems)
+
+
+def describe(event: Corrupt | Unknown) -> str:
+    if isinstance(event, Corrupt):
+        return f"corrupt {event.type} ({event.error})"
+    return f"unknown event type {event.type!r} (written by a newer vigil?)"
