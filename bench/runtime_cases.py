@@ -8,7 +8,7 @@ import sqlite3
 
 from kernel.graph import END, START, Graph
 from kernel.registry import Registry
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 from . import peers_langgraph as lg

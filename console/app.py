@@ -21,7 +21,7 @@ from kernel.events import InterruptRaised
 from kernel.owner import owner_alive
 from kernel.log.folding import InterruptInfo
 from kernel.registry import Registry
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 from themes import DEFAULT, load_themes
 

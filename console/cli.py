@@ -216,7 +216,7 @@ def _console(args: argparse.Namespace) -> int:
     import json
 
     from kernel.errors import VigilError
-    from kernel.registry import default_registry
+    from .workflows import default_registry
 
     from .app import VigilApp
 

@@ -14,7 +14,7 @@ from kernel.log.sqlite import schema
 from kernel.errors import VigilError
 from kernel.owner import current_actor
 from kernel.projection import TERMINAL
-from kernel.steer import steer
+from kernel.engine.steer import steer
 
 __all__ = ["RunActions"]
 

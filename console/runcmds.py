@@ -13,17 +13,18 @@ from typing import Any
 
 import msgspec
 
+from kernel.engine.runtime import Runtime, choice_problem
+from kernel.engine.steer import steer
 from kernel.errors import NotFound, VigilError
 from kernel.events import InterruptRaised, InterruptResolved
 from kernel.owner import current_actor
 from kernel.projection import TERMINAL
-from kernel.registry import Registry, default_registry
-from kernel.steer import steer
-from kernel.runtime import Runtime, choice_problem
+from kernel.registry import Registry
 from kernel.store import Store
 
 from .commands import _db_path, _open, _out
 from .format import event_line
+from .workflows import default_registry
 
 _json = msgspec.json.Encoder()
 
@@ -396,7 +397,7 @@ async def cmd_unpause(args: argparse.Namespace) -> int:
 async def cmd_worker(args: argparse.Namespace) -> int:
     import signal
 
-    from kernel.worker import Worker
+    from kernel.engine.worker import Worker
 
     registry = _registry(args)
     graphs = None

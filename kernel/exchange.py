@@ -22,7 +22,7 @@ from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .errors import ImportConflict, ImportFailed, NotFound
 from .events import Event, InterruptRaised, InterruptResolved
 from .redact import redact
-from .runview import ENDS, after_end_problem, resolution_problem
+from .engine.runview import ENDS, after_end_problem, resolution_problem
 
 __all__ = ["ExportLine", "export_lines", "import_lines"]
 

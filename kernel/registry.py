@@ -1,4 +1,5 @@
-"""Graphs registered by name: the demo workflows always, the user's through --workflows."""
+"""Graphs registered by name. Which ones is the caller's choice: the CLI adds the demos
+(console/workflows.py), a user's module is loaded by name or path."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from types import ModuleType
 from .errors import NotFound, VigilError
 from .graph import Graph
 
-__all__ = ["Registry", "default_registry"]
+__all__ = ["Registry"]
 
 
 class Registry:
@@ -80,11 +81,3 @@ def _import(name: str) -> ModuleType:
         sys.path.append(os.getcwd())
     return importlib.import_module(name)
 
-
-def default_registry(modules: str | None = None) -> Registry:
-    from .demos import register_demos
-
-    registry = Registry()
-    register_demos(registry)
-    registry.load(modules)
-    return registry

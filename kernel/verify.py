@@ -9,7 +9,7 @@ import msgspec
 from .codec import Corrupt, Record, Unknown, canonical_hash
 from .events import InterruptRaised, InterruptResolved, StepCompleted
 from .projection import RunInfo, advance, new_row
-from .runview import ENDS, after_end_problem, resolution_problem
+from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .state import PatchError, fold
 
 __all__ = ["Problem", "Verifier", "verify_run"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kernel.graph import Graph
 from kernel.registry import Registry
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 

@@ -1,9 +1,9 @@
 """The agent loop retries a step whose tool failed with a retryable error; the calls of that
 step that had succeeded replay from the log and run once."""
 
-from kernel.agent import agent_graph
+from kernel.agents.agent import agent_graph
 from kernel.graph import RetryPolicy
-from kernel.models.scripted import ScriptedModel, reply
+from kernel.agents.models.scripted import ScriptedModel, reply
 from kernel.tools import ToolError, tool
 from runtime_helpers import events_of, run, runtime
 

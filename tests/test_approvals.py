@@ -21,7 +21,7 @@ from kernel.demos import triage
 from kernel.errors import VigilError
 from kernel.events import ActionSucceeded, InterruptResolved, RunCancelled, RunStarted
 from kernel.projection import TERMINAL
-from kernel.runtime import InterruptRefused
+from kernel.engine.runtime import InterruptRefused
 from kernel.store import Store
 from runtime_helpers import events_of, pending, run, runtime
 

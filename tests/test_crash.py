@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 WORKER = """
 import asyncio, sys
 from kernel.registry import Registry
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 import crash_workflows
 

@@ -7,7 +7,7 @@ import pytest
 from kernel.demos import support
 from kernel.events import InterruptResolved, ToolApprovedForRun
 from kernel.graph import END, START, Graph
-from kernel.runtime import InterruptRefused
+from kernel.engine.runtime import InterruptRefused
 from kernel.tools import tool
 from runtime_helpers import events_of, pending, run, runtime
 
@@ -171,8 +171,8 @@ def test_deny_mode_refuses_without_asking(db):
 
 
 def test_bad_tool_arguments_from_the_model_go_back_to_it(db):
-    from kernel.agent import agent_graph
-    from kernel.models.scripted import ScriptedModel, call, reply
+    from kernel.agents.agent import agent_graph
+    from kernel.agents.models.scripted import ScriptedModel, call, reply
 
     seen = []
 

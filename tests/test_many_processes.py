@@ -10,8 +10,8 @@ from cli_helpers import ROOT, vigil
 OWNER = """
 import asyncio, sys
 from kernel.demos import samples
-from kernel.registry import default_registry
-from kernel.runtime import Runtime
+from console.workflows import default_registry
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 async def main(db):

@@ -6,9 +6,9 @@ import json
 import pytest
 
 from fake_providers import Provider, anthropic_stream, openai_stream
-from kernel.models import ModelError
-from kernel.models.anthropic import AnthropicMessages
-from kernel.models.openai import OpenAIChat
+from kernel.agents.models import ModelError
+from kernel.agents.models.anthropic import AnthropicMessages
+from kernel.agents.models.openai import OpenAIChat
 
 CONVERSATION = [
     {"role": "system", "content": "be brief"},
@@ -108,7 +108,7 @@ def test_refused_connection_is_a_retryable_model_error():
 
 
 def test_an_agent_on_the_openai_client_runs_tools_and_records_the_turns(provider, db):
-    from kernel.agent import agent_graph
+    from kernel.agents.agent import agent_graph
     from kernel.tools import tool
     from runtime_helpers import run, runtime
 

@@ -266,8 +266,8 @@ def test_a_node_catching_exception_does_not_swallow_a_suspension(db):
 
 
 def agent_with_two_calls(invoices: list, payments_: list):
-    from kernel.agent import agent_graph
-    from kernel.models.scripted import ScriptedModel, reply
+    from kernel.agents.agent import agent_graph
+    from kernel.agents.models.scripted import ScriptedModel, reply
 
     @tool(requires_approval=True)
     async def pay(amount: int) -> dict:

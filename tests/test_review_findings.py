@@ -269,7 +269,7 @@ def test_a_retry_that_asks_differently_gets_a_fresh_answer(db):
 
 
 def test_a_worker_never_drives_more_than_its_concurrency(db):
-    from kernel.worker import Worker
+    from kernel.engine.worker import Worker
 
     now = {"n": 0, "max": 0}
 

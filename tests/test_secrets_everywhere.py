@@ -31,7 +31,7 @@ OWNER = """
 import asyncio, sys
 import secret_workflows as sw
 from kernel.registry import Registry
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 async def main(db):

@@ -23,7 +23,7 @@ from kernel.codec import short
 from kernel.errors import VigilError
 from kernel.events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised
 from kernel.owner import current_actor
-from kernel.steer import steer
+from kernel.engine.steer import steer
 
 from .ask import AskChoice, AskJSON, AskText
 

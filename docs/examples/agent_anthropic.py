@@ -4,8 +4,8 @@ environment (ANTHROPIC_API_KEY); this file reads the base URL and model name its
 
 import os
 
-from kernel.agent import agent_graph
-from kernel.models.anthropic import AnthropicMessages
+from kernel.agents.agent import agent_graph
+from kernel.agents.models.anthropic import AnthropicMessages
 from kernel.tools import tool
 
 

@@ -5,8 +5,8 @@ this file reads the base URL and model name from the environment itself."""
 
 import os
 
-from kernel.agent import agent_graph
-from kernel.models.openai import OpenAIChat
+from kernel.agents.agent import agent_graph
+from kernel.agents.models.openai import OpenAIChat
 from kernel.tools import tool
 
 

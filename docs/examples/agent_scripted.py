@@ -3,8 +3,8 @@
 
 import json
 
-from kernel.agent import agent_graph
-from kernel.models.scripted import ScriptedModel, call, reply
+from kernel.agents.agent import agent_graph
+from kernel.agents.models.scripted import ScriptedModel, call, reply
 from kernel.tools import tool
 
 

@@ -8,7 +8,7 @@ import sys
 
 from kernel import Store
 from kernel.registry import Registry
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 
 from approvals import GRAPHS  # docs/examples/approvals.py, beside this file
 

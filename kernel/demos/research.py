@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ..graph import END, START, Graph
-from ..models.scripted import ScriptedModel, reply
+from ..agents.models.scripted import ScriptedModel, reply
 from ..tools import tool
 
 

@@ -6,8 +6,8 @@ import asyncio
 import json
 import re
 
-from ..agent import agent_graph
-from ..models.scripted import ScriptedModel, call, reply
+from ..agents.agent import agent_graph
+from ..agents.models.scripted import ScriptedModel, call, reply
 from ..tools import tool
 
 ORDERS = {

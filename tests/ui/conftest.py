@@ -24,7 +24,7 @@ from kernel.events import (  # noqa: E402
     StepFailed,
     StepStarted,
 )
-from kernel.registry import default_registry  # noqa: E402
+from console.workflows import default_registry  # noqa: E402
 from kernel.state import apply, state_hash  # noqa: E402
 from kernel.store import Store  # noqa: E402
 

@@ -13,7 +13,7 @@ from console.widgets.runlist import RunList
 from console.widgets.runpane import RunPane
 from console.widgets.timeline import Timeline
 from kernel.events import InterruptResolved, RunStarted
-from kernel.registry import default_registry
+from console.workflows import default_registry
 
 from ui_helpers import until
 

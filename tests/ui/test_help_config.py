@@ -25,7 +25,7 @@ from console.screens.runs import RunsScreen
 from console.screens.scrubber import ScrubberScreen
 from console.widgets.runlist import RunList
 from kernel.events import RunCancelled
-from kernel.registry import default_registry
+from console.workflows import default_registry
 from conftest import NOW
 from ui_helpers import until
 

@@ -9,8 +9,8 @@ from console.app import VigilApp
 from console.screens.quitting import QuitScreen
 from console.screens.runs import RunsScreen
 from kernel.events import RunCancelled
-from kernel.registry import default_registry
-from kernel.runtime import Runtime
+from console.workflows import default_registry
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 from ui_helpers import until

@@ -18,7 +18,7 @@ from console.widgets.runlist import RunList
 from kernel.codec import canonical_hash
 from kernel.events import ActionRequested, InterruptRaised, RunStarted, StepStarted
 from kernel.graph import END, START, Graph
-from kernel.registry import default_registry
+from console.workflows import default_registry
 from kernel.store import Store
 from kernel.tools import tool
 from conftest import NOW, T0

@@ -19,7 +19,7 @@ from console.screens.scrubber import ScrubberScreen
 from console.widgets.runlist import RunList
 from console.widgets.runpane import RunPane
 from kernel.demos import samples
-from kernel.registry import default_registry
+from console.workflows import default_registry
 from textual.widgets import Log, Tree
 from ui_helpers import screen_text, until
 

@@ -8,9 +8,9 @@ import asyncio
 import json
 from typing import Any
 
-from .driver import ActionError
-from .graph import END, START, Graph, RetryPolicy
-from .tools import Tool, ToolError
+from ..engine.driver import ActionError
+from ..graph import END, START, Graph, RetryPolicy
+from ..tools import Tool, ToolError
 
 __all__ = ["agent_graph"]
 
@@ -48,7 +48,7 @@ def agent_graph(
 
     async def act(state: dict, ctx: Any) -> dict:
         calls = state["messages"][-1].get("tool_calls", [])
-        # Each call runs in a task of its own, numbered in creation order (kernel.scopes), so its
+        # Each call runs in a task of its own, numbered in creation order (kernel.engine.scopes), so its
         # positions replay the same however the calls interleave; the step ends when all have.
         results = await asyncio.gather(*(_run_call(ctx, call) for call in calls))
         return {"messages": list(results)}

@@ -1,5 +1,5 @@
 """`ctx`: the only door from a node to the world. Every call is a recorded action with a
-deterministic id (step id + its position, see kernel.scopes), so re-executing the node returns
+deterministic id (step id + its position, see kernel.engine.scopes), so re-executing the node returns
 what was recorded instead of running the effect again."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import scopes
-from .tools import Tool, ToolRejected
+from ..tools import Tool, ToolRejected
 
 if TYPE_CHECKING:  # pragma: no cover
     from .driver import RunDriver

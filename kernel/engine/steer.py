@@ -7,9 +7,9 @@ import asyncio
 import time
 from typing import Any
 
-from .errors import VigilError
-from .owner import current_actor, owner_alive
-from .projection import TERMINAL
+from ..errors import VigilError
+from ..owner import current_actor, owner_alive
+from ..projection import TERMINAL
 from .runtime import InterruptRefused, Runtime
 
 __all__ = ["steer"]

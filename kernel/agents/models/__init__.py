@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from ..errors import VigilError
+from ...errors import VigilError
 
 __all__ = ["Model", "ModelError", "TokenSink"]
 

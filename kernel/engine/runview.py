@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
-from .codec import Corrupt, Unknown
-from .events import (
+from ..codec import Corrupt, Unknown
+from ..events import (
     ActionFailed,
     ActionRequested,
     ActionSucceeded,
@@ -27,7 +27,7 @@ from .events import (
     StepStarted,
     ToolApprovedForRun,
 )
-from .state import apply
+from ..state import apply
 
 __all__ = ["RunView", "ActionRecord", "superstep_of", "call_position", "resolution_problem",
            "after_end_problem", "ENDS"]

@@ -11,20 +11,21 @@ from __future__ import annotations
 import asyncio
 from typing import Any, AsyncIterator, Callable
 
-from . import scopes, signals
+from . import scopes
+from .. import signals
 from .decisions import DECISIONS, Decisions, InterruptRefused, _recordable, choice_problem
 from .driver import RunDriver
-from .errors import NotFound, StoreError, VigilError
+from ..errors import NotFound, StoreError, VigilError
 from .fork import fork_run
-from .events import InterruptRaised, InterruptResolved, RunAdopted, RunCompleted, RunStarted
-from .graph import START
-from .ids import new_run_id
-from .owner import owner_alive, owner_id
-from .projection import TERMINAL, RunInfo
-from .registry import Registry
+from ..events import InterruptRaised, InterruptResolved, RunAdopted, RunCompleted, RunStarted
+from ..graph import START
+from ..ids import new_run_id
+from ..owner import owner_alive, owner_id
+from ..projection import TERMINAL, RunInfo
+from ..registry import Registry
 from .runview import RunView
-from .state import apply
-from .store import Store
+from ..state import apply
+from ..store import Store
 
 __all__ = ["Runtime", "InterruptRefused", "DECISIONS", "choice_problem"]
 

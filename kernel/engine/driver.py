@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import anyio
 
 from . import scopes
-from .codec import canonical_hash, encode
+from ..codec import canonical_hash, encode
 from .context import Ctx
 from .effects import (
     ActionError,
@@ -27,11 +27,11 @@ from .effects import (
     recordable,
     sleep_until,
 )
-from .errors import EncodeFailed, RunEnded, VigilError
-from .events import Patch, RunCompleted, RunDiverged, RunFailed, StepCompleted, StepFailed, StepStarted
-from .graph import END, Graph
+from ..errors import EncodeFailed, RunEnded, VigilError
+from ..events import Patch, RunCompleted, RunDiverged, RunFailed, StepCompleted, StepFailed, StepStarted
+from ..graph import END, Graph
 from .runview import RunView, clone
-from .state import apply, state_hash
+from ..state import apply, state_hash
 
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime import Runtime

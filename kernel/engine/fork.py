@@ -7,16 +7,16 @@ from typing import Any
 
 import msgspec
 
-from .codec import Corrupt, Unknown
-from .errors import NotFound, VigilError
-from .events import (
+from ..codec import Corrupt, Unknown
+from ..errors import NotFound, VigilError
+from ..events import (
     ActionFailed,
     ActionRequested,
     ActionSucceeded,
     InterruptRaised,
     RunStarted,
 )
-from .ids import new_run_id
+from ..ids import new_run_id
 from .runview import ENDS
 
 __all__ = ["fork_run"]

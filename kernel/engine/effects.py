@@ -1,7 +1,7 @@
 """What a node's ctx calls do inside the driver: match the call against what the log holds at its
 position, replay a recorded result, or record the request, run the effect and record its outcome.
 
-Every ctx call has a position (kernel.scopes). Whatever the log holds at that position - an effect,
+Every ctx call has a position (kernel.engine.scopes). Whatever the log holds at that position - an effect,
 an interrupt, an approval - must be the same kind, name and input, or the run is parked as
 diverged naming both sides; a re-executed step must also make every call it recorded.
 """
@@ -13,12 +13,12 @@ import time
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import scopes
-from .codec import canonical_hash, short
-from .errors import VigilError
-from .events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
-from .redact import recordable, redact
-from .secrets import restore
-from .tools import Tool, ToolInputError, ToolRejected
+from ..codec import canonical_hash, short
+from ..errors import VigilError
+from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
+from ..redact import recordable, redact
+from ..secrets import restore
+from ..tools import Tool, ToolInputError, ToolRejected
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import Ctx

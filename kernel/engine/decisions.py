@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from .errors import VigilError
-from .events import (
+from ..errors import VigilError
+from ..events import (
     Actor,
     InterruptRaised,
     InterruptResolved,
@@ -21,11 +21,11 @@ from .events import (
     RunResumed,
     ToolApprovedForRun,
 )
-from .owner import current_actor, owner_alive
-from .projection import TERMINAL
-from .redact import recordable
-from .errors import EncodeFailed
-from .tools import ToolInputError
+from ..owner import current_actor, owner_alive
+from ..projection import TERMINAL
+from ..redact import recordable
+from ..errors import EncodeFailed
+from ..tools import ToolInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .driver import RunDriver
