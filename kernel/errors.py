@@ -15,6 +15,20 @@ __all__ = [
     "EncodeFailed",
     "RunEnded",
     "CorruptRow",
+    "GraphError",
+    "PatchError",
+    "BadSignal",
+    "ToolError",
+    "ToolInputError",
+    "ToolRejected",
+    "ModelError",
+    "InterruptRefused",
+    "ActionError",
+    "Diverged",
+    "Suspended",
+    "Failed",
+    "Lost",
+    "StepDiverged",
 ]
 
 
@@ -72,3 +86,87 @@ class RunEnded(VigilError):
 
 class CorruptRow(VigilError):
     """A row outside the event log (a run's projection) that does not hold what vigil wrote."""
+
+
+class GraphError(VigilError):
+    """A graph that cannot run; the message names the culprit."""
+
+
+class PatchError(VigilError):
+    """A patch that cannot apply to the state it meets (the log is inconsistent)."""
+
+
+class BadSignal(VigilError):
+    """A signal row that does not say what to do, or who sent it, in a form the owner can apply."""
+
+
+class ToolError(VigilError):
+    """A tool failed; `retryable` says whether running it again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class ToolInputError(ToolError):
+    """Arguments that do not fit the tool's signature (sent back to the model, not a crash)."""
+
+
+class ToolRejected(ToolError):
+    """A human (or the approval policy) refused the call; the reason goes back to the agent."""
+
+
+class ModelError(VigilError):
+    """A provider refused or broke off; `retryable` for rate limits, 5xx and dropped streams."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class InterruptRefused(VigilError):
+    """A decision that cannot be applied: unknown, already resolved, or shown a stale payload."""
+
+
+class ActionError(VigilError):
+    """A recorded effect failed; replayed as the same error within the same attempt."""
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Diverged(VigilError):
+    """A re-executed call does not match the recorded one; the run is parked, never guessed."""
+
+    def __init__(self, step_id: str, message: str) -> None:
+        super().__init__(message)
+        self.step_id = step_id
+
+
+# How the engine unwinds a run's driver. None of these reaches a caller of the runtime.
+
+
+class Suspended(BaseException):
+    """Unwinds a node whose branch waits: for a human, or for a child run. A BaseException, like
+    a cancellation, so a node's `except Exception` cannot swallow it (the driver also remembers
+    it on the ctx, so even a bare `except:` cannot make a waiting step complete)."""
+
+
+class Failed(Exception):
+    """Ends the run as failed, with this message."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Lost(Exception):
+    """A driver's view and the log parted (another writer, a store error): stop driving."""
+
+
+class StepDiverged(Exception):
+    """Carries a Diverged out of a step to the driver, past the node's own `except` clauses."""
+
+    def __init__(self, inner: Diverged) -> None:
+        self.inner = inner

@@ -19,10 +19,10 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 import msgspec
 
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
+from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .errors import ImportConflict, ImportFailed, NotFound
 from .events import Event, InterruptRaised, InterruptResolved
 from .redact import redact
-from .engine.runview import ENDS, after_end_problem, resolution_problem
 
 __all__ = ["ExportLine", "export_lines", "import_lines"]
 

@@ -15,7 +15,7 @@ import msgspec
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterable, Literal
 
-from .errors import VigilError
+from .errors import GraphError
 from .events import Patch
 
 __all__ = ["START", "END", "Graph", "GraphError", "RetryPolicy", "Node", "Reducer"]
@@ -26,10 +26,6 @@ END = "__end__"
 Reducer = Literal["replace", "append", "extend", "merge"]
 _REDUCER_OPS = {"replace": "set", "append": "append", "extend": "extend", "merge": "merge"}
 NodeFn = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
-
-
-class GraphError(VigilError):
-    """A graph that cannot run; the message names the culprit."""
 
 
 @dataclass(frozen=True)

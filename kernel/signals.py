@@ -16,12 +16,12 @@ from typing import Any
 
 import msgspec
 
-from .errors import VigilError
+from .errors import BadSignal
 from .events import Actor
 from .redact import recordable
 
 __all__ = [
-    "Signal", "BadSignal", "ResolveBody", "CancelBody", "PauseBody", "UnpauseBody", "parse",
+    "Signal", "ResolveBody", "CancelBody", "PauseBody", "UnpauseBody", "parse",
     "sealed_body", "sender_text",
 ]
 
@@ -37,10 +37,6 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
     body: bytes
     sender: bytes | None
     created_ns: int
-
-
-class BadSignal(VigilError):
-    """A signal row that does not say what to do, or who sent it, in a form the owner can apply."""
 
 
 class ResolveBody(msgspec.Struct, frozen=True, kw_only=True):

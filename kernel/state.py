@@ -5,17 +5,13 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .codec import canonical_hash
-from .errors import VigilError
+from .errors import PatchError
 from .events import Patch, RunStarted, StepCompleted
 
 __all__ = ["PatchError", "apply", "fold", "state_hash", "STATE_TYPES"]
 
 # Only these event types change state; readers filter on them in SQL to skip decoding the rest.
 STATE_TYPES = ("RunStarted", "StepCompleted")
-
-
-class PatchError(VigilError):
-    """A patch that cannot apply to the state it meets (the log is inconsistent)."""
 
 
 def apply(state: dict[str, Any], patches: Iterable[Patch]) -> None:

@@ -12,26 +12,10 @@ from typing import Any, Callable, get_type_hints
 
 import msgspec
 
-from .errors import VigilError
+from .errors import ToolError, ToolInputError, ToolRejected
 from .secrets import reveal, rewrap, unwrap
 
 __all__ = ["Tool", "tool", "ToolError", "ToolInputError", "ToolRejected"]
-
-
-class ToolError(VigilError):
-    """A tool failed; `retryable` says whether running it again may help."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class ToolInputError(ToolError):
-    """Arguments that do not fit the tool's signature (sent back to the model, not a crash)."""
-
-
-class ToolRejected(ToolError):
-    """A human (or the approval policy) refused the call; the reason goes back to the agent."""
 
 
 class Tool:

@@ -7,10 +7,11 @@ from typing import Any
 import msgspec
 
 from .codec import Corrupt, Record, Unknown, canonical_hash
+from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .events import InterruptRaised, InterruptResolved, StepCompleted
 from .projection import RunInfo, advance, new_row
-from .engine.runview import ENDS, after_end_problem, resolution_problem
-from .state import PatchError, fold
+from .errors import PatchError
+from .state import fold
 
 __all__ = ["Problem", "Verifier", "verify_run"]
 

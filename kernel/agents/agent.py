@@ -8,9 +8,9 @@ import asyncio
 import json
 from typing import Any
 
-from ..engine.driver import ActionError
+from ..errors import ActionError, ToolError
 from ..graph import END, START, Graph, RetryPolicy
-from ..tools import Tool, ToolError
+from ..tools import Tool
 
 __all__ = ["agent_graph"]
 

@@ -10,7 +10,8 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import scopes
-from ..tools import Tool, ToolRejected
+from ..errors import ToolRejected
+from ..tools import Tool
 
 if TYPE_CHECKING:  # pragma: no cover
     from .driver import RunDriver

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from ..errors import VigilError
+from ..errors import EncodeFailed, InterruptRefused, ToolInputError, VigilError
 from ..events import (
     Actor,
     InterruptRaised,
@@ -24,8 +24,6 @@ from ..events import (
 from ..owner import current_actor, owner_alive
 from ..projection import TERMINAL
 from ..redact import recordable
-from ..errors import EncodeFailed
-from ..tools import ToolInputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .driver import RunDriver
@@ -45,10 +43,6 @@ DECISIONS = {
     "input": ("answer", "reject"),
     "in_doubt": ("answer", "retry", "fail"),
 }
-
-class InterruptRefused(VigilError):
-    """A decision that cannot be applied: unknown, already resolved, or shown a stale payload."""
-
 
 def choice_problem(raised: InterruptRaised, value: Any) -> str | None:
     """Why `value` does not answer an input interrupt that declares `choices`, or None."""

@@ -14,46 +14,16 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import scopes
 from ..codec import canonical_hash, short
-from ..errors import VigilError
+from ..errors import ActionError, Diverged, Failed, Suspended, ToolInputError, ToolRejected
 from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
 from ..redact import recordable, redact
 from ..secrets import restore
-from ..tools import Tool, ToolInputError, ToolRejected
+from ..tools import Tool
 
 if TYPE_CHECKING:  # pragma: no cover
     from .context import Ctx
 
-__all__ = ["Effects", "Diverged", "Suspended", "ActionError", "Failed", "error_text", "recordable"]
-
-
-class Diverged(VigilError):
-    """A re-executed call does not match the recorded one; the run is parked, never guessed."""
-
-    def __init__(self, step_id: str, message: str) -> None:
-        super().__init__(message)
-        self.step_id = step_id
-
-
-class Suspended(BaseException):
-    """Unwinds a node whose branch waits: for a human, or for a child run. A BaseException, like
-    a cancellation, so a node's `except Exception` cannot swallow it (the driver also remembers
-    it on the ctx, so even a bare `except:` cannot make a waiting step complete)."""
-
-
-class ActionError(VigilError):
-    """A recorded effect failed; replayed as the same error within the same attempt."""
-
-    def __init__(self, message: str, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
-class Failed(Exception):
-    """Ends the run as failed, with this message."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+__all__ = ["Effects", "error_text", "sleep_until"]
 
 
 def error_text(exc: BaseException) -> str:
@@ -74,7 +44,7 @@ async def sleep_until(due_ns: int) -> None:
 
 
 class Effects:
-    """Mixed into RunDriver: `view`, `rt`, `post`, `emit`, `_wait`, `graph` come from it."""
+    """Mixed into RunDriver: `view`, `host`, `post`, `emit`, `_wait`, `graph` come from it."""
 
     # positions -------------------------------------------------------------------------
 
@@ -235,9 +205,9 @@ class Effects:
         if not asked:
             if not spec.needs_approval(args) or spec.name in self.view.approved_tools:
                 return args
-            if self.rt.approvals == "auto":
+            if self.host.approvals == "auto":
                 return args
-            if self.rt.approvals == "deny":
+            if self.host.approvals == "deny":
                 raise ToolRejected(f"{spec.name} needs approval and this runtime denies it")
         resolution = await self.interrupt(
             ctx, interrupt_id, "approval", f"{spec.name} needs your approval",
@@ -273,8 +243,8 @@ class Effects:
             payload=payload, payload_hash=digest,
         )
         self.post(raised)
-        self.rt.raised(self.run_id, raised)
-        auto = self.rt.auto_decide(raised) if self.rt.auto_decide else None
+        self.host.raised(self.run_id, raised)
+        auto = self.host.auto_resolve(raised)
         if auto is not None:
             self.post(auto)
             return auto
@@ -286,25 +256,25 @@ class Effects:
         action_id = self.expect(ctx, action_id, "child", graph, signature)
         record = self.view.actions.get(action_id)
         if record is None:
-            child_id = await self.rt.new_child_id(self.run_id)
+            child_id = await self.host.new_child_id(self.run_id)
             seq = await self.emit(ActionRequested(
                 action_id=action_id, step_id=ctx.step_id, kind="child", name=graph,
                 input=signature, idempotency_key=child_id,
             ))
-            await self.rt.start(graph, input, labels=labels, run_id=child_id,
-                                parent=(self.run_id, seq), lineage="child")
+            await self.host.start(graph, input, labels=labels, run_id=child_id,
+                                  parent=(self.run_id, seq), lineage="child")
         else:
             if isinstance(record.outcome, ActionSucceeded):
                 return record.outcome.output
             if isinstance(record.outcome, ActionFailed):
                 raise ActionError(record.outcome.error)
             child_id = record.requested.idempotency_key
-        info = await self.rt.child_status(child_id)
+        info = await self.host.child_status(child_id)
         if info is None or info.status in ("running", "waiting"):
             ctx.suspended = True
             raise Suspended(child_id)  # the child's end wakes this run
         if info.status == "completed":
-            output = await self.rt.child_output(child_id)
+            output = await self.host.child_output(child_id)
             await self.emit(ActionSucceeded(action_id=action_id, output=output))
             return output
         error = f"child run {child_id} {info.status}: {info.error or ''}".strip()

@@ -12,32 +12,29 @@ import asyncio
 from typing import Any, AsyncIterator, Callable
 
 from . import scopes
-from .. import signals
-from .decisions import DECISIONS, Decisions, InterruptRefused, _recordable, choice_problem
-from .driver import RunDriver
-from ..errors import NotFound, StoreError, VigilError
-from .fork import fork_run
+from ..errors import InterruptRefused, NotFound, StoreError, VigilError
 from ..events import InterruptRaised, InterruptResolved, RunAdopted, RunCompleted, RunStarted
 from ..graph import START
 from ..ids import new_run_id
 from ..owner import owner_alive, owner_id
 from ..projection import TERMINAL, RunInfo
 from ..registry import Registry
-from .runview import RunView
 from ..state import apply
 from ..store import Store
+from .decisions import DECISIONS, Decisions, _recordable, choice_problem
+from .driver import RunDriver
+from .fork import fork_run
+from .loops import Loops
+from .runview import RunView
 
 __all__ = ["Runtime", "InterruptRefused", "DECISIONS", "choice_problem"]
 
 Listener = Callable[[str, str, Any], None]  # (what, run_id, data)
 
 
-def _storable(text: str) -> str:
-    """A message that SQLite can store as text (a lone surrogate from a row would not be)."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+class Runtime(Decisions, Loops):
+    """Hosts the run drivers of this process (it is their Host, see host.py)."""
 
-
-class Runtime(Decisions):
     def __init__(
         self,
         store: Store,
@@ -134,6 +131,9 @@ class Runtime(Decisions):
 
     def raised(self, run_id: str, raised: InterruptRaised) -> None:
         self._tell("interrupt", run_id, raised)
+
+    def auto_resolve(self, raised: InterruptRaised) -> InterruptResolved | None:
+        return self.auto_decide(raised) if self.auto_decide else None
 
     def lost(self, run_id: str, why: str) -> None:
         """The driver of `run_id` stopped: its appends failed (a full disk, an I/O error) or
@@ -353,57 +353,3 @@ class Runtime(Decisions):
     async def fork(self, run_id: str, at_seq: int) -> str:
         """A new run (lineage: fork) that goes on from exactly where `run_id` was at `at_seq`."""
         return await fork_run(self.store, self.registry, run_id, at_seq)
-
-    # other processes ---------------------------------------------------------------------
-
-    async def _signal_loop(self) -> None:
-        # Signals are rows anyone with the file can write: one that cannot be read or applied
-        # is refused with the reason and the loop goes on; nothing in a row may stop it.
-        while True:
-            await asyncio.sleep(self._signal_interval)
-            try:
-                signals = await self.store.pending_signals(self.owner)
-            except Exception as exc:
-                self._tell("error", "", f"cannot read signals: {exc}")
-                continue
-            for signal in signals:
-                try:
-                    outcome = await self._apply(signal)
-                except Exception as exc:  # the store failed (or a bug): still never the loop's end
-                    outcome = f"error: not applied: {type(exc).__name__}: {exc}"
-                try:
-                    await self.store.finish_signal(signal.id, _storable(outcome))
-                except Exception as exc:
-                    self._tell("error", signal.run_id, f"cannot record the outcome of signal {signal.id}: {exc}")
-
-    async def _apply(self, signal: signals.Signal) -> str:
-        try:
-            body, actor = signals.parse(signal)
-        except signals.BadSignal as exc:
-            return f"error: refused: {exc}"
-        try:
-            if isinstance(body, signals.ResolveBody):
-                await self.resolve(
-                    signal.run_id, body.interrupt_id, body.decision, body.value,
-                    payload_hash=body.payload_hash, actor=actor, always=body.always,
-                )
-            elif isinstance(body, signals.CancelBody):
-                await self.cancel(signal.run_id, body.reason, actor)
-            elif isinstance(body, signals.PauseBody):
-                await self.pause(signal.run_id, body.reason, actor)
-            elif isinstance(body, signals.UnpauseBody):
-                await self.unpause(signal.run_id, actor)
-            else:
-                await self._wake(signal.run_id)
-        except VigilError as exc:
-            return f"error: {exc}"
-        return "ok"
-
-    async def _lease_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease_ns / 3e9)
-            if self.drivers:
-                try:
-                    await self.store.renew(self.owner, self._lease_ns)
-                except VigilError as exc:
-                    self._tell("error", "", str(exc))

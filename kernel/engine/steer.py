@@ -7,10 +7,10 @@ import asyncio
 import time
 from typing import Any
 
-from ..errors import VigilError
+from ..errors import InterruptRefused, VigilError
 from ..owner import current_actor, owner_alive
 from ..projection import TERMINAL
-from .runtime import InterruptRefused, Runtime
+from .runtime import Runtime
 
 __all__ = ["steer"]
 

@@ -11,19 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, Protocol
 
-from ...errors import VigilError
+from ...errors import ModelError
 
 __all__ = ["Model", "ModelError", "TokenSink"]
 
 TokenSink = Callable[[str], None] | None
-
-
-class ModelError(VigilError):
-    """A provider refused or broke off; `retryable` for rate limits, 5xx and dropped streams."""
-
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 class Model(Protocol):

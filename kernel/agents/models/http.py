@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
-from . import ModelError
+from ...errors import ModelError
 
 __all__ = ["api_key", "post_stream"]
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from . import ModelError, TokenSink
+from ...errors import ModelError
+from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
 
