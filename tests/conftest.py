@@ -45,3 +45,33 @@ def pg_dsn(pg_server):
     dsn = pg_server.create_database()
     yield dsn
     pg_server.drop_database(dsn)
+
+
+# Both backends ---------------------------------------------------------------------------------
+# A module whose tests must hold on SQLite and on PostgreSQL alike overrides `db` with
+# `db = both_backends` (see below); each test then runs twice, [sqlite] and [postgres].
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_log(request, tmp_path: Path):
+    """A factory of fresh, empty logs: SQLite paths, or PostgreSQL databases of their own."""
+    if request.param == "sqlite":
+        counter = iter(range(1_000_000))
+        yield lambda: tmp_path / f"log{next(counter)}.db"
+        return
+    server = request.getfixturevalue("pg_server")
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(server.create_database())
+        return made[-1]
+
+    yield new
+    for dsn in made:
+        server.drop_database(dsn)
+
+
+@pytest.fixture
+def both_backends(new_log):
+    """A log target (a SQLite path or a postgresql:// URL), once per backend."""
+    return new_log()
