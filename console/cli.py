@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import", help="load an export into this database")
     p.add_argument("file", help="a file written by `vigil export`, or - for stdin")
+
+    p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
+    p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
+    p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
     return parser
 
 
