@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, metavar="N", help="runs driven at once (default 16)")
     p.add_argument("--grace", type=float, default=30.0, metavar="S",
                    help="on SIGTERM, how long the steps in progress may take to finish (default 30)")
+    p.add_argument("--lease", type=float, default=15.0, metavar="S",
+                   help="if this worker dies, how long until a worker on another host may adopt its runs (default 15)")
 
     p = sub.add_parser("resume", help="adopt runs whose owner died and drive them until they end or wait")
     p.add_argument("run", nargs="?")
