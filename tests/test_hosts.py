@@ -104,3 +104,29 @@ def test_leases_are_judged_by_the_database_clock_not_the_hosts(pg_dsn, monkeypat
             assert (await store.run(live)).owner == "far-host:1:1"
 
     asyncio.run(go())
+
+
+def test_verify_secrets_reads_every_postgres_table(pg_dsn):
+    """What an older vigil (or a hand-written row) left in any table is found and named."""
+    import psycopg
+
+    from cli_helpers import vigil
+
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
+
+    async def plant():
+        async with await Store.open(pg_dsn) as store:
+            await store.append("r1", [RunStarted(graph="g", labels={"team": "x"})], expected_seq=0)
+        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+            await conn.execute("UPDATE vigil.runs SET error = %s", (f"failed with {key}",))
+            await conn.execute(
+                "INSERT INTO vigil.signals(run_id, kind, body, created_ns) VALUES ('r1', 'cancel', %s, 1)",
+                (b'{"reason": "' + key.encode() + b'"}',),
+            )
+
+    asyncio.run(plant())
+    out = vigil("verify", "--secrets", db=pg_dsn)
+    assert out.returncode == 1
+    lines = out.stdout.decode().splitlines()
+    assert "run r1 runs row error: looks like a secret (openai-key)" in lines
+    assert any(line.startswith("run r1 signal ") and "body.reason" in line for line in lines), lines
