@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=16, metavar="N", help="runs driven at once (default 16)")
     p.add_argument("--grace", type=float, default=30.0, metavar="S",
                    help="on SIGTERM, how long the steps in progress may take to finish (default 30)")
+    p.add_argument("--lease", type=float, default=15.0, metavar="S",
+                   help="if this worker dies, how long until a worker on another host may adopt its runs (default 15)")
 
     p = sub.add_parser("resume", help="adopt runs whose owner died and drive them until they end or wait")
     p.add_argument("run", nargs="?")
@@ -122,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("import", help="load an export into this database")
     p.add_argument("file", help="a file written by `vigil export`, or - for stdin")
+
+    p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
+    p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
+    p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
     return parser
 
 

@@ -407,6 +407,8 @@ async def cmd_worker(args: argparse.Namespace) -> int:
             registry.get(name)  # an unknown graph is an error now, not a worker that idles
     if args.concurrency < 1:
         raise VigilError("--concurrency must be at least 1")
+    if not 0.5 <= args.lease <= 3600:
+        raise VigilError("--lease must be between 0.5 and 3600 seconds")
     def say(line: str) -> None:  # a line at a time: under systemd stdout is a pipe
         _out(line)
         sys.stdout.flush()
@@ -416,7 +418,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with await Store.open(_db_path(args)) as store:
-        async with Runtime(store, registry) as runtime:
+        async with Runtime(store, registry, lease_seconds=args.lease) as runtime:
             worker = Worker(runtime, concurrency=args.concurrency, graphs=graphs, grace=args.grace, say=say)
             names = ", ".join(sorted(graphs or (g.name for g in registry)))
             say(f"worker {runtime.owner} on {store.where}: graphs {names}; up to {args.concurrency} at once")

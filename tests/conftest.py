@@ -8,9 +8,42 @@ import pytest
 import pgserver
 
 
+# Modules whose every test runs on both backends ([sqlite] and [postgres]); a test in them that
+# is about SQLite itself (its files, its pragmas, raw sqlite3 rows) is marked `sqlite_only`.
+BOTH_BACKENDS = {
+    "test_interrupts", "test_in_doubt", "test_pause", "test_fork_frontier", "test_replay_integrity",
+    "test_effects", "test_approvals", "test_exchange", "test_cli_runtime", "test_agent_retry",
+    "test_review_findings", "test_secrets",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: about SQLite itself; not run on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if "db" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
+        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", ["sqlite"] if sqlite_only else ["sqlite", "postgres"])
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "vigil.db"
+def backend() -> str:
+    """Which backend `db` is: SQLite, unless the module runs on both (above) or
+    VIGIL_TEST_BACKEND=postgres asks for PostgreSQL (to run any module against it by hand)."""
+    return os.environ.get("VIGIL_TEST_BACKEND", "sqlite")
+
+
+@pytest.fixture
+def db(request, tmp_path: Path, backend: str):
+    """The log a test writes: a SQLite file, or a fresh PostgreSQL database of its own."""
+    if backend == "postgres":
+        server = request.getfixturevalue("pg_server")
+        dsn = server.create_database()
+        yield dsn
+        server.drop_database(dsn)
+        return
+    yield tmp_path / "vigil.db"
 
 
 def _no_postgres(why: str):
@@ -45,3 +78,33 @@ def pg_dsn(pg_server):
     dsn = pg_server.create_database()
     yield dsn
     pg_server.drop_database(dsn)
+
+
+# Both backends ---------------------------------------------------------------------------------
+# A module whose tests must hold on SQLite and on PostgreSQL alike overrides `db` with
+# `db = both_backends` (see below); each test then runs twice, [sqlite] and [postgres].
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_log(request, tmp_path: Path):
+    """A factory of fresh, empty logs: SQLite paths, or PostgreSQL databases of their own."""
+    if request.param == "sqlite":
+        counter = iter(range(1_000_000))
+        yield lambda: tmp_path / f"log{next(counter)}.db"
+        return
+    server = request.getfixturevalue("pg_server")
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(server.create_database())
+        return made[-1]
+
+    yield new
+    for dsn in made:
+        server.drop_database(dsn)
+
+
+@pytest.fixture
+def both_backends(new_log):
+    """A log target (a SQLite path or a postgresql:// URL), once per backend."""
+    return new_log()

@@ -40,3 +40,21 @@ def pending(rt: Runtime, run_id: str):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def stored_bytes(db) -> bytes:
+    """Everything the log holds as stored. SQLite: the database file and its WAL, read while the
+    store is open. PostgreSQL: every value of every vigil table, bytea as its bytes, text as
+    UTF-8 (the logical content; the server's own files are its business)."""
+    if isinstance(db, Path):
+        return db.read_bytes() + db.with_name(db.name + "-wal").read_bytes()
+    import psycopg
+
+    out = bytearray()
+    async with await psycopg.AsyncConnection.connect(db) as conn:
+        for table in ("events", "runs", "snapshots", "signals", "interrupts", "meta"):
+            async for row in await conn.execute(f"SELECT * FROM vigil.{table}"):
+                for value in row:
+                    out += value if isinstance(value, bytes) else str(value).encode()
+                    out += b"\n"
+    return bytes(out)

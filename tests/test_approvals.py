@@ -315,6 +315,7 @@ def test_answer_must_be_a_declared_choice(db):
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.sqlite_only  # a SQLite schema v2 file
 def test_an_older_database_closes_the_interrupts_of_ended_runs(db):
     """A database written before ends closed interrupts (schema v2) is mended when opened."""
     import sqlite3

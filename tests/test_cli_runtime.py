@@ -139,8 +139,8 @@ def test_unknown_graph_and_bad_input_are_one_line(db):
     assert out.returncode == 2 and "cannot import workflows module 'no_such_module'" in out.stderr.decode()
 
 
-def test_workflows_module_registers_a_users_graphs(db):
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "VIGIL_LEDGER": str(db.parent / "ledger.txt"),
+def test_workflows_module_registers_a_users_graphs(db, tmp_path):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}", "VIGIL_LEDGER": str(tmp_path / "ledger.txt"),
            "VIGIL_DB": str(db)}
     out = subprocess.run([sys.executable, "-m", "console.cli", "--workflows", "crash_workflows", "graphs"],
                          cwd=ROOT, env=env, capture_output=True, text=True)

@@ -53,9 +53,9 @@ def _worker(db: Path, ledger: Path, start: int) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _crash_and_recover(tmp_path: Path, kills: int, seed: int) -> None:
+def _crash_and_recover(db, tmp_path: Path, kills: int, seed: int) -> None:
     rng = random.Random(seed)
-    db, ledger = tmp_path / "crash.db", tmp_path / "ledger.txt"
+    ledger = tmp_path / "ledger.txt"
     killed = 0
     start = 4
     while killed < kills:
@@ -97,11 +97,11 @@ def _crash_and_recover(tmp_path: Path, kills: int, seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [1])
-def test_kill_9_at_random_points_ten_times(tmp_path, seed):
-    _crash_and_recover(tmp_path, kills=10, seed=seed)
+def test_kill_9_at_random_points_ten_times(both_backends, tmp_path, seed):
+    _crash_and_recover(both_backends, tmp_path, kills=10, seed=seed)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [2, 3])
-def test_kill_9_at_random_points_fifty_times(tmp_path, seed):
-    _crash_and_recover(tmp_path, kills=50, seed=seed)
+def test_kill_9_at_random_points_fifty_times(both_backends, tmp_path, seed):
+    _crash_and_recover(both_backends, tmp_path, kills=50, seed=seed)

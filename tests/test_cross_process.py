@@ -2,13 +2,28 @@
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
+
+import pytest
 
 from cli_helpers import ROOT
 from kernel.events import ActionSucceeded, RunStarted
 from kernel.store import Store
+
+@pytest.fixture
+def db(both_backends):
+    return both_backends  # SQLite and PostgreSQL alike
+
+
+async def _all_rows(db) -> list[tuple]:
+    rows, pos = [], 0
+    async with await Store.open(db, readonly=True) as store:
+        while batch := await store.read_after(pos, 500):
+            rows.extend((r.pos, r.run_id, r.seq) for r in batch)
+            pos = batch[-1].pos
+    return rows
+
 
 TAIL = """
 import asyncio, json, sys
@@ -55,7 +70,7 @@ def test_second_process_tails_in_commit_order(db):
             return [json.loads(line) for line in out.splitlines()]
 
     seen = asyncio.run(write())
-    rows = sqlite3.connect(db).execute("SELECT pos, run_id, seq FROM events ORDER BY pos").fetchall()
+    rows = asyncio.run(_all_rows(db))
     assert [tuple(s[:3]) for s in seen] == rows  # every committed event, once, in pos order
     for r in range(runs):
         mine = [s for s in seen if s[1] == f"r{r}"]

@@ -162,6 +162,7 @@ def test_a_durable_sleep_wakes_when_due_after_a_restart(db):
     assert len(requested) == 1 and requested[0].due_ns is not None
 
 
+@pytest.mark.sqlite_only  # sets the lease with sqlite3; tests/test_hosts.py is the PostgreSQL case
 def test_a_run_owned_on_another_host_is_adopted_only_after_its_lease_expires(db):
     import sqlite3
     import time as _time

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from cli_helpers import ROOT, vigil
 
 OWNER = """
@@ -43,6 +45,11 @@ async def main(db, want):
 
 asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 """
+
+
+@pytest.fixture
+def db(both_backends):
+    return both_backends  # SQLite and PostgreSQL alike
 
 
 def test_two_approvers_race_exactly_one_wins_and_readers_agree(db):

@@ -2,7 +2,7 @@
 
 from kernel.graph import END, START, Graph
 from kernel.tools import tool
-from runtime_helpers import run, runtime
+from runtime_helpers import run, runtime, stored_bytes
 
 OPENAI = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"
 ANTHROPIC = "sk-ant-api03-" + "Zz9Yy8Xx7Ww6Vv5Uu4Tt3Ss2Rr1"
@@ -40,8 +40,7 @@ def test_secrets_never_reach_the_log(db):
             await rt.resolve(run_id, ask.interrupt_id, "answer", f"yes, use {AWS}", payload_hash=ask.payload_hash)
             await rt.settle()
             state = (await store.state_at(run_id)).state
-            # read while the store is open: the WAL holds the recent pages
-            raw = db.read_bytes() + db.with_name(db.name + "-wal").read_bytes()
+            raw = await stored_bytes(db)  # while the store is open: the WAL holds the recent pages
             return await store.run(run_id), state, raw
 
     info, state, raw = run(go())
@@ -50,6 +49,6 @@ def test_secrets_never_reach_the_log(db):
     assert state["config"]["api_key"] == "[REDACTED:openai-key]" and state["config"]["other"] == "fine"
     assert state["result"]["key_file"] == "[REDACTED:private-key]"
     assert state["note"] == "used [REDACTED:anthropic-key]"
-    assert len(raw) > 10_000
+    assert b"[REDACTED:openai-key]" in raw  # what was read holds the redacted events
     for secret in SECRETS:
         assert secret.encode() not in raw, secret

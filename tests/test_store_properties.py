@@ -2,8 +2,6 @@
 
 import asyncio
 import random
-import tempfile
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,9 +16,13 @@ from kernel.store import Store
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 
 
-def run_async(coro_fn):
-    with tempfile.TemporaryDirectory() as d:
-        return asyncio.run(coro_fn(Path(d) / "t.db"))
+@pytest.fixture
+def db(both_backends):
+    return both_backends  # every property holds on SQLite and on PostgreSQL
+
+
+def run_async(new_log, coro_fn):
+    return asyncio.run(coro_fn(new_log()))  # a fresh log per example
 
 
 async def _writer(store, run_id, writer, batches, rng):
@@ -46,7 +48,7 @@ async def _writer(store, run_id, writer, batches, rng):
     ),
     seed=st.integers(0, 2**32),
 )
-def test_concurrent_writers_keep_every_run_gap_free_and_batches_whole(plan, seed):
+def test_concurrent_writers_keep_every_run_gap_free_and_batches_whole(new_log, plan, seed):
     async def body(path):
         rng = random.Random(seed)
         async with await Store.open(path, synchronous="NORMAL") as store:
@@ -69,12 +71,12 @@ def test_concurrent_writers_keep_every_run_gap_free_and_batches_whole(plan, seed
                     assert [x for x in ids[i : i + size]] == [[key, str(k)] for k in range(size)]
                     i += size
 
-    run_async(body)
+    run_async(new_log, body)
 
 
 @SETTINGS
 @given(stale=st.integers(-3, 3).filter(lambda d: d != 0), n=st.integers(1, 5))
-def test_stale_expected_seq_raises_and_writes_nothing(stale, n):
+def test_stale_expected_seq_raises_and_writes_nothing(new_log, stale, n):
     async def body(path):
         async with await Store.open(path, synchronous="NORMAL") as store:
             seq = await store.append("r", [RunStarted(graph="g")] * 4, expected_seq=0)
@@ -84,7 +86,7 @@ def test_stale_expected_seq_raises_and_writes_nothing(stale, n):
             assert await store.last_seq("r") == 4
             assert len(await store.events("r")) == 4
 
-    run_async(body)
+    run_async(new_log, body)
 
 
 def test_unencodable_event_fails_before_anything_is_written(db):
@@ -143,7 +145,7 @@ patch = st.sampled_from(["s1", "s2", "l1", "l2", "d1"]).flatmap(
     every=st.integers(1, 9),
     probes=st.lists(st.integers(0, 200), min_size=1, max_size=8),
 )
-def test_fold_of_snapshot_plus_tail_equals_fold_of_all(steps, every, probes):
+def test_fold_of_snapshot_plus_tail_equals_fold_of_all(new_log, steps, every, probes):
     async def body(path):
         async with await Store.open(path, synchronous="NORMAL", snapshot_every=every) as store:
             state: dict = {}
@@ -167,4 +169,4 @@ def test_fold_of_snapshot_plus_tail_equals_fold_of_all(steps, every, probes):
                 assert view.state == full.state == expected_at[at]
                 assert view.snapshot_seq == at // every * every
 
-    run_async(body)
+    run_async(new_log, body)

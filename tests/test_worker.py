@@ -14,7 +14,7 @@ from cli_helpers import ROOT, vigil
 HERE = Path(__file__).resolve().parent
 
 
-def _env(db: Path, ledger: Path) -> dict:
+def _env(db: Path | str, ledger: Path) -> dict:
     return {**os.environ, "VIGIL_DB": str(db), "VIGIL_LEDGER": str(ledger),
             "VIGIL_WORKFLOWS": "worker_workflows", "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
 
@@ -50,8 +50,8 @@ def _until(check, timeout: float = 30.0):
     raise AssertionError("timed out")
 
 
-def test_a_worker_drives_a_queued_run(tmp_path):
-    env = _env(tmp_path / "vigil.db", tmp_path / "ledger.txt")
+def test_a_worker_drives_a_queued_run(both_backends, tmp_path):
+    env = _env(both_backends, tmp_path / "ledger.txt")
     worker = _worker(env)
     try:
         out = _run(env, "run", "slow", "--queue", "--input", json.dumps({"pause": 0.0}))
@@ -67,8 +67,8 @@ def test_a_worker_drives_a_queued_run(tmp_path):
     assert len((tmp_path / "ledger.txt").read_text().splitlines()) == 4
 
 
-def test_sigterm_finishes_the_step_and_the_next_worker_adopts_at_once(tmp_path):
-    env = _env(tmp_path / "vigil.db", tmp_path / "ledger.txt")
+def test_sigterm_finishes_the_step_and_the_next_worker_adopts_at_once(both_backends, tmp_path):
+    env = _env(both_backends, tmp_path / "ledger.txt")
     first = _worker(env, "--concurrency", "2")
     out = _run(env, "run", "slow", "--queue")
     run_id = out.stdout.split()[1]
@@ -94,14 +94,14 @@ def test_sigterm_finishes_the_step_and_the_next_worker_adopts_at_once(tmp_path):
     assert sorted(line.split()[-1] for line in lines) == ["1", "2", "3", "4"], lines
 
 
-def test_worker_refuses_an_unknown_graph_in_one_line(tmp_path):
-    env = _env(tmp_path / "vigil.db", tmp_path / "ledger.txt")
+def test_worker_refuses_an_unknown_graph_in_one_line(both_backends, tmp_path):
+    env = _env(both_backends, tmp_path / "ledger.txt")
     out = _run(env, "worker", "--graphs", "nope")
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no graph 'nope'" in out.stderr
 
 
-def test_runs_shows_who_drives_each_run(tmp_path):
-    env = _env(tmp_path / "vigil.db", tmp_path / "ledger.txt")
+def test_runs_shows_who_drives_each_run(both_backends, tmp_path):
+    env = _env(both_backends, tmp_path / "ledger.txt")
     queued = _run(env, "run", "slow", "--queue").stdout.split()[1]
     assert _info(env, queued)["owner_state"] == "free"
     table = _run(env, "runs").stdout.splitlines()

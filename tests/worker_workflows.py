@@ -30,4 +30,30 @@ for _i in range(1, STEPS + 1):
     graph.add_edge(START if _i == 1 else f"step{_i - 1}", f"step{_i}")
 graph.add_edge(f"step{STEPS}", END)
 
-GRAPHS = [graph]
+
+@tool(requires_approval=True)  # money: a human approves it, and it must run once
+async def pay(amount: int, idempotency_key: str) -> dict:
+    with open(os.environ["VIGIL_LEDGER"], "a") as f:
+        f.write(f"{idempotency_key} pay {amount}\n")
+    return {"paid": amount}
+
+
+async def _prepare(state, ctx):
+    await ctx.tool("record", step=1)
+    await asyncio.sleep(float(state.get("pause", 3.0)))  # a worker is killed in here
+    return {"done": 1}
+
+
+async def _pay(state, ctx):
+    await ctx.tool("pay", amount=40)
+    return {"done": 2}
+
+
+payout = Graph("payout", reducers={"done": "append"}, tools=[record, pay])
+payout.add_node("prepare", _prepare)
+payout.add_node("pay", _pay)
+payout.add_edge(START, "prepare")
+payout.add_edge("prepare", "pay")
+payout.add_edge("pay", END)
+
+GRAPHS = [graph, payout]

@@ -20,7 +20,8 @@ from ...projection import RunInfo
 from ..folding import InterruptInfo, StateAt
 from ..port import EventLog
 from .sqlthread import SqlThread
-from .writer import Committed, GroupWriter
+from ..groupcommit import Committed
+from .writer import sqlite_writer
 
 if TYPE_CHECKING:  # pragma: no cover
     from array import array
@@ -44,7 +45,7 @@ class SqliteLog(EventLog):
         self.poll_interval = poll_interval
         self._reader = reader
         self._writer_thread = writer_thread
-        self._writer = GroupWriter(writer_thread, self._committed) if writer_thread else None
+        self._writer = sqlite_writer(writer_thread, self._committed) if writer_thread else None
         self._changed = asyncio.Event()
         self._snap_queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self._snapshotter = (

@@ -1,23 +1,18 @@
-"""Group commit: one writer task per process folds every waiting append into one transaction.
-
-Each caller's append returns after the COMMIT that holds it. A caller cancelled before its turn
-is skipped; one cancelled during the commit is simply not told. The transaction itself runs as a
-single call on the writer's SQLite thread, so it is never left open.
-"""
+"""One group commit on SQLite: BEGIN IMMEDIATE, the rows, the projections, COMMIT, as a single
+call on the writer's thread (kernel/log/groupcommit.py forms the groups)."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
-from collections import deque
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
-from ...errors import ConcurrencyError, StoreClosed, StoreError
+from ...errors import ConcurrencyError
 from ...projection import PROJECTED, RUN_COLUMNS, advance, new_row
+from ..groupcommit import Append, Committed, GroupWriter
 from .sqlthread import SqlThread
 
-__all__ = ["Append", "GroupWriter"]
+__all__ = ["sqlite_writer"]
 
 # Row layout: (run_id, seq, ts_ns, type, step_id, body, crc)
 _INSERT_EVENT = (
@@ -34,7 +29,6 @@ _UPSERT_RUN = (
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id IN ({{}})"
 # One probe per run: SQLite answers max() from the (run_id, seq) index only without GROUP BY.
 _LAST_SEQ = "SELECT max(seq) FROM events WHERE run_id = ?"
-_MAX_ROWS_PER_COMMIT = 20_000
 
 
 def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str]) -> list[tuple]:
@@ -44,29 +38,6 @@ def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str]) -> list[tupl
         chunk = keys[i : i + 500]
         out.extend(conn.execute(sql.format(", ".join("?" * len(chunk))), chunk))
     return out
-
-
-class Append:
-    __slots__ = ("run_id", "expected_seq", "rows", "events", "future", "claim")
-
-    def __init__(
-        self,
-        run_id: str,
-        expected_seq: int,
-        rows: list[tuple],
-        events: Sequence[Any],
-        future: asyncio.Future,
-        claim: tuple[str, int] | None,
-    ) -> None:
-        self.run_id = run_id
-        self.expected_seq = expected_seq
-        self.rows = rows
-        self.events = events
-        self.future = future
-        self.claim = claim
-
-
-Committed = list[tuple[str, int, int]]  # (run_id, last_seq before, last_seq after)
 
 
 def _commit_group(
@@ -143,95 +114,16 @@ def _project(conn: sqlite3.Connection, appends: list[Append]) -> None:
             )
 
 
-class GroupWriter:
-    def __init__(self, thread: SqlThread, on_commit: Callable[[Committed], None]) -> None:
-        self._thread = thread
-        self._on_commit = on_commit
-        self._queue: deque[Append] = deque()
-        self._known: dict[str, int] = {}  # run -> last seq, touched only on the writer thread
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name="vigil-writer")
 
-    def submit(
-        self,
-        run_id: str,
-        expected_seq: int,
-        rows: list[tuple],
-        events: Sequence[Any],
-        claim: tuple[str, int] | None = None,
-    ) -> asyncio.Future[int]:
-        """Queue an append; the future resolves to the run's new last seq after the commit."""
-        if self._closing:
-            raise StoreClosed("the store is closed")
-        future = self._loop.create_future()
-        self._queue.append(Append(run_id, expected_seq, rows, events, future, claim))
-        self._wake.set()
-        return future
 
-    async def close(self) -> None:
-        """Commit what is queued, then stop."""
-        self._closing = True
-        self._wake.set()
-        await self._task
+def sqlite_writer(thread: SqlThread, on_commit: Callable[[Committed], None]) -> GroupWriter:
+    known: dict[str, int] = {}  # run -> last seq, touched only on the writer thread
 
-    async def _commit(self, group: list[Append], *, again: bool = True) -> tuple[list, Committed]:
-        try:
-            return await self._thread.call(_commit_group, group, self._known)
-        except (sqlite3.Error, OverflowError, UnicodeError) as exc:  # a value SQLite cannot bind too
-            if len(group) == 1:
-                if again and isinstance(exc, sqlite3.IntegrityError):
-                    # UNIQUE(run_id, seq): another process appended since this writer last did.
-                    # Its cached last seq is dropped now; checked against the table this time,
-                    # the stale caller gets a ConcurrencyError.
-                    return await self._commit(group, again=False)
-                return [StoreError(f"append to run {group[0].run_id} failed: {exc}")], []
-        # One bad batch must not fail the others that shared its transaction: retry each alone.
-        outcomes: list = []
-        committed: Committed = []
-        for a in group:
-            one, done = await self._commit([a])
-            outcomes.extend(one)
-            committed.extend(done)
-        return outcomes, committed
+    async def commit(group: list[Append]) -> tuple[list, Committed]:
+        return await thread.call(_commit_group, group, known)
 
-    async def _run(self) -> None:
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                # One turn of the loop first: tasks made ready with the first append (a driver
-                # just started, callers just woken) queue theirs into the same commit.
-                await asyncio.sleep(0)
-                continue
-            group: list[Append] = []
-            n = 0
-            while self._queue and n < _MAX_ROWS_PER_COMMIT:
-                a = self._queue.popleft()
-                if not a.future.cancelled():
-                    group.append(a)
-                    n += len(a.rows)
-            if not group:
-                continue
-            try:
-                outcomes, committed = await self._commit(group)
-            except BaseException:
-                for a in group:
-                    if not a.future.done():
-                        a.future.set_exception(StoreClosed("the store closed during a commit"))
-                raise
-            for a, outcome in zip(group, outcomes):
-                if a.future.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    a.future.set_exception(outcome)
-                else:
-                    a.future.set_result(outcome)
-            if committed:
-                self._on_commit(committed)
-            # Let the callers just woken append their next batch before the next group forms;
-            # without this, 100 busy runs split into two half-size groups and twice the fsyncs.
-            await asyncio.sleep(0)
+    # A value SQLite cannot bind (OverflowError, UnicodeError) fails its batch, not the store.
+    return GroupWriter(
+        commit, on_commit,
+        refused=(sqlite3.Error, OverflowError, UnicodeError), conflict=(sqlite3.IntegrityError,),
+    )

@@ -1,0 +1,149 @@
+"""Group commit, for every backend: one writer task per process folds every waiting append into
+one transaction.
+
+Each caller's append returns after the COMMIT that holds it. A caller cancelled before its turn
+is skipped; one cancelled during the commit is simply not told. The backend's `commit` runs the
+whole transaction as one call (a function on SQLite's thread, one async transaction on
+PostgreSQL), so it is never left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any, Awaitable, Callable, Sequence
+
+from ..errors import StoreClosed, StoreError
+
+__all__ = ["Append", "Committed", "GroupWriter"]
+
+_MAX_ROWS_PER_COMMIT = 20_000
+
+Committed = list[tuple[str, int, int]]  # (run_id, last_seq before, last_seq after)
+
+
+class Append:
+    __slots__ = ("run_id", "expected_seq", "rows", "events", "future", "claim")
+
+    def __init__(
+        self,
+        run_id: str,
+        expected_seq: int,
+        rows: list[tuple],
+        events: Sequence[Any],
+        future: asyncio.Future,
+        claim: tuple[str, int] | None,
+    ) -> None:
+        self.run_id = run_id
+        self.expected_seq = expected_seq
+        self.rows = rows
+        self.events = events
+        self.future = future
+        self.claim = claim
+
+
+class GroupWriter:
+    def __init__(
+        self,
+        commit: Callable[[list[Append]], Awaitable[tuple[list, Committed]]],
+        on_commit: Callable[[Committed], None],
+        *,
+        refused: tuple[type[BaseException], ...],
+        conflict: tuple[type[BaseException], ...],
+    ) -> None:
+        """`commit(group)` runs one transaction and returns one outcome per append (its new
+        last seq, or the ConcurrencyError) and what was committed. `refused`: errors that fail
+        the transaction but not the store (a value the database cannot take, a full disk);
+        `conflict`: the unique (run_id, seq) index caught another process's append (a failed
+        `commit` has dropped the cached last seqs of its group, so the retry checks the table)."""
+        self._commit_fn = commit
+        self._on_commit = on_commit
+        self._refused = refused
+        self._conflict = conflict
+        self._queue: deque[Append] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="vigil-writer")
+
+    def submit(
+        self,
+        run_id: str,
+        expected_seq: int,
+        rows: list[tuple],
+        events: Sequence[Any],
+        claim: tuple[str, int] | None = None,
+    ) -> asyncio.Future[int]:
+        """Queue an append; the future resolves to the run's new last seq after the commit."""
+        if self._closing:
+            raise StoreClosed("the store is closed")
+        future = self._loop.create_future()
+        self._queue.append(Append(run_id, expected_seq, rows, events, future, claim))
+        self._wake.set()
+        return future
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._closing = True
+        self._wake.set()
+        await self._task
+
+    async def _commit(self, group: list[Append], *, again: bool = True) -> tuple[list, Committed]:
+        try:
+            return await self._commit_fn(group)
+        except self._refused as exc:
+            if len(group) == 1:
+                if again and isinstance(exc, self._conflict):
+                    # UNIQUE(run_id, seq): another process appended since this writer last did.
+                    # Its cached last seq is dropped now; checked against the table this time,
+                    # the stale caller gets a ConcurrencyError.
+                    return await self._commit(group, again=False)
+                return [StoreError(f"append to run {group[0].run_id} failed: {exc}")], []
+        # One bad batch must not fail the others that shared its transaction: retry each alone.
+        outcomes: list = []
+        committed: Committed = []
+        for a in group:
+            one, done = await self._commit([a])
+            outcomes.extend(one)
+            committed.extend(done)
+        return outcomes, committed
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                # One turn of the loop first: tasks made ready with the first append (a driver
+                # just started, callers just woken) queue theirs into the same commit.
+                await asyncio.sleep(0)
+                continue
+            group: list[Append] = []
+            n = 0
+            while self._queue and n < _MAX_ROWS_PER_COMMIT:
+                a = self._queue.popleft()
+                if not a.future.cancelled():
+                    group.append(a)
+                    n += len(a.rows)
+            if not group:
+                continue
+            try:
+                outcomes, committed = await self._commit(group)
+            except BaseException:
+                for a in group:
+                    if not a.future.done():
+                        a.future.set_exception(StoreClosed("the store closed during a commit"))
+                raise
+            for a, outcome in zip(group, outcomes):
+                if a.future.done():
+                    continue
+                if isinstance(outcome, Exception):
+                    a.future.set_exception(outcome)
+                else:
+                    a.future.set_result(outcome)
+            if committed:
+                self._on_commit(committed)
+            # Let the callers just woken append their next batch before the next group forms;
+            # without this, 100 busy runs split into two half-size groups and twice the fsyncs.
+            await asyncio.sleep(0)

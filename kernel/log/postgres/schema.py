@@ -1,0 +1,139 @@
+"""The PostgreSQL schema: vigil's tables in their own schema (`vigil`), so a database shared with
+other software (DBOS, an application) never mixes names. Same tables and meanings as SQLite's."""
+
+from __future__ import annotations
+
+import psycopg
+
+from ...errors import SchemaError
+
+__all__ = ["SCHEMA_VERSION", "NOW_NS", "migrate", "check_readable", "LOG_CHANNEL"]
+
+# The database's clock in ns: leases and lease checks use it, never a host's (hosts disagree).
+NOW_NS = "(extract(epoch from clock_timestamp()) * 1000000000)::bigint"
+LOG_CHANNEL = "vigil_log"  # NOTIFY'd in every append's transaction: delivered at its commit
+_MIGRATE_LOCK = 0x76696769_6C000001  # advisory lock ids: 'vigil' + a number
+APPEND_LOCK = 0x76696769_6C000002
+
+# run_id is COLLATE "C": byte order, so a prefix LIKE uses the index and ids compare as in SQLite.
+_V1 = """
+CREATE TABLE vigil.meta(key text PRIMARY KEY, value text NOT NULL);
+CREATE SEQUENCE vigil.pos AS bigint;
+CREATE TABLE vigil.events(
+    pos bigint PRIMARY KEY DEFAULT nextval('vigil.pos'),
+    run_id text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    ts_ns bigint NOT NULL,
+    type text NOT NULL,
+    step_id text,
+    body bytea NOT NULL,
+    crc bigint NOT NULL,
+    UNIQUE(run_id, seq)
+);
+CREATE TABLE vigil.runs(
+    run_id text COLLATE "C" PRIMARY KEY,
+    graph text NOT NULL DEFAULT '',
+    graph_version text NOT NULL DEFAULT '',
+    status text NOT NULL,
+    created_ns bigint NOT NULL,
+    pending integer NOT NULL DEFAULT 0,
+    owner text,
+    lease_until_ns bigint,
+    parent_run_id text,
+    labels text NOT NULL DEFAULT '{}',
+    error text
+);
+CREATE INDEX runs_by_created ON vigil.runs(created_ns);
+CREATE INDEX runs_by_status ON vigil.runs(status, created_ns);
+CREATE INDEX runs_by_owner ON vigil.runs(owner) WHERE owner IS NOT NULL;
+CREATE TABLE vigil.snapshots(
+    run_id text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    state bytea NOT NULL,
+    state_hash text NOT NULL,
+    PRIMARY KEY(run_id, seq)
+);
+CREATE TABLE vigil.signals(
+    id bigserial PRIMARY KEY,
+    run_id text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    body bytea NOT NULL,
+    created_ns bigint NOT NULL,
+    sender text,
+    applied_ns bigint,
+    result text
+);
+CREATE INDEX signals_unapplied ON vigil.signals(run_id) WHERE applied_ns IS NULL;
+CREATE TABLE vigil.interrupts(
+    run_id text COLLATE "C" NOT NULL,
+    interrupt_id text NOT NULL,
+    seq bigint NOT NULL,
+    kind text NOT NULL,
+    title text NOT NULL,
+    raised_ns bigint NOT NULL,
+    resolved_seq bigint,
+    PRIMARY KEY(run_id, interrupt_id)
+);
+CREATE INDEX interrupts_pending ON vigil.interrupts(raised_ns) WHERE resolved_seq IS NULL
+"""
+
+# MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's).
+MIGRATIONS = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+async def _version(conn: psycopg.AsyncConnection) -> int:
+    cur = await conn.execute("SELECT to_regclass('vigil.meta') IS NOT NULL")
+    if not (await cur.fetchone())[0]:
+        cur = await conn.execute("SELECT to_regclass('vigil.events') IS NOT NULL")
+        if (await cur.fetchone())[0]:
+            raise SchemaError("not a vigil database (schema vigil has tables but no meta table)")
+        return 0
+    cur = await conn.execute("SELECT value FROM vigil.meta WHERE key = 'schema_version'")
+    row = await cur.fetchone()
+    if row is None:
+        raise SchemaError("not a vigil database (no schema_version in vigil.meta)")
+    try:
+        return int(row[0])
+    except ValueError:
+        raise SchemaError(f"not a vigil database (its schema_version is {row[0]!r})") from None
+
+
+def _newer(version: int) -> SchemaError:
+    return SchemaError(
+        f"the database has schema version {version}, newer than this vigil understands "
+        f"({SCHEMA_VERSION}); upgrade vigil to open it"
+    )
+
+
+async def migrate(conn: psycopg.AsyncConnection) -> int:
+    """Bring the schema up to date in one transaction (one migrator at a time); refuse a newer."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        await conn.execute("CREATE SCHEMA IF NOT EXISTS vigil")
+        version = await _version(conn)
+        if version > SCHEMA_VERSION:
+            raise _newer(version)
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    await conn.execute(statement)
+        if SCHEMA_VERSION > version:
+            await conn.execute(
+                "INSERT INTO vigil.meta VALUES ('schema_version', %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+    return max(version, SCHEMA_VERSION)
+
+
+async def check_readable(conn: psycopg.AsyncConnection) -> int:
+    version = await _version(conn)
+    if version > SCHEMA_VERSION:
+        raise _newer(version)
+    if version < SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database has schema version {version} and needs migrating; open it once with write access"
+            if version else "no vigil log in this database yet (open it once with write access)"
+        )
+    return version

@@ -1,0 +1,294 @@
+"""The PostgreSQL event log: the same port as SQLite's, for a log many hosts share.
+
+Connections: one for the group-commit writer, one for reads and small writes (leases, signals,
+snapshots), and one that LISTENs, opened by the first tail. Each is reopened on its next use
+after it is lost; the call that met the loss fails with StoreError (the console's feed says
+"reconnecting" and retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from ...codec import Record
+from ...errors import StoreError
+from ...projection import RunInfo
+from ..folding import InterruptInfo, StateAt
+from ..groupcommit import Committed
+from ..port import EventLog, describe_target
+from . import leases, reads, schema
+from .secretscan import scan
+from .writer import postgres_writer
+
+__all__ = ["PostgresLog"]
+
+T = TypeVar("T")
+_RETRY = (pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+
+
+class _Link:
+    """One connection, opened on first use and again after it is lost."""
+
+    def __init__(self, dsn: str, name: str) -> None:
+        self.dsn = dsn
+        self.name = name
+        self.conn: psycopg.AsyncConnection | None = None
+        self._opening = asyncio.Lock()
+
+    async def get(self) -> psycopg.AsyncConnection:
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return self.conn
+        async with self._opening:
+            if self.conn is None or self.conn.closed or self.conn.broken:
+                try:
+                    self.conn = await psycopg.AsyncConnection.connect(
+                        self.dsn, autocommit=True, application_name=f"vigil {self.name}", connect_timeout=10
+                    )
+                except psycopg.Error as exc:
+                    raise StoreError(f"cannot connect to the log: {_short(exc)}") from None
+        return self.conn
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            await self.conn.close()
+            self.conn = None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+class PostgresLog(EventLog):
+    def __init__(self, dsn: str, readonly: bool, snapshot_every: int, poll_interval: float) -> None:
+        self.dsn = dsn
+        self.where = describe_target(dsn)
+        self.readonly = readonly
+        self.snapshot_every = snapshot_every
+        self.poll_interval = poll_interval
+        self._reader = _Link(dsn, "reader")
+        self._writer_link = _Link(dsn, "writer")
+        self._listen_link: _Link | None = None
+        self._listening: asyncio.Task | None = None
+        self._changed = asyncio.Event()
+        self._writer = None if readonly else postgres_writer(self._writer_link.get, self._committed)
+        self._snap_queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._snapshotter = (
+            asyncio.create_task(self._snapshot_loop(), name="vigil-snapshots")
+            if not readonly and snapshot_every > 0 else None
+        )
+
+    @classmethod
+    async def open(
+        cls, dsn: str, *, readonly: bool = False, snapshot_every: int = 1000, poll_interval: float = 0.05,
+        synchronous: str | None = None,  # SQLite's; PostgreSQL's durability is the server's setting
+    ) -> "PostgresLog":
+        log = cls(dsn, readonly, snapshot_every, poll_interval)
+        try:
+            conn = await log._reader.get()
+            try:
+                if readonly:
+                    await schema.check_readable(conn)
+                else:
+                    await schema.migrate(conn)
+            except psycopg.Error as exc:
+                raise StoreError(f"cannot open {log.where}: {_short(exc)}") from None
+        except BaseException:
+            await log.close()
+            raise
+        return log
+
+    async def close(self) -> None:
+        try:
+            if self._writer is not None:
+                await self._writer.close()
+            for task in (self._snapshotter, self._listening):
+                if task is not None:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+        finally:
+            for link in (self._reader, self._writer_link, self._listen_link):
+                if link is not None:
+                    await link.close()
+
+    async def _read(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        conn = await self._reader.get()
+        try:
+            return await fn(conn, *args)
+        except psycopg.Error as exc:
+            raise StoreError(f"the log cannot be read: {_short(exc)}") from None
+
+    async def _write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        if self.readonly:
+            raise StoreError(f"{self.where} is open read-only")
+        for attempt in range(3):
+            conn = await self._reader.get()
+            try:
+                async with conn.transaction():
+                    return await fn(conn, *args)
+            except _RETRY:
+                if attempt == 2:
+                    raise StoreError("the log stayed busy (deadlock or serialization failure, 3 tries)") from None
+            except (psycopg.Error, UnicodeError) as exc:
+                raise StoreError(_short(exc)) from None
+        raise AssertionError("unreachable")
+
+    # writing --------------------------------------------------------------------------------
+
+    def _submit_rows(self, run_id, expected_seq, rows, events, claim) -> asyncio.Future[int]:
+        if self._writer is None:
+            raise StoreError(f"{self.where} is open read-only")
+        return self._writer.submit(run_id, expected_seq, rows, events, claim)
+
+    def _committed(self, committed: Committed) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+        if self._snapshotter is None:
+            return
+        every = self.snapshot_every
+        for run_id, before, after in committed:
+            for boundary in range(before // every + 1, after // every + 1):
+                self._snap_queue.put_nowait((run_id, boundary * every))
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            run_id, seq = await self._snap_queue.get()
+            try:
+                await self.snapshot(run_id, seq)
+            except StoreError:
+                pass  # snapshots only make replay faster; the next one will be taken
+            finally:
+                self._snap_queue.task_done()
+
+    async def snapshot(self, run_id: str, seq: int) -> bool:
+        row = await self._read(reads.snapshot_row, run_id, seq)
+        if row is None or self.readonly:
+            return False
+
+        async def insert(conn):
+            await conn.execute("INSERT INTO vigil.snapshots VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", row)
+
+        await self._write(insert)
+        return True
+
+    async def flush_snapshots(self) -> None:
+        await self._snap_queue.join()
+
+    # reading --------------------------------------------------------------------------------
+
+    async def events(self, run_id, from_seq=1, to_seq=None, *, limit=1000, types=None) -> list[Record]:
+        return await self._read(reads.events_page, run_id, from_seq, to_seq, limit, tuple(types) if types else None)
+
+    async def raw_rows(self, run_id: str, from_seq: int = 1, limit: int = 2000) -> list[tuple]:
+        return await self._read(reads.raw_page, run_id, from_seq, limit)
+
+    async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]:
+        return await self._read(reads.snapshot_rows, run_id)
+
+    async def find(self, run_id: str, seq: int, types: Sequence[str], *, forward: bool = True) -> int | None:
+        return await self._read(reads.find_seq, run_id, seq, forward, tuple(types))
+
+    async def seqs(self, run_id: str, types: Sequence[str]) -> "array[int]":
+        return array("q", await self._read(reads.seqs_of_types, run_id, tuple(types)))
+
+    async def last_seq(self, run_id: str) -> int:
+        return await self._read(reads.last_seq, run_id)
+
+    async def state_at(self, run_id: str, seq: int | None = None) -> StateAt:
+        return await self._read(reads.state_at, run_id, seq)
+
+    async def state_pair(self, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
+        return await self._read(reads.state_pair, run_id, seq)
+
+    async def replay(self, run_id: str, seq: int | None = None) -> StateAt:
+        return await self._read(reads.state_at, run_id, seq, False)
+
+    async def head(self) -> int:
+        return await self._read(reads.head)
+
+    async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
+        return await self._read(reads.after_pos, pos, limit)
+
+    async def _listen(self) -> None:
+        """Swap-and-set `_changed` on every NOTIFY (sent in each append's transaction, delivered
+        at its commit). After a lost connection: reconnect, LISTEN again, and wake every tail
+        once, for what was committed while nobody listened."""
+        assert self._listen_link is not None
+        while True:
+            try:
+                conn = await self._listen_link.get()
+                await conn.execute(f"LISTEN {schema.LOG_CHANNEL}")
+                self._wake()
+                async for _ in conn.notifies():
+                    self._wake()
+            except (psycopg.Error, StoreError):
+                await asyncio.sleep(0.5)
+
+    def _wake(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def tail(self, after: int = 0, *, page: int = 1000) -> AsyncIterator[list[Record]]:
+        """Batches of new events from every run, in commit order, forever: woken by LISTEN/NOTIFY
+        at each commit in any process; then a catch-up read after the last pos seen. The timed
+        wait is a safety net only (a notification lost with a connection), not the path."""
+        if self._listening is None:
+            self._listen_link = _Link(self.dsn, "listener")
+            self._listening = asyncio.create_task(self._listen(), name="vigil-listen")
+        while True:
+            changed = self._changed
+            batch = await self.read_after(after, page)
+            if batch:
+                after = batch[-1].pos
+                yield batch
+                continue
+            try:
+                await asyncio.wait_for(changed.wait(), 2.0)
+            except TimeoutError:
+                pass
+
+    async def _get_run(self, run_id: str) -> RunInfo | None:
+        return await self._read(reads.get_run, run_id)
+
+    async def _match_runs(self, prefix: str) -> list[str]:
+        return await self._read(reads.match_runs, prefix)
+
+    async def runs(self, *, status=None, graph=None, search=None, limit=100, offset=0, order="newest") -> list[RunInfo]:
+        return await self._read(reads.list_runs, status, graph, search, limit, offset, order)
+
+    async def count_runs(self, *, status=None, graph=None, search=None) -> int:
+        return await self._read(reads.count_runs, status, graph, search)
+
+    async def interrupts(self, run_id: str | None = None, *, pending_only: bool = True) -> list[InterruptInfo]:
+        return await self._read(reads.list_interrupts, run_id, pending_only)
+
+    # ownership and signals (the database's clock) -------------------------------------------
+
+    async def claim(self, run_id: str, owner: str, lease_ns: int, previous: str | None) -> bool:
+        return await self._write(leases.claim, run_id, owner, lease_ns, previous)
+
+    async def renew(self, owner: str, lease_ns: int) -> None:
+        await self._write(leases.renew, owner, lease_ns)
+
+    async def release(self, run_ids: list[str], owner: str) -> None:
+        await self._write(leases.release, run_ids, owner)
+
+    async def send_signal(self, run_id: str, kind: str, body: dict, sender: Any) -> int:
+        return await self._write(leases.send, run_id, kind, body, sender)
+
+    async def pending_signals(self, owner: str) -> list:
+        return await self._read(leases.pending, owner)
+
+    async def finish_signal(self, signal_id: int, outcome: str) -> None:
+        await self._write(leases.finish, signal_id, outcome)
+
+    async def signal_result(self, signal_id: int) -> str | None:
+        return await self._read(leases.result, signal_id)
+
+    async def scan_secrets(self, run_id: str | None = None) -> tuple[list, int]:
+        return await self._read(scan, run_id)
+

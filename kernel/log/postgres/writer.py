@@ -1,0 +1,148 @@
+"""One group commit on PostgreSQL: the seq checks, the projections, the rows, in one transaction.
+
+Global order: every append transaction takes one advisory lock just before its rows get their
+`pos` (from a sequence) and holds it to its commit. So positions become visible in the order they
+were handed out, and a tail that has read up to `pos` can never later meet a smaller one
+committed late. (Without the lock, transaction A could take pos 10, B pos 11, B commit first, and
+a tail reading after 11 would skip 10 for ever.) Gaps from rolled-back appends are harmless: no
+row ever fills them. The lock is held only for the COPY and the commit, once per group, not per
+append; appends from many processes serialize there and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import psycopg
+from psycopg import errors as pgerrors
+
+from ...errors import ConcurrencyError
+from ...projection import PROJECTED, RUN_COLUMNS, advance, new_row
+from ..groupcommit import Append, Committed, GroupWriter
+from .schema import APPEND_LOCK, LOG_CHANNEL, NOW_NS
+
+__all__ = ["postgres_writer", "text"]
+
+_COPY_EVENTS = (
+    "COPY vigil.events (run_id, seq, ts_ns, type, step_id, body, crc) FROM STDIN (FORMAT BINARY)"
+)
+_EVENT_TYPES = ["text", "int8", "int8", "text", "text", "bytea", "int8"]
+_UPSERT_RUN = (
+    f"INSERT INTO vigil.runs({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))})"
+    " ON CONFLICT(run_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
+)
+# Row locks in run_id order, as every other writer of runs rows takes them: no deadlocks.
+_LOCK_RUNS = (
+    f"SELECT {', '.join(RUN_COLUMNS)} FROM vigil.runs WHERE run_id = ANY(%s) ORDER BY run_id FOR UPDATE"
+)
+_LAST_SEQS = "SELECT run_id, max(seq) FROM vigil.events WHERE run_id = ANY(%s) GROUP BY run_id"
+
+
+def text(value: Any) -> Any:
+    """PostgreSQL text holds no NUL; SQLite's does. The event body (bytea) keeps the value exactly;
+    a projected column shows U+FFFD in its place."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+async def _commit_group(
+    conn: psycopg.AsyncConnection, group: list[Append], known: dict[str, int]
+) -> tuple[list, Committed]:
+    try:
+        async with conn.transaction():
+            unsure = sorted({a.run_id for a in group if known.get(a.run_id) != a.expected_seq})
+            table: dict[str, int] = {}
+            if unsure:
+                cur = await conn.execute(_LAST_SEQS, (unsure,))
+                table = dict(await cur.fetchall())
+            last: dict[str, int] = {}
+            before: dict[str, int] = {}
+            outcomes: list[Any] = []
+            rows: list[tuple] = []
+            projecting: list[Append] = []
+            for a in group:
+                actual = last.get(a.run_id)
+                if actual is None:
+                    actual = known.get(a.run_id)
+                    if actual != a.expected_seq:
+                        actual = table.get(a.run_id, 0)
+                if actual != a.expected_seq:
+                    outcomes.append(ConcurrencyError(a.run_id, a.expected_seq, actual))
+                    continue
+                last[a.run_id] = a.rows[-1][1]
+                before.setdefault(a.run_id, actual)
+                if actual == 0 or any(isinstance(e, PROJECTED) for e in a.events):
+                    projecting.append(a)
+                rows.extend(a.rows)
+                outcomes.append(last[a.run_id])
+            if projecting:
+                await _project(conn, projecting)
+            if rows:
+                await conn.execute("SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')", (APPEND_LOCK, LOG_CHANNEL))
+                async with conn.cursor().copy(_COPY_EVENTS) as copy:
+                    copy.set_types(_EVENT_TYPES)
+                    for r in rows:
+                        await copy.write_row((r[0], r[1], r[2], r[3], text(r[4]), r[5], r[6]))
+    except BaseException:
+        for a in group:
+            known.pop(a.run_id, None)
+        raise
+    known.update(last)
+    return outcomes, [(rid, old, last[rid]) for rid, old in before.items()]
+
+
+async def _project(conn: psycopg.AsyncConnection, appends: list[Append]) -> None:
+    """Advance the runs and interrupts projections for the appends that change them."""
+    cur = await conn.execute(_LOCK_RUNS, (sorted({a.run_id for a in appends}),))
+    rows = {r[0]: dict(zip(RUN_COLUMNS, r)) for r in await cur.fetchall()}
+    now_ns = None
+    ops: list[tuple] = []
+    for a in appends:
+        row = rows.get(a.run_id)
+        if row is None:
+            row = rows[a.run_id] = new_row(a.run_id, a.rows[0][2])
+            if a.claim is not None:  # (owner, lease_ns), timed by the database's clock
+                if now_ns is None:
+                    now_ns = (await (await conn.execute(f"SELECT {NOW_NS}")).fetchone())[0]
+                row["owner"], row["lease_until_ns"] = a.claim[0], now_ns + a.claim[1]
+        for r, event in zip(a.rows, a.events):
+            advance(row, event, r[1], r[2], ops)
+    async with conn.cursor() as c:
+        await c.executemany(
+            _UPSERT_RUN, [tuple(text(row[col]) for col in RUN_COLUMNS) for _, row in sorted(rows.items())]
+        )
+        for op in ops:  # in order, as SQLite applies them: a raise, its resolve, a re-raise
+            if op[0] == "raise":
+                await c.execute(
+                    "INSERT INTO vigil.interrupts VALUES (%s, %s, %s, %s, %s, %s, NULL)"
+                    " ON CONFLICT (run_id, interrupt_id) DO UPDATE SET seq = excluded.seq,"
+                    " kind = excluded.kind, title = excluded.title, raised_ns = excluded.raised_ns,"
+                    " resolved_seq = NULL",
+                    tuple(text(v) for v in op[1:]),
+                )
+            elif op[0] == "close":
+                await c.execute(
+                    "UPDATE vigil.interrupts SET resolved_seq = %s WHERE run_id = %s AND resolved_seq IS NULL",
+                    (op[3], op[1]),
+                )
+            else:
+                await c.execute(
+                    "UPDATE vigil.interrupts SET resolved_seq = %s WHERE run_id = %s AND interrupt_id = %s",
+                    (op[3], op[1], text(op[2])),
+                )
+
+
+def postgres_writer(connect: Callable, on_commit: Callable[[Committed], None]) -> GroupWriter:
+    """`connect()` returns the writer's connection (a new one if the last was lost)."""
+    known: dict[str, int] = {}
+
+    async def commit(group: list[Append]) -> tuple[list, Committed]:
+        conn = await connect()
+        return await _commit_group(conn, group, known)
+
+    # psycopg.Error covers a value the server refuses, a unique violation, a lost connection:
+    # each fails its batch (retried alone), never the writer.
+    return GroupWriter(
+        commit, on_commit,
+        refused=(psycopg.Error, OverflowError, UnicodeError), conflict=(pgerrors.UniqueViolation,),
+    )
