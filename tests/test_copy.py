@@ -5,8 +5,8 @@ import json
 
 from cli_helpers import vigil
 from kernel.demos import samples
-from kernel.registry import default_registry
-from kernel.runtime import Runtime
+from console.workflows import default_registry
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 

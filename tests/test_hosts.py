@@ -82,7 +82,7 @@ def test_leases_are_judged_by_the_database_clock_not_the_hosts(pg_dsn, monkeypat
     """A host whose clock runs an hour ahead must not steal a live lease; one an hour behind must
     not keep a dead one alive."""
     from kernel.registry import Registry
-    from kernel.runtime import Runtime
+    from kernel.engine.runtime import Runtime
 
     async def go():
         async with await Store.open(pg_dsn) as store:
