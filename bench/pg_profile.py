@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.pg_profile [EVENTS] [--cprofile]
     .venv/bin/python -m bench.pg_profile chain [RUNS]      # the 3-node chain, timed the same way
+    .venv/bin/python -m bench.pg_profile nodb [EVENTS]     # the append case with a no-op transaction
 
 On one durable throwaway server: the 100-run append case of pg_cases, with the writer's
 transaction (kernel.log.postgres.writer._commit_group) timed from outside, statement by
@@ -177,7 +178,65 @@ def chain(runs: int) -> None:
         server.stop()
 
 
+def nodb(total: int) -> None:
+    """The append case with the writer's transaction replaced by a no-op that returns the same
+    outcomes: the rate is what the event loop alone allows (callers woken, next event sealed and
+    queued, group formed), with nothing sent to the server."""
+
+    async def no_commit(conn, group, known):
+        await asyncio.sleep(0)
+        return [a.rows[-1][1] for a in group], [(a.run_id, a.expected_seq, a.rows[-1][1]) for a in group]
+
+    server = pgserver.PgServer(durable=True).start()
+    try:
+        dsn = server.create_database()
+        pg_writer._commit_group = no_commit
+        rate, p50, p99 = asyncio.run(vigil_appends(dsn, total, 100))
+        print(f"vigil appends, no-op transaction: {rate:,.0f}/s ({1e5 / rate:.3f} ms per 100 events)")
+    finally:
+        server.stop()
+
+
+def commits(runs: int) -> None:
+    """WAL flushes (pg_stat_wal.wal_sync, the cluster's fsyncs) and committed transactions per
+    chain run, vigil beside DBOS, one after the other on one server."""
+    from .pg_cases import _chain, _dbos
+
+    server = pgserver.PgServer(durable=True).start()
+    try:
+        def stats(dsn):
+            with psycopg.connect(server.dsn(), autocommit=True) as c:
+                time.sleep(1.2)  # backends publish their counters at most once a second
+                c.execute("SELECT pg_stat_force_next_flush()")
+                wal = c.execute("SELECT wal_sync, wal_records, wal_bytes FROM pg_stat_wal").fetchone()
+                xact = c.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                                 (dsn.rsplit("/", 1)[-1],)).fetchone()[0]
+            return (*wal, xact)
+
+        for name in ("vigil", "DBOS"):
+            dsn = server.create_database()
+            if name == "vigil":
+                asyncio.run(_migrate(dsn))
+            else:
+                _dbos(dsn, 5)  # DBOS makes its tables
+            before = stats(dsn)
+            t0 = time.perf_counter()
+            asyncio.run(_chain(dsn, runs)) if name == "vigil" else _dbos(dsn, runs)
+            wall = time.perf_counter() - t0
+            after = stats(dsn)
+            d = [a - b for a, b in zip(after, before)]
+            print(f"{name:5}: per run (3 steps): {d[0] / runs:5.2f} WAL fsyncs, {d[3] / runs:5.2f} committed transactions, "
+                  f"{d[1] / runs:6.1f} WAL records, {float(d[2]) / runs:8.0f} WAL bytes; wall {wall / runs * 1e3:.2f} ms a run"
+                  + (" (including DBOS's start-up)" if name == "DBOS" else ""))
+    finally:
+        server.stop()
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["commits"]:
+        return commits(int(sys.argv[2]) if len(sys.argv) > 2 else 300)
+    if sys.argv[1:2] == ["nodb"]:
+        return nodb(int(sys.argv[2]) if len(sys.argv) > 2 else 50_000)
     if sys.argv[1:2] == ["chain"]:
         return chain(int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 500)
     total = int(next((a for a in sys.argv[1:] if a.isdigit()), "50000"))
