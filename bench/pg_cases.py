@@ -98,7 +98,8 @@ def raw_append_ceiling(server, events_total: int, runs: int, batch: int) -> tupl
         server.drop_database(dsn)
         results[name] = rate
     best = max(results, key=results.get)
-    return results[best], f"psycopg {best} binary COPY (the other: {results['sync' if best == 'async' else 'async']:,.0f}/s)"
+    other = "sync" if best == "async" else "async"
+    return results[best], f"psycopg {best} binary COPY ({other} COPY: {results[other]:,.0f}/s)"
 
 
 async def vigil_appends(dsn: str, events_total: int, runs: int) -> tuple[float, float, float]:
