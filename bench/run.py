@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run            # full sizes (about 3 minutes here)
     .venv/bin/python -m bench.run --quick    # smaller sizes
+    .venv/bin/python -m bench.run --only postgres,appends   # some sections (RESULTS.md is not written)
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import console_cases, log_cases, runtime_cases, startup_cases, tail_cases
+from . import console_cases, log_cases, pg_cases, runtime_cases, startup_cases, tail_cases
 from .common import WORK, machine, rss_mb
 
-CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup]
+CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup,
+         pg_cases.postgres]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
@@ -28,21 +30,30 @@ def _row(r: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look")
+    parser.add_argument("--only", help="comma-separated section names (e.g. postgres,appends); "
+                        "prints the rows and leaves RESULTS.md alone")
     args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     started = time.time()
     rows = []
     for case in CASES:
+        if only is not None and case.__name__ not in only:
+            continue
         print(f"running {case.__name__} ...", flush=True)
         for r in case(args.quick):
             print("  " + _row(r), flush=True)
             rows.append(r)
+    if only is not None:
+        shutil.rmtree(WORK, ignore_errors=True)
+        return
     versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual", "langgraph", "langgraph-checkpoint-sqlite", "dbos"))
     lines = [
         "# Benchmarks",
         "",
         f"Written by `python -m bench.run{' --quick' if args.quick else ''}` on "
         f"{time.strftime('%Y-%m-%d')} in {time.time() - started:.0f} s; peak RSS {rss_mb():.0f} MB.",
-        f"Machine: {machine()}; {versions}.",
+        f"Machine: {machine()}; {versions}"
+        + (f"; {pg_cases.INFO['version']}." if pg_cases.INFO.get("version") else "."),
         "Each vigil figure and its ceiling or peer were measured in the same run, one after the other.",
         "",
         "| case | setup | vigil | ceiling / peer | ratio | goal | met |",

@@ -117,3 +117,49 @@ def test_a_run_appended_by_another_process_is_never_overwritten_or_gapped(db):
             assert ids == ["mine", "other", "fresh"]
 
     asyncio.run(go())
+
+
+WRITER = """
+import asyncio, sys
+from kernel.events import ActionSucceeded, RunStarted
+from kernel.store import Store
+
+async def main(path, name, n):
+    async with await Store.open(path) as store:
+        seqs = {}
+        async def one(r):
+            run = f"{name}-{r}"
+            seq = await store.append(run, [RunStarted(graph="g")], expected_seq=0)
+            for i in range(n):
+                seq = await store.append(run, [ActionSucceeded(action_id=str(i))] * (1 + i % 3), expected_seq=seq)
+        await asyncio.gather(*(one(r) for r in range(4)))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+def test_a_tail_never_skips_a_commit_from_several_writer_processes_at_once(db):
+    """Transactions in different processes take their positions and commit in any order; a tail
+    that has read up to a position must never later meet a smaller one (it would skip it)."""
+    writers, per_run = 4, 40
+    total = writers * 4 * (1 + sum(1 + i % 3 for i in range(per_run)))
+
+    async def go():
+        async with await Store.open(db) as store:  # creates the schema before anyone races
+            await store.head()
+        reader = subprocess.Popen([sys.executable, "-c", TAIL, str(db), str(total)], cwd=ROOT,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert reader.stdout.readline().strip() == "ready"
+        procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), f"w{w}", str(per_run)], cwd=ROOT,
+                                  stderr=subprocess.PIPE, text=True) for w in range(writers)]
+        for p in procs:
+            _, err = await asyncio.to_thread(p.communicate, timeout=120)
+            assert p.returncode == 0, err
+        out, err = await asyncio.to_thread(reader.communicate, timeout=60)
+        assert reader.returncode == 0, err
+        return [json.loads(line) for line in out.splitlines()]
+
+    seen = asyncio.run(go())
+    positions = [s[0] for s in seen]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions) == total
+    assert [tuple(s[:3]) for s in seen] == asyncio.run(_all_rows(db))
