@@ -25,7 +25,7 @@ import psycopg
 from kernel.codec import encode
 from kernel.events import RunStarted
 from kernel.log.postgres import schema as pg_schema
-from kernel.runtime import Runtime
+from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
 from .common import Timer, percentile, tool_result
