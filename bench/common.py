@@ -42,6 +42,15 @@ def step_completed(i: int, hash_: str = "") -> StepCompleted:
 
 
 def rss_mb() -> float:
+    """This process's own peak RSS. Not ru_maxrss: Linux carries a parent's peak into a child
+    started by fork, so a probe started from the benchmark runner would report the runner's."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

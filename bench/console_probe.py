@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import resource
+
 import subprocess
 import sys
 import time
@@ -20,6 +20,8 @@ from console.screens.runs import RunsScreen
 from console.screens.scrubber import ScrubberScreen
 from console.widgets.timeline import Timeline
 from kernel.registry import Registry
+
+from bench.common import rss_mb
 
 
 async def _until(pilot, condition, timeout=30.0):
@@ -66,7 +68,7 @@ async def probe(db: Path, run_id: str) -> dict:
         moves.sort()
         out["move_p50_ms"] = moves[len(moves) // 2]
         out["move_p99_ms"] = moves[int(len(moves) * 0.99) - 1]
-        out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["rss_mb"] = rss_mb()
 
         # key-press latency while 5,000 events/s arrive on a live run, written by another process
         flood_id = f"flood-{time.time_ns()}"
@@ -94,7 +96,7 @@ async def probe(db: Path, run_id: str) -> dict:
         out["flood_events_per_s"] = rate
         out["key_p50_ms"] = keys[len(keys) // 2]
         out["key_p99_ms"] = keys[int(len(keys) * 0.99) - 1]
-        out["rss_after_flood_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["rss_after_flood_mb"] = rss_mb()
     return out
 
 

@@ -115,8 +115,8 @@ class ScrubberScreen(Screen[None]):
         self.update_bar()
 
     def update_bar(self, note: str = "") -> None:
-        if self._gone():
-            return
+        if self._gone() or not self.query("#bar"):
+            return  # being taken down: children go one by one (seen in the console benchmark)
         t = self.timeline
         seq = t.seq_at(t.cursor) if t.count else 0
         kinds = "all events" if t.types is None else ", ".join(t.types)

@@ -27,8 +27,13 @@ _COPY_EVENTS = (
     "COPY vigil.events (run_id, seq, ts_ns, type, step_id, body, crc) FROM STDIN (FORMAT BINARY)"
 )
 _EVENT_TYPES = ["text", "int8", "int8", "text", "text", "bytea", "int8"]
+# lease_until_ns is given as (absolute, or a lease to time from the database's clock): a claim
+# made with a new run is timed in this statement, not by a separate query for the time.
+_VALUES = ", ".join(
+    f"COALESCE(%s::bigint, {NOW_NS} + %s::bigint)" if c == "lease_until_ns" else "%s" for c in RUN_COLUMNS
+)
 _UPSERT_RUN = (
-    f"INSERT INTO vigil.runs({', '.join(RUN_COLUMNS)}) VALUES ({', '.join(['%s'] * len(RUN_COLUMNS))})"
+    f"INSERT INTO vigil.runs({', '.join(RUN_COLUMNS)}) VALUES ({_VALUES})"
     " ON CONFLICT(run_id) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
 )
@@ -36,7 +41,10 @@ _UPSERT_RUN = (
 _LOCK_RUNS = (
     f"SELECT {', '.join(RUN_COLUMNS)} FROM vigil.runs WHERE run_id = ANY(%s) ORDER BY run_id FOR UPDATE"
 )
-_LAST_SEQS = "SELECT run_id, max(seq) FROM vigil.events WHERE run_id = ANY(%s) GROUP BY run_id"
+# One index probe per run (max(seq) ... GROUP BY would read every row of every run asked about).
+_LAST_SEQS = (
+    "SELECT r, (SELECT max(seq) FROM vigil.events WHERE run_id = r) FROM unnest(%s::text[]) AS r"
+)
 
 
 def text(value: Any) -> Any:
@@ -50,11 +58,16 @@ async def _commit_group(
 ) -> tuple[list, Committed]:
     try:
         async with conn.transaction():
-            unsure = sorted({a.run_id for a in group if known.get(a.run_id) != a.expected_seq})
+            # A new run's seq is not looked up: the unique (run_id, seq) index refuses a run that
+            # exists, and after that failure (known[run] = -1) it is looked up like any other.
+            unsure = sorted({
+                a.run_id for a in group
+                if known.get(a.run_id) != a.expected_seq and (a.expected_seq or a.run_id in known)
+            })
             table: dict[str, int] = {}
             if unsure:
                 cur = await conn.execute(_LAST_SEQS, (unsure,))
-                table = dict(await cur.fetchall())
+                table = {r: seq or 0 for r, seq in await cur.fetchall()}
             last: dict[str, int] = {}
             before: dict[str, int] = {}
             outcomes: list[Any] = []
@@ -63,7 +76,7 @@ async def _commit_group(
             for a in group:
                 actual = last.get(a.run_id)
                 if actual is None:
-                    actual = known.get(a.run_id)
+                    actual = known.get(a.run_id, 0)
                     if actual != a.expected_seq:
                         actual = table.get(a.run_id, 0)
                 if actual != a.expected_seq:
@@ -85,32 +98,39 @@ async def _commit_group(
                         await copy.write_row((r[0], r[1], r[2], r[3], text(r[4]), r[5], r[6]))
     except BaseException:
         for a in group:
-            known.pop(a.run_id, None)
+            known[a.run_id] = -1  # unknown now: looked up in the table next time
         raise
     known.update(last)
     return outcomes, [(rid, old, last[rid]) for rid, old in before.items()]
+
+
+def _values(row: dict, claimed: dict[str, int]) -> tuple:
+    out: list = []
+    for col in RUN_COLUMNS:
+        if col == "lease_until_ns":
+            lease = claimed.get(row["run_id"]) if row["owner"] is not None else None
+            out += [row[col], lease]  # ended in this append: no owner, no lease
+        else:
+            out.append(text(row[col]))
+    return tuple(out)
 
 
 async def _project(conn: psycopg.AsyncConnection, appends: list[Append]) -> None:
     """Advance the runs and interrupts projections for the appends that change them."""
     cur = await conn.execute(_LOCK_RUNS, (sorted({a.run_id for a in appends}),))
     rows = {r[0]: dict(zip(RUN_COLUMNS, r)) for r in await cur.fetchall()}
-    now_ns = None
     ops: list[tuple] = []
+    claimed: dict[str, int] = {}
     for a in appends:
         row = rows.get(a.run_id)
         if row is None:
             row = rows[a.run_id] = new_row(a.run_id, a.rows[0][2])
             if a.claim is not None:  # (owner, lease_ns), timed by the database's clock
-                if now_ns is None:
-                    now_ns = (await (await conn.execute(f"SELECT {NOW_NS}")).fetchone())[0]
-                row["owner"], row["lease_until_ns"] = a.claim[0], now_ns + a.claim[1]
+                row["owner"], claimed[a.run_id] = a.claim
         for r, event in zip(a.rows, a.events):
             advance(row, event, r[1], r[2], ops)
     async with conn.cursor() as c:
-        await c.executemany(
-            _UPSERT_RUN, [tuple(text(row[col]) for col in RUN_COLUMNS) for _, row in sorted(rows.items())]
-        )
+        await c.executemany(_UPSERT_RUN, [_values(row, claimed) for _, row in sorted(rows.items())])
         for op in ops:  # in order, as SQLite applies them: a raise, its resolve, a re-raise
             if op[0] == "raise":
                 await c.execute(
