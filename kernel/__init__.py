@@ -29,10 +29,25 @@ if TYPE_CHECKING:  # pragma: no cover - what the names below are, for type check
     from .events import *  # noqa: F403
     from .log.folding import InterruptInfo, StateAt
     from .projection import RunInfo
+    from .engine.runtime import Runtime
+    from .engine.worker import Worker
+    from .graph import END, START, Graph
+    from .log.port import EventLog
+    from .registry import Registry
     from .secrets import Secret
     from .store import Store
+    from .tools import tool
 
 _HOMES = {
+    # what a program embedding vigil needs, without knowing the package's rooms
+    "Graph": "graph",
+    "START": "graph",
+    "END": "graph",
+    "tool": "tools",
+    "Registry": "registry",
+    "Runtime": "engine.runtime",
+    "Worker": "engine.worker",
+    "EventLog": "log.port",
     "Store": "store",
     "Secret": "secrets",
     "Record": "codec",

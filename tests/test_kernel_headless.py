@@ -31,8 +31,11 @@ def kernel_modules() -> list[str]:
 
 # Imports each module in turn and reports, per module, the top-level packages it pulled in that
 # nothing before it had (so a UI import is blamed on the first module that makes it).
+# httpx imports its optional command-line tool (click, pygments, rich) whenever click happens to be
+# installed (the benchmark extras bring it): that is httpx's, not the kernel's, so it is kept out.
 _PROBE = """
 import importlib, json, sys
+sys.modules["httpx._main"] = None
 report = {}
 for name in json.loads(sys.argv[1]):
     before = set(sys.modules)
