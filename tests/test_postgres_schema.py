@@ -1,0 +1,46 @@
+"""The PostgreSQL schema: created once by the first writer, refused when newer than this vigil,
+and a database with no vigil log in it is one line to a reader, never a traceback."""
+
+import asyncio
+
+import psycopg
+import pytest
+
+from cli_helpers import vigil
+from kernel.errors import SchemaError
+from kernel.log.postgres.schema import SCHEMA_VERSION
+from kernel.store import Store
+
+
+def test_two_first_opens_at_once_create_the_schema_once(pg_dsn):
+    async def go():
+        stores = await asyncio.gather(*(Store.open(pg_dsn) for _ in range(4)))
+        for s in stores:
+            await s.close()
+        async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
+            cur = await conn.execute("SELECT value FROM vigil.meta WHERE key = 'schema_version'")
+            return await cur.fetchall()
+
+    assert asyncio.run(go()) == [(str(SCHEMA_VERSION),)]
+
+
+def test_a_newer_schema_is_refused_in_one_line(pg_dsn):
+    async def go():
+        async with await Store.open(pg_dsn):
+            pass
+        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+            await conn.execute("UPDATE vigil.meta SET value = %s", (str(SCHEMA_VERSION + 1),))
+        for readonly in (False, True):
+            with pytest.raises(SchemaError, match="newer than this vigil understands"):
+                await Store.open(pg_dsn, readonly=readonly)
+
+    asyncio.run(go())
+    out = vigil("runs", db=pg_dsn)
+    err = out.stderr.decode()
+    assert out.returncode != 0 and "newer than this vigil" in err and len(err.strip().splitlines()) == 1
+
+
+def test_reading_a_database_without_a_log_says_so(pg_dsn):
+    out = vigil("runs", db=pg_dsn)
+    err = out.stderr.decode()
+    assert out.returncode != 0 and "no vigil log in this database yet" in err and "Traceback" not in err
