@@ -94,7 +94,11 @@ class ScrubberScreen(Screen[None]):
 
     def _gone(self) -> bool:
         """True once this screen has been closed: a worker finishing late must not touch it."""
-        return not self.is_attached or not self.query(Timeline)
+        # `display` is False once Textual is closing or pruning the screen; its parts then go one
+        # by one (seen in the console benchmark: '#hash' gone while the timeline was still there).
+        return not self.is_attached or not self.display or not all(
+            self.query(part) for part in (Timeline, "#hash", "#doc", "#bar")
+        )
 
     def on_mount(self) -> None:
         self.timeline.focus()
@@ -115,8 +119,8 @@ class ScrubberScreen(Screen[None]):
         self.update_bar()
 
     def update_bar(self, note: str = "") -> None:
-        if self._gone() or not self.query("#bar"):
-            return  # being taken down: children go one by one (seen in the console benchmark)
+        if self._gone():
+            return
         t = self.timeline
         seq = t.seq_at(t.cursor) if t.count else 0
         kinds = "all events" if t.types is None else ", ".join(t.types)
