@@ -170,6 +170,20 @@ class PgServer:
         shutil.rmtree(base, ignore_errors=True)
         self.port = None
 
+    def halt(self) -> None:
+        """Stop the server as a crash would (immediate: no checkpoint), keeping its data."""
+        self._run([str(self.bindir / "pg_ctl"), "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", "30"],
+                  timeout=40)
+
+    def resume(self) -> None:
+        """Start a halted server again, on the same port (clients reconnect to the same DSN)."""
+        out = self._run([str(self.bindir / "pg_ctl"), "start", "-D", str(self.data), "-l", str(self.log),
+                         "-w", "-t", str(int(self.start_timeout)), "-o", f"-p {self.port}"],
+                        timeout=self.start_timeout + 10)
+        if out.returncode != 0:
+            raise PgStartError(f"pg_ctl start failed: {out.stdout}{out.stderr}\n{self.log_tail()}")
+        self._wait_ready()
+
     def __enter__(self) -> "PgServer":
         return self if self.base is not None else self.start()
 

@@ -44,3 +44,41 @@ def test_reading_a_database_without_a_log_says_so(pg_dsn):
     out = vigil("runs", db=pg_dsn)
     err = out.stderr.decode()
     assert out.returncode != 0 and "no vigil log in this database yet" in err and "Traceback" not in err
+
+
+def test_the_writer_outlives_a_server_restart():
+    """The server goes away mid-run (a crash, a failover): appends fail with a one-line reason,
+    not a hang and not a dead writer; once it is back, the same store appends again."""
+    import time
+
+    import pgserver
+    from kernel.errors import StoreError
+    from kernel.events import ActionSucceeded, RunStarted
+
+    server = pgserver.PgServer()
+    server.start()
+    try:
+        dsn = server.create_database()
+
+        async def go():
+            async with await Store.open(dsn) as store:
+                seq = await store.append("r", [RunStarted(graph="g")], expected_seq=0)
+                server.halt()
+                started = time.monotonic()
+                for attempt in range(2):  # the connection is lost, then cannot be made
+                    with pytest.raises(StoreError, match="append to run r failed"):
+                        await store.append("r", [ActionSucceeded(action_id=f"lost{attempt}")], expected_seq=seq)
+                assert time.monotonic() - started < 15
+                server.resume()
+                for _ in range(50):  # reads reconnect too
+                    try:
+                        assert await store.last_seq("r") == seq
+                        break
+                    except StoreError:
+                        await asyncio.sleep(0.1)
+                assert await store.append("r", [ActionSucceeded(action_id="back")], expected_seq=seq) == seq + 1
+                return [r.type for r in await store.events("r")]
+
+        assert asyncio.run(go()) == ["RunStarted", "ActionSucceeded"]
+    finally:
+        server.stop()

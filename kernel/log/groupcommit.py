@@ -50,16 +50,21 @@ class GroupWriter:
         *,
         refused: tuple[type[BaseException], ...],
         conflict: tuple[type[BaseException], ...],
+        unavailable: tuple[type[BaseException], ...] = (),
     ) -> None:
         """`commit(group)` runs one transaction and returns one outcome per append (its new
         last seq, or the ConcurrencyError) and what was committed. `refused`: errors that fail
         the transaction but not the store (a value the database cannot take, a full disk);
         `conflict`: the unique (run_id, seq) index caught another process's append (a failed
-        `commit` has dropped the cached last seqs of its group, so the retry checks the table)."""
+        `commit` has dropped the cached last seqs of its group, so the retry checks the table);
+        `unavailable`: the database cannot be reached: the whole group fails at once with the
+        reason (retrying each append alone would only wait out the same timeout again), and the
+        writer goes on, so appends succeed again once the database is back."""
         self._commit_fn = commit
         self._on_commit = on_commit
         self._refused = refused
         self._conflict = conflict
+        self._unavailable = unavailable
         self._queue: deque[Append] = deque()
         self._wake = asyncio.Event()
         self._closing = False
@@ -91,6 +96,8 @@ class GroupWriter:
     async def _commit(self, group: list[Append], *, again: bool = True) -> tuple[list, Committed]:
         try:
             return await self._commit_fn(group)
+        except self._unavailable as exc:
+            return [StoreError(f"append to run {a.run_id} failed: {exc}") for a in group], []
         except self._refused as exc:
             if len(group) == 1:
                 if again and isinstance(exc, self._conflict):

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import psycopg
 from psycopg import errors as pgerrors
 
-from ...errors import ConcurrencyError
+from ...errors import ConcurrencyError, StoreError
 from ...projection import PROJECTED, RUN_COLUMNS, advance, new_row
 from ..groupcommit import Append, Committed, GroupWriter
 from .schema import APPEND_LOCK, LOG_CHANNEL, NOW_NS
@@ -160,9 +160,11 @@ def postgres_writer(connect: Callable, on_commit: Callable[[Committed], None]) -
         conn = await connect()
         return await _commit_group(conn, group, known)
 
-    # psycopg.Error covers a value the server refuses, a unique violation, a lost connection:
-    # each fails its batch (retried alone), never the writer.
+    # psycopg.Error covers a value the server refuses or a unique violation: each fails its
+    # batch (retried alone). No connection (StoreError from connect) or a lost one
+    # (OperationalError) fails the group at once. Never the writer.
     return GroupWriter(
         commit, on_commit,
         refused=(psycopg.Error, OverflowError, UnicodeError), conflict=(pgerrors.UniqueViolation,),
+        unavailable=(StoreError, psycopg.OperationalError),
     )
