@@ -23,3 +23,22 @@ def vigil(*args: str, db: Path | None = None, input: bytes | None = None, timeou
         capture_output=True,
         timeout=timeout,
     )
+
+
+def rest_of(proc: subprocess.Popen, timeout: float = 60) -> tuple:
+    """(stdout, stderr) from here to the process's exit, after some readline() calls on it.
+
+    Not communicate(timeout=...): that reads the pipes' file descriptors directly, so whatever a
+    readline() had already buffered past its line is lost (seen: a tail's first 8 rows missing
+    when the reader printed them before the test read its "ready" line)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        out = pool.submit(proc.stdout.read) if proc.stdout else None
+        err = pool.submit(proc.stderr.read) if proc.stderr else None
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        return (out.result() if out else None), (err.result() if err else None)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from cli_helpers import ROOT, vigil
+from cli_helpers import ROOT, rest_of, vigil
 
 
 def runs(db, *extra):
@@ -86,7 +86,7 @@ def test_run_headless_stays_attached_while_another_process_approves(db):
     stale = vigil("approve", run_id, "--interrupt", asked, db=db)
     assert stale.returncode == 2 and "already resolved" in stale.stderr.decode()
 
-    rest, err = attached.communicate(timeout=60)
+    rest, err = rest_of(attached, 60)
     assert attached.returncode == 0, err
     assert rest.strip().endswith(f"run {run_id}: completed")
     events = [json.loads(x) for x in vigil("events", run_id, "--json", db=db).stdout.splitlines()]
@@ -108,7 +108,7 @@ def test_cancel_a_waiting_run_owned_by_another_process(db):
             break
     out = vigil("cancel", run_id, "--reason", "false alarm", db=db)
     assert out.returncode == 0, out.stderr
-    rest, _ = attached.communicate(timeout=30)
+    rest, _ = rest_of(attached, 30)
     assert attached.returncode == 1 and rest.strip().endswith(f"run {run_id}: cancelled (false alarm)")
     assert vigil("verify", run_id, db=db).returncode == 0
 

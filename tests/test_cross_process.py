@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cli_helpers import ROOT
+from cli_helpers import ROOT, rest_of
 from kernel.events import ActionSucceeded, RunStarted
 from kernel.store import Store
 
@@ -65,7 +65,7 @@ def test_second_process_tails_in_commit_order(db):
                         await asyncio.sleep(0.002)
 
             await asyncio.gather(*(one_run(r) for r in range(runs)))
-            out, err = await asyncio.to_thread(reader.communicate, timeout=60)
+            out, err = await asyncio.to_thread(rest_of, reader, 60)
             assert reader.returncode == 0, err
             return [json.loads(line) for line in out.splitlines()]
 
@@ -155,7 +155,7 @@ def test_a_tail_never_skips_a_commit_from_several_writer_processes_at_once(db):
         for p in procs:
             _, err = await asyncio.to_thread(p.communicate, timeout=120)
             assert p.returncode == 0, err
-        out, err = await asyncio.to_thread(reader.communicate, timeout=60)
+        out, err = await asyncio.to_thread(rest_of, reader, 60)
         assert reader.returncode == 0, err
         return [json.loads(line) for line in out.splitlines()]
 
@@ -163,3 +163,16 @@ def test_a_tail_never_skips_a_commit_from_several_writer_processes_at_once(db):
     positions = [s[0] for s in seen]
     assert positions == sorted(positions) and len(set(positions)) == len(positions) == total
     assert [tuple(s[:3]) for s in seen] == asyncio.run(_all_rows(db))
+
+
+def test_what_a_readline_buffered_is_not_lost_by_the_tests_own_helper():
+    """The harness itself: a process that prints its first rows before the test reads its
+    "ready" line must not lose them (communicate(timeout=...) after readline() does)."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", "print('ready'); print('row 1'); print('row 2')"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # everything is in the pipe before the first readline
+    assert proc.stdout.readline().strip() == "ready"
+    out, _ = rest_of(proc, 30)
+    assert out.splitlines() == ["row 1", "row 2"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import ROOT, vigil
+from cli_helpers import ROOT, rest_of, vigil
 from fake_providers import Provider, anthropic_stream, openai_stream
 
 DOCS = ROOT / "docs"
@@ -98,7 +98,7 @@ class Attached:
         cli(self.name, verb, self.run_id, "--interrupt", interrupt_id, "--hash", digest, *args, db=self.db)
 
     def finish(self) -> str:
-        rest, err = self.proc.communicate(timeout=60)
+        rest, err = rest_of(self.proc, 60)
         self._timer.cancel()
         assert self.proc.returncode == 0, err
         return rest.rstrip().splitlines()[-1]

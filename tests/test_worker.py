@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli_helpers import ROOT, vigil
+from cli_helpers import ROOT, rest_of, vigil
 
 HERE = Path(__file__).resolve().parent
 
@@ -61,7 +61,7 @@ def test_a_worker_drives_a_queued_run(both_backends, tmp_path):
         _until(lambda: _info(env, run_id)["status"] == "completed")
     finally:
         worker.send_signal(signal.SIGTERM)
-        rest, err = worker.communicate(timeout=30)
+        rest, err = rest_of(worker, 30)
     assert worker.returncode == 0, err
     assert f"run {run_id} (slow) adopted" in rest and "worker stopped" in rest
     assert len((tmp_path / "ledger.txt").read_text().splitlines()) == 4
@@ -75,7 +75,7 @@ def test_sigterm_finishes_the_step_and_the_next_worker_adopts_at_once(both_backe
     # stop it while a step is under way: its tool has run, its pause has not ended
     _until(lambda: any(e["type"] == "ActionSucceeded" for e in _events(env, run_id)))
     first.send_signal(signal.SIGTERM)
-    rest, err = first.communicate(timeout=30)
+    rest, err = rest_of(first, 30)
     assert first.returncode == 0, err
     events = _events(env, run_id)
     assert events[-1]["type"] == "StepCompleted", [e["type"] for e in events[-3:]]
@@ -110,5 +110,5 @@ def test_runs_shows_who_drives_each_run(both_backends, tmp_path):
     worker = _worker(env)
     _until(lambda: _info(env, queued)["owner_state"] == f"{os.uname().nodename}:{worker.pid}")
     worker.kill()  # kill -9: no release
-    worker.communicate(timeout=30)
+    rest_of(worker, 30)
     assert _info(env, queued)["owner_state"] == "orphaned"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import rest_of
 from test_terminal import ROOT, Tmux, vigil
 
 SSHD = "/usr/sbin/sshd"
@@ -87,7 +88,7 @@ def test_approve_over_ssh_while_another_process_owns_the_run(tmp_path, sshd, ter
         tmux.wait_for("refund needs your approval")
         tmux.keys("a")
         tmux.wait_for("nothing waiting", timeout=30)
-        rest, err = owner.communicate(timeout=60)  # the owner applies it and drives the run to its end
+        rest, err = rest_of(owner, 60)  # the owner applies it and drives the run to its end
         assert owner.returncode == 0, err
         assert rest.strip().endswith(f"run {run_id}: completed")
         tmux.keys("q")
