@@ -23,7 +23,8 @@ def _attrs(kvs) -> dict:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    def __init__(self, *, refuse: int = 0) -> None:
+        self.refuse = refuse  # answer the first `refuse` requests 400 (a non-retryable failure)
         self.spans: list[dict] = []
         self.raw = bytearray()
         self.requests = 0
@@ -35,6 +36,12 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path != "/v1/traces":
                     self.send_response(404)
+                    self.end_headers()
+                    return
+                if receiver.refuse > 0:
+                    receiver.refuse -= 1
+                    self.send_response(400)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 receiver._take(body)
