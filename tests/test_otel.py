@@ -4,8 +4,6 @@ decision events with their actor, repeatable ids, redaction, and one-line errors
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import json
 
 import pytest
@@ -13,21 +11,18 @@ import pytest
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
 from cli_helpers import vigil
+from otel_demo import demo_log
 from otlp_receiver import Receiver
 
 from kernel.codec import Record
 from kernel.events import ActionRequested, ActionSucceeded, RunCompleted, RunStarted, StepCompleted, StepStarted
 from kernel.otel.mapping import RunContext, RunMapper
 from kernel.otel.spans import span_id, trace_id
-from kernel.store import Store
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("otel") / "vigil.db"
-    out = vigil("demo", "--headless", "--approve", "all", db=db)
-    assert out.returncode == 0, out.stderr
-    return db
+@pytest.fixture
+def demo_db():
+    return demo_log()
 
 
 def run_ids(db) -> dict[str, str]:
@@ -162,3 +157,25 @@ def test_a_run_still_going_sends_what_has_ended_and_a_cut_step_is_marked():
     ended = mapper.feed(_record("r2", 4, RunCompleted()))
     assert [s.name for s in ended] == ["chat gpt-x", "step a", "invoke_agent g"]
     assert ended[0].attributes["vigil.unfinished"] is True and ended[0].parent_id == ended[1].span_id
+
+
+def test_a_real_run_handling_secrets_sends_none(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from cli_helpers import ROOT
+
+    db, auth = tmp_path / "vigil.db", "correct horse battery staple 42"
+    token = "ghp_" + "Q7w8E9r0T1y2U3i4O5p6A7s8D9f0G1h2J3k4"
+    out = subprocess.run(
+        [sys.executable, "-m", "console.cli", "--workflows", str(ROOT / "docs/examples/secret_args.py"),
+         "run", "status", "--headless", "--input", json.dumps({"channel": f"#ops token={token}"})],
+        cwd=ROOT, env={**os.environ, "VIGIL_DB": str(db), "STATUS_AUTH": auth}, capture_output=True, timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    receiver, out = export(db, "--all")
+    assert out.returncode == 0, out.stderr
+    tool = next(s for s in receiver.spans if s["name"] == "execute_tool post_status")
+    assert "[REDACTED" in tool["attributes"]["gen_ai.tool.call.arguments"]
+    assert auth.encode() not in receiver.raw and token.encode() not in receiver.raw

@@ -17,6 +17,7 @@ import pytest
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
 from cli_helpers import ROOT, vigil
+from otel_demo import demo_log
 from otlp_receiver import Receiver
 
 from kernel.otel.export import OtlpSender
@@ -115,11 +116,9 @@ def _follow_until_caught_up(store_path, sender, cursor, **kw):
     return asyncio.run(go())
 
 
-@pytest.fixture(scope="module")
-def demo_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("follow") / "vigil.db"
-    assert vigil("demo", "--headless", "--approve", "all", db=db).returncode == 0
-    return db
+@pytest.fixture
+def demo_db():
+    return demo_log()
 
 
 def test_a_refused_batch_is_retried_never_skipped(demo_db, tmp_path):
