@@ -125,6 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="load an export into this database")
     p.add_argument("file", help="a file written by `vigil export`, or - for stdin")
 
+    p = sub.add_parser("otel", help="runs as OpenTelemetry traces over OTLP/HTTP (GenAI conventions)")
+    otel = p.add_subparsers(dest="otel_command", metavar="COMMAND", required=True)
+    otel.add_parser = _with_parents(otel.add_parser, common)
+    for verb, text in (("export", "send runs from the log, after the fact (same ids every time)"),
+                       ("follow", "send spans live as the log grows, until stopped")):
+        q = otel.add_parser(verb, help=text)
+        if verb == "export":
+            q.add_argument("run", nargs="?", help="run id or a unique prefix of one")
+            q.add_argument("--all", action="store_true", help="every run in the log")
+        else:
+            q.add_argument("--cursor", metavar="FILE",
+                           help="where the position sent through is kept, to resume after a restart without loss")
+            q.add_argument("--from-start", action="store_true",
+                           help="with no cursor yet, send the whole log first (default: only what comes next)")
+        q.add_argument("--endpoint", metavar="URL",
+                       help="OTLP/HTTP base URL (env OTEL_EXPORTER_OTLP_ENDPOINT; default http://127.0.0.1:4318)")
+        q.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per request (default 10)")
+
     p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
     p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
     p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
@@ -204,7 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from . import commands, runcmds
 
-    handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
+    if args.command == "otel":
+        from .otelcmds import cmd_otel as handler
+    else:
+        handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
     try:
         return asyncio.run(handler(args)) or 0
     except VigilError as exc:
