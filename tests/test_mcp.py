@@ -1,0 +1,300 @@
+"""MCP servers' tools run through the engine like any tool: recorded, replayed, gated by the
+policy. Against real servers: mcp-server-git and mcp-server-time from PyPI, and a small server
+of ours on the official SDK (tests/mcp_slow_server.py) for HTTP, errors and slow calls."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kernel.errors import ActionError, ToolRejected, VigilError
+from kernel.graph import END, START, Graph
+from kernel.mcp import McpServer, McpUnavailable
+from kernel.mcp.connection import Transport
+from kernel.mcp.policy import Policy, load_policy, parse_policy, policy_path
+from runtime_helpers import events_of, pending, run, runtime
+
+BIN = Path(sys.executable).parent
+HERE = Path(__file__).parent
+SLOW = [sys.executable, str(HERE / "mcp_slow_server.py")]
+
+
+def git_repo(path: Path) -> Path:
+    path.mkdir()
+    for cmd in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.com"],
+                ["config", "user.name", "T"]):
+        subprocess.run(["git", *cmd], cwd=path, check=True)
+    (path / "README").write_text("hello\n")
+    subprocess.run(["git", "add", "README"], cwd=path, check=True)
+    subprocess.run(["git", "commit", "-qm", "first"], cwd=path, check=True)
+    return path
+
+
+def one_call_graph(name: str, tools: list, tool: str, **args) -> Graph:
+    g = Graph(name, tools=tools)
+
+    async def go(state, ctx):
+        try:
+            return {"result": await ctx.tool(tool, **(state.get("args") or args))}
+        except (ActionError, ToolRejected) as exc:
+            return {"error": str(exc)}
+
+    g.add_node("go", go)
+    g.add_edge(START, "go")
+    g.add_edge("go", END)
+    return g
+
+
+def children(name: str) -> list[int]:
+    """Processes of this test whose command line names `name` (the servers it started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and name in cmd:
+            found.append(int(entry.name))
+    return found
+
+
+# policy -------------------------------------------------------------------------------
+
+
+def test_annotations_decide_without_a_policy_file():
+    p = Policy()
+    assert p.decide("s", "t", {"readOnlyHint": True}, {}).decision == "auto"
+    assert p.decide("s", "t", {"destructiveHint": True}, {}).decision == "ask"
+    assert p.decide("s", "t", {}, {}).decision == "ask"  # unannotated: destructive by the spec
+    assert p.idempotent("s", "t", {"idempotentHint": True})[0]
+    assert p.idempotent("s", "t", {"readOnlyHint": True})[0]
+    assert not p.idempotent("s", "t", {})[0]
+
+
+def test_the_operator_file_overrides_annotations_first_match_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert policy_path() == tmp_path / "vigil" / "approvals.toml"
+    policy_path().parent.mkdir()
+    policy_path().write_text(
+        '[[rule]]\nserver = "fs"\ntool = "write_*"\nargs = { path = "/tmp/*" }\ndecision = "auto"\n'
+        '[[rule]]\nserver = "fs"\ntool = "*"\ndecision = "deny"\n'
+        '[[rule]]\ntool = "git_*"\ndecision = "ask"\n'
+        '[[rule]]\ntool = "git_commit"\nidempotent = true\n'
+    )
+    p = load_policy()
+    ro = {"readOnlyHint": True}
+    assert p.decide("fs", "write_file", {}, {"path": "/tmp/x"}).decision == "auto"
+    assert p.decide("fs", "write_file", {}, {"path": "/etc/x"}).decision == "deny"
+    assert p.decide("fs", "write_file", {}, {}).decision == "deny"  # no path: the args rule does not apply
+    assert p.decide("git", "git_status", ro, {}) .decision == "ask"
+    assert p.decide("time", "now", ro, {}).decision == "auto"
+    assert p.idempotent("git", "git_commit", {}) == (True, "approvals.toml rule 4")
+    assert "auto if path=/tmp/*" in p.describe("fs", "write_file", {})
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[rule]]\ndecision = "maybe"\n', "decision must be one of ask, auto, deny"),
+    ('[[rule]]\ntool = "x"\n', "needs a decision or idempotent"),
+    ('[[rule]]\nargs = { a = "1" }\nidempotent = true\n', "idempotent cannot depend on args"),
+    ('[[rule]]\nwhen = 1\ndecision = "ask"\n', "unknown key 'when'"),
+    ("[[rule]\n", "is not valid TOML"),
+])
+def test_a_wrong_policy_file_stops_registration_in_one_line(tmp_path, text, message):
+    path = tmp_path / "approvals.toml"
+    path.write_text(text)
+    with pytest.raises(VigilError, match=message):
+        load_policy(path)
+
+
+# real servers over stdio ----------------------------------------------------------------
+
+
+def test_time_server_tools_are_listed_with_their_schema_and_policy():
+    server = McpServer("time", command=[str(BIN / "mcp-server-time"), "--local-timezone", "UTC"],
+                       policy=Policy())
+    tools = {t.name: t for t in server.tools()}
+    now = tools["time_get_current_time"]
+    assert now.spec()["parameters"]["required"] == ["timezone"]
+    assert not now.needs_approval({"timezone": "UTC"}) and now.idempotent
+    with pytest.raises(VigilError, match="timezone"):
+        now.validate({})
+
+
+def test_a_git_read_runs_unasked_a_commit_waits_for_approval_and_then_commits(tmp_path):
+    repo = git_repo(tmp_path / "repo")
+    (repo / "NOTES.md").write_text("notes\n")
+    subprocess.run(["git", "add", "NOTES.md"], cwd=repo, check=True)
+    git = McpServer("git", command=[str(BIN / "mcp-server-git")], prefix="", policy=Policy())
+    tools = git.tools()
+    status = one_call_graph("status", tools, "git_status", repo_path=str(repo))
+    commit = one_call_graph("commit", tools, "git_commit", repo_path=str(repo), message="add notes")
+
+    async def go():
+        async with runtime(tmp_path / "db", status, commit) as (store, rt):
+            first = await rt.start("status", {})
+            await rt.settle()
+            assert "NOTES.md" in (await store.state_at(first)).state["result"]
+            run_id = await rt.start("commit", {})
+            await rt.settle()
+            (ask,) = pending(rt, run_id)
+            assert ask.kind == "approval" and ask.payload["tool"] == "git_commit"
+            assert "add notes" not in _log(repo)  # nothing ran before the approval
+            await rt.resolve(run_id, ask.interrupt_id, "approve", None, payload_hash=ask.payload_hash)
+            await rt.settle()
+            return (await store.state_at(run_id)).state, [type(e).__name__ for e in await events_of(store, run_id)]
+
+    state, types = run(go())
+    assert "add notes" in _log(repo) and "result" in state
+    assert types.count("ActionRequested") == 1 and types.count("ActionSucceeded") == 1
+
+
+def test_a_rejected_commit_fails_as_rejected_and_the_repo_is_untouched(tmp_path):
+    repo = git_repo(tmp_path / "repo")
+    git = McpServer("git", command=[str(BIN / "mcp-server-git")], prefix="", policy=Policy())
+    commit = one_call_graph("commit", git.tools(), "git_commit", repo_path=str(repo), message="nope")
+
+    async def go():
+        async with runtime(tmp_path / "db", commit) as (store, rt):
+            run_id = await rt.start("commit", {})
+            await rt.settle()
+            (ask,) = pending(rt, run_id)
+            await rt.resolve(run_id, ask.interrupt_id, "reject", "not today", payload_hash=ask.payload_hash)
+            await rt.settle()
+            return (await store.state_at(run_id)).state
+
+    assert "not today" in run(go())["error"]
+    assert "nope" not in _log(repo)
+
+
+def test_deny_fails_the_call_without_asking_or_reaching_the_server(tmp_path):
+    out = tmp_path / "out.txt"
+    policy = parse_policy({"rule": [{"tool": "append", "decision": "deny"}]}, "approvals.toml")
+    server = McpServer("t", command=SLOW, policy=policy)
+    g = one_call_graph("deny", server.tools(), "t_append", path=str(out), line="x")
+
+    async def go():
+        async with runtime(tmp_path / "db", g) as (store, rt):
+            run_id = await rt.start("deny", {})
+            await rt.settle()
+            return await events_of(store, run_id), (await store.state_at(run_id)).state
+
+    events, state = run(go())
+    assert not [e for e in events if type(e).__name__ == "InterruptRaised"]
+    assert "denied by approvals.toml rule 1" in state["error"]
+    assert not out.exists()
+
+
+def test_a_tool_error_and_a_server_that_cannot_start_are_action_failures(tmp_path):
+    server = McpServer("t", command=SLOW, policy=Policy(), start_timeout=2)
+    tools = server.tools()
+    broken = one_call_graph("fail", tools, "t_fail", why="boom")
+
+    async def go():
+        async with runtime(tmp_path / "db", broken) as (store, rt):
+            a = await rt.start("fail", {})
+            await rt.settle()
+            (ask,) = pending(rt, a)  # unannotated: asks first
+            await rt.resolve(a, ask.interrupt_id, "approve", None, payload_hash=ask.payload_hash)
+            await rt.settle()
+            errors = [(await store.state_at(a)).state["error"]]
+            await server.aclose()
+            # the server's command now neither starts nor answers: each is one line, quickly
+            for transport in (Transport(command=("/nonexistent/server",)), Transport(command=("sleep", "30"))):
+                server.transport = transport
+                t0 = time.monotonic()
+                b = await rt.start("fail", {})
+                await rt.settle()
+                (ask,) = pending(rt, b)
+                await rt.resolve(b, ask.interrupt_id, "approve", None, payload_hash=ask.payload_hash)
+                await rt.settle()
+                errors.append((await store.state_at(b)).state["error"])
+                assert time.monotonic() - t0 < 10
+                failed = [e for e in await events_of(store, b) if type(e).__name__ == "ActionFailed"]
+                assert failed and "McpUnavailable" in failed[0].error
+            return errors
+
+    tool_error, missing, silent = run(go())
+    assert "t_fail: Error executing tool fail" in tool_error
+    assert "could not start" in missing and "/nonexistent/server" in missing
+    assert "did not start within 2s" in silent
+
+
+def test_a_server_that_died_is_started_again_on_the_next_call_and_stopped_on_close(tmp_path):
+    server = McpServer("t", command=SLOW, policy=Policy())
+    g = one_call_graph("echo", server.tools(), "t_echo", text="hi")
+
+    async def go():
+        async with runtime(tmp_path / "db", g) as (store, rt):
+            a = await rt.start("echo", {})
+            await rt.settle()
+            (pid,) = children("mcp_slow_server.py")
+            os.kill(pid, 9)
+            await asyncio.sleep(0.3)
+            b = await rt.start("echo", {"args": {"text": "again"}})
+            await rt.settle()
+            (pid2,) = children("mcp_slow_server.py")
+            assert pid2 != pid
+            results = [(await store.state_at(r)).state["result"] for r in (a, b)]
+        await asyncio.sleep(0.2)
+        return results, children("mcp_slow_server.py")
+
+    results, left = run(go())
+    assert results == [{"result": "hi"}, {"result": "again"}]
+    assert left == []  # the Runtime closed: its server went with it
+
+
+# streamable HTTP ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def http_server():
+    port = _free_port()
+    proc = subprocess.Popen([*SLOW, "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_streamable_http_server_tools_run_and_replay(tmp_path, http_server):
+    out = tmp_path / "out.txt"
+    server = McpServer("web", url=http_server, policy=Policy())
+    g = one_call_graph("web", server.tools(), "web_append", path=str(out), line="one")
+
+    async def go():
+        async with runtime(tmp_path / "db", g, approvals="auto") as (store, rt):
+            run_id = await rt.start("web", {})
+            await rt.settle()
+            return (await store.state_at(run_id)).state
+
+    assert run(go())["result"] == {"result": f"appended to {out}"}
+    assert out.read_text() == "one\n"
+
+
+def _log(repo: Path) -> str:
+    return subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout
