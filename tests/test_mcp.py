@@ -26,6 +26,12 @@ HERE = Path(__file__).parent
 SLOW = [sys.executable, str(HERE / "mcp_slow_server.py")]
 
 
+@pytest.fixture(autouse=True)
+def no_operator_file(tmp_path, monkeypatch):
+    """This machine's own ~/.config/vigil/approvals.toml must not decide these tests."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "no-config"))
+
+
 def git_repo(path: Path) -> Path:
     path.mkdir()
     for cmd in (["init", "-q", "-b", "main"], ["config", "user.email", "t@example.com"],
@@ -298,3 +304,127 @@ def test_a_streamable_http_server_tools_run_and_replay(tmp_path, http_server):
 
 def _log(repo: Path) -> str:
     return subprocess.run(["git", "log", "--format=%s"], cwd=repo, capture_output=True, text=True).stdout
+
+
+# the CLI: the operator's file, `vigil graphs`, kill -9 mid-call ---------------------------
+
+
+def _vigil(*args: str, env: dict, timeout: float = 60, check: bool = True) -> str:
+    out = subprocess.run([sys.executable, "-m", "console.cli", "--workflows", str(HERE / "mcp_workflows.py"), *args],
+                         cwd=HERE.parent, env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.fixture
+def operator(tmp_path):
+    """A process environment with its own log and config dir, holding an approvals.toml."""
+    (tmp_path / "cfg" / "vigil").mkdir(parents=True)
+    (tmp_path / "cfg" / "vigil" / "approvals.toml").write_text(
+        '[[rule]]\nserver = "t"\ntool = "append"\nargs = { path = "*.log" }\ndecision = "auto"\n'
+        '[[rule]]\nserver = "t"\ntool = "fail"\ndecision = "deny"\n'
+    )
+    return {**os.environ, "VIGIL_DB": str(tmp_path / "db"), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+
+
+def test_vigil_graphs_shows_the_effective_policy_of_each_mcp_tool(operator):
+    out = _vigil("graphs", env=operator)
+    assert "  t_echo: auto (readOnlyHint); idempotent (readOnlyHint)" in out
+    assert ("  t_append: ask (not readOnlyHint); auto if path=*.log (approvals.toml rule 1); "
+            "in doubt after a crash (not idempotentHint)") in out
+    assert "  t_fail: deny (approvals.toml rule 2); in doubt after a crash (not idempotentHint)" in out
+    import json
+
+    (slow,) = [json.loads(line) for line in _vigil("graphs", "--json", env=operator).splitlines()
+               if json.loads(line)["name"] == "slow-append"]
+    assert slow["requires_approval"] == ["t_append"] and set(slow["policy"]) == {"t_append", "t_echo", "t_fail"}
+
+
+def test_kill_9_during_a_non_idempotent_mcp_call_asks_whether_it_ran(tmp_path, operator):
+    out = tmp_path / "calls.log"
+    args = {"path": str(out), "line": "once", "delay": 30}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "--workflows", str(HERE / "mcp_workflows.py"), "run",
+         "slow-append", "--headless", "--input", __import__("json").dumps({"args": args})],
+        cwd=HERE.parent, env=operator, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group: kill -9 takes the server with it
+    )
+    try:
+        run_id = proc.stdout.readline().split()[1]
+        for line in proc.stdout:
+            if "ActionRequested" in line:  # auto by the operator's rule: no approval asked
+                break
+        time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.communicate(timeout=30)
+    resumed = _vigil("resume", run_id, env=operator)
+    assert f"run {run_id}: waiting, 1 waiting for a human" in resumed, resumed
+    events = [__import__("json").loads(line) for line in _vigil("events", run_id, "--json", env=operator).splitlines()]
+    (raised,) = [e for e in events if e["type"] == "InterruptRaised"]
+    assert raised["kind"] == "in_doubt" and raised["title"] == "did tool t_append run before the crash?"
+    assert not out.exists()  # the slow call never got to write
+
+
+# the demo: git and the npm filesystem server ----------------------------------------------
+
+
+def _filesystem_server_or_skip() -> None:
+    from kernel.demos.mcp_repo import filesystem_command
+
+    if filesystem_command("/")[0] == "npx":  # not installed: npx would fetch it now
+        if os.environ.get("VIGIL_REQUIRE_TOOLS") == "1":
+            pytest.fail("@modelcontextprotocol/server-filesystem is not installed (.ci/run installs it)")
+        pytest.skip("@modelcontextprotocol/server-filesystem is not installed: "
+                    "npm install --prefix ~/.cache/vigil-npm @modelcontextprotocol/server-filesystem")
+
+
+def test_demo_the_write_asks_and_an_edited_commit_message_is_the_one_committed(tmp_path):
+    _filesystem_server_or_skip()
+    from kernel.demos.mcp_repo import repo_notes_graph
+
+    repo = git_repo(tmp_path / "repo").resolve()
+    graph = repo_notes_graph(str(repo))
+
+    async def go():
+        asked = []
+        async with runtime(tmp_path / "db", graph) as (store, rt):
+            run_id = await rt.start("repo-notes", {"messages": [{"role": "user", "content": "notes please"}]})
+            await rt.settle()
+            while pending(rt, run_id) if run_id in rt.drivers else []:
+                (ask,) = pending(rt, run_id)
+                asked.append(ask.payload["tool"])
+                if ask.payload["tool"] == "git_commit":
+                    edited = {**ask.payload["args"], "message": "Notes, reviewed"}
+                    await rt.resolve(run_id, ask.interrupt_id, "edit", edited, payload_hash=ask.payload_hash)
+                else:
+                    await rt.resolve(run_id, ask.interrupt_id, "approve", None, payload_hash=ask.payload_hash)
+                await rt.settle()
+            return asked, (await store.state_at(run_id)).state
+
+    asked, state = run(go())
+    assert asked == ["fs_write_file", "git_add", "git_commit"]  # git_status ran unasked
+    assert state["messages"][-1]["content"] == "Committed NOTES.md."
+    assert (repo / "NOTES.md").read_text().startswith("# Notes")
+    assert _log(repo).splitlines()[0] == "Notes, reviewed"
+
+
+def test_demo_a_rejected_write_goes_back_to_the_model_and_nothing_is_written(tmp_path):
+    _filesystem_server_or_skip()
+    from kernel.demos.mcp_repo import repo_notes_graph
+
+    repo = git_repo(tmp_path / "repo").resolve()
+
+    async def go():
+        async with runtime(tmp_path / "db", repo_notes_graph(str(repo))) as (store, rt):
+            run_id = await rt.start("repo-notes", {"messages": [{"role": "user", "content": "notes please"}]})
+            await rt.settle()
+            (ask,) = pending(rt, run_id)
+            await rt.resolve(run_id, ask.interrupt_id, "reject", "not in this repo", payload_hash=ask.payload_hash)
+            await rt.settle()
+            return (await store.state_at(run_id)).state
+
+    state = run(go())
+    assert "not in this repo" in state["messages"][-1]["content"]
+    assert not (repo / "NOTES.md").exists()
