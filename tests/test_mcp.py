@@ -428,3 +428,18 @@ def test_demo_a_rejected_write_goes_back_to_the_model_and_nothing_is_written(tmp
     state = run(go())
     assert "not in this repo" in state["messages"][-1]["content"]
     assert not (repo / "NOTES.md").exists()
+
+
+def test_servers_declared_in_the_config_file_are_used_by_name(tmp_path, monkeypatch, http_server):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    from kernel.mcp import configured_server
+
+    (tmp_path / "vigil").mkdir()
+    (tmp_path / "vigil" / "mcp.toml").write_text(
+        f'[servers.time]\ncommand = ["{BIN / "mcp-server-time"}", "--local-timezone", "UTC"]\nprefix = ""\n'
+        f'[servers.web]\nurl = "{http_server}"\ncall_timeout = 5\n'
+    )
+    assert "get_current_time" in [t.name for t in configured_server("time").tools()]
+    assert configured_server("web").call_timeout == 5
+    with pytest.raises(VigilError, match="no MCP server 'git' in .*mcp.toml \\(declared: time, web\\)"):
+        configured_server("git")

@@ -11,11 +11,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["McpServer", "McpTool", "McpUnavailable", "Policy", "load_policy", "policy_path"]
+__all__ = [
+    "McpServer", "McpTool", "McpUnavailable", "Policy", "load_policy", "policy_path",
+    "configured_server", "configured_servers",
+]
 
 _WHERE = {
     "McpServer": "server", "McpTool": "tool", "McpUnavailable": "connection",
     "Policy": "policy", "load_policy": "policy", "policy_path": "policy",
+    "configured_server": "config", "configured_servers": "config",
 }
 
 
