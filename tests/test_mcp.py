@@ -443,3 +443,35 @@ def test_servers_declared_in_the_config_file_are_used_by_name(tmp_path, monkeypa
     assert configured_server("web").call_timeout == 5
     with pytest.raises(VigilError, match="no MCP server 'git' in .*mcp.toml \\(declared: time, web\\)"):
         configured_server("git")
+
+
+def test_from_another_shell_an_edit_is_checked_against_the_mcp_schema_then_runs(tmp_path, operator):
+    import json
+
+    out = tmp_path / "notes.txt"  # not *.log: the operator's rule leaves it to ask
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "--workflows", str(HERE / "mcp_workflows.py"), "run",
+         "slow-append", "--headless", "--input", json.dumps({"args": {"path": str(out), "line": "draft"}})],
+        cwd=HERE.parent, env=operator, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        run_id = proc.stdout.readline().split()[1]
+        for line in proc.stdout:  # stays, driving the run, while another shell decides
+            if "InterruptRaised" in line:
+                break
+        events = [json.loads(line) for line in _vigil("events", run_id, "--json", env=operator).splitlines()]
+        (raised,) = [e for e in events if e["type"] == "InterruptRaised"]
+        assert raised["kind"] == "approval" and raised["payload"]["tool"] == "t_append"
+        base = ["approve", run_id, "--interrupt", raised["interrupt_id"], "--hash", raised["payload_hash"][:12]]
+        bad = subprocess.run(
+            [sys.executable, "-m", "console.cli", "--workflows", str(HERE / "mcp_workflows.py"), *base,
+             "--edit", json.dumps({"path": str(out), "line": 3})],
+            cwd=HERE.parent, env=operator, capture_output=True, text=True, timeout=60,
+        )
+        assert bad.returncode != 0 and "t_append: line: 3 is not of type 'string'" in bad.stderr
+        _vigil(*base, "--edit", json.dumps({"path": str(out), "line": "final"}), env=operator)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert rest.rstrip().endswith(f"run {run_id}: completed"), rest
+    assert out.read_text() == "final\n"
