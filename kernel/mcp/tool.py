@@ -77,7 +77,7 @@ class McpTool(Tool):
         result = await self.server.call(self.mcp_name, args)
         output = _output(result)
         if result.is_error:
-            raise ToolError(f"{self.name}: {output if isinstance(output, str) else output}")
+            raise ToolError(f"{self.name}: {output}")
         return output
 
 
