@@ -46,16 +46,24 @@ def _parse_json(text: str | None, what: str) -> Any:
 
 async def cmd_graphs(args: argparse.Namespace) -> int:
     for graph in _registry(args):
-        approval = [t.name for t in graph.tools if t.requires_approval]
+        # A tool with a policy (an MCP server's) is decided per call: listed here if a call
+        # with no argument rule in play asks; its words below say the rest.
+        approval = [
+            t.name for t in graph.tools
+            if (t.verdict({}).decision == "ask" if hasattr(t, "policy") else t.requires_approval)
+        ]
+        policies = {t.name: t.policy for t in graph.tools if hasattr(t, "policy")}
         if args.json:
             _out(_json.encode({
                 "name": graph.name, "version": graph.version, "description": graph.description,
                 "nodes": list(graph.nodes), "tools": [t.name for t in graph.tools],
-                "requires_approval": approval,
+                "requires_approval": approval, "policy": policies,
             }))
         else:
             needs = f"  approval: {', '.join(approval)}" if approval else ""
             _out(f"{graph.name:<12} v{graph.version:<4} {graph.description}{needs}")
+            for name, words in policies.items():
+                _out(f"  {name}: {words}")
     return 0
 
 

@@ -8,14 +8,14 @@
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, get_type_hints
+from typing import Any, Callable, Iterable, get_type_hints
 
 import msgspec
 
 from .errors import ToolError, ToolInputError, ToolRejected
 from .secrets import reveal, rewrap, unwrap
 
-__all__ = ["Tool", "tool", "ToolError", "ToolInputError", "ToolRejected"]
+__all__ = ["Tool", "tool", "close_tools", "ToolError", "ToolInputError", "ToolRejected"]
 
 
 class Tool:
@@ -103,3 +103,15 @@ def tool(
         return Tool(f, name=name, requires_approval=requires_approval, idempotent=idempotent)
 
     return make(fn) if fn is not None else make
+
+
+async def close_tools(tools: Iterable[Any]) -> None:
+    """Stop what tools keep running between calls (an MCP server's process); the Runtime calls
+    this when it closes. A plain function tool keeps nothing."""
+    for t in tools:
+        close = getattr(t, "aclose", None)
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - closing one must not stop the others closing
+                pass

@@ -21,6 +21,7 @@ from ..projection import TERMINAL, RunInfo
 from ..registry import Registry
 from ..state import apply
 from ..store import Store
+from ..tools import close_tools
 from .decisions import DECISIONS, Decisions, _recordable, choice_problem
 from .driver import RunDriver
 from .fork import fork_run
@@ -96,6 +97,8 @@ class Runtime(Decisions, Loops):
         for task in running:
             task.cancel()
         await asyncio.gather(*self._loops, *running, *self._chores, return_exceptions=True)
+        # Tools' servers stop with the runs that used them (the next call would start them again).
+        await close_tools(t for graph in self.registry for t in graph.tools)
         for task in self._releasing.values():
             task.cancel()
         await asyncio.gather(*self._releasing.values(), return_exceptions=True)
