@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("import", help="load an export into this database")
     p.add_argument("file", help="a file written by `vigil export`, or - for stdin")
 
+    p = sub.add_parser("serve", help="the console in a browser (textual-serve), behind a printed access link")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, metavar="N", help="port to listen on (default 8000)")
+
     p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
     p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
     p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
@@ -202,6 +206,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except VigilError as exc:
             return _fail(str(exc))
 
+    if args.command == "serve":
+        try:
+            from .serve import serve  # aiohttp runs its own event loop
+        except ImportError as exc:
+            return _fail(f"serve needs textual-serve ({exc.name} is missing): pip install 'vigil-console[serve]'")
+        try:
+            return serve(args)
+        except VigilError as exc:
+            return _fail(str(exc))
+        except OSError as exc:  # the port is taken, the address is not ours
+            return _fail(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}")
+
     from . import commands, runcmds
 
     handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
@@ -241,7 +257,8 @@ def _console(args: argparse.Namespace) -> int:
     from kernel.log import target_of
 
     db = target_of(args.db)
-    if not sys.stdout.isatty():
+    # Under `vigil serve` stdout is a pipe to textual-serve, which names the driver that speaks it.
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         raise VigilError("the console needs a terminal; use --headless, or a command like `vigil runs`")
     VigilApp(db, registry, theme=args.theme, demo=args.command == "demo", start=start).run()
     return 0
