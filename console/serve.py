@@ -17,7 +17,7 @@ import shlex
 import signal
 import socket
 import sys
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from textual_serve.server import Server, to_int, log
 from textual_serve.app_service import AppService
 
@@ -46,6 +46,7 @@ class TokenServer(Server):
                          public_url=public_url)
         self.args = args
         self.token = token
+        self._sockets: set[web.WebSocketResponse] = set()
 
     def _allowed(self, request: web.Request) -> bool:
         given = request.query.get("token") or request.cookies.get(COOKIE) or ""
@@ -76,6 +77,12 @@ class TokenServer(Server):
     async def on_startup(self, app: web.Application) -> None:
         pass  # textual-serve's banner would come before we know the port is ours
 
+    async def on_shutdown(self, app: web.Application) -> None:
+        # aiohttp waits for open handlers before it exits; an open tab would hold SIGTERM up for a
+        # minute. Closing the sockets ends each session, which stops its console.
+        for websocket in list(self._sockets):
+            await websocket.close(code=WSCloseCode.GOING_AWAY, message=b"vigil serve stopped")
+
     def serve(self, debug: bool = False) -> None:
         """textual-serve's serve(), printing the link only once the port is bound."""
         self.debug = debug
@@ -98,6 +105,7 @@ class TokenServer(Server):
         app_service: AppService | None = None
         try:
             await websocket.prepare(request)
+            self._sockets.add(websocket)
             app_service = AppService(
                 console_command(self.args, f"vigil serve from {client}"),
                 write_bytes=websocket.send_bytes, write_str=websocket.send_str, close=websocket.close,
@@ -114,6 +122,7 @@ class TokenServer(Server):
         except Exception as error:  # one broken session must not take the server down
             log.exception(error)
         finally:
+            self._sockets.discard(websocket)
             if app_service is not None:
                 await app_service.stop()
         return websocket

@@ -43,6 +43,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _children(pid: int) -> list[str]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if fields[1] == str(pid):  # field 4, the parent pid
+            found.append(stat.parent.name)
+    return found
+
+
 SEED = """
 import asyncio, sys
 from console.workflows import default_registry
@@ -211,6 +223,14 @@ def test_approve_in_headless_chromium(served, tmp_path):
             wait_for(page, "approve sent for refund needs your approval")
             page.wait_for_timeout(300)  # let the notification paint before the picture
             page.screenshot(path=str(shot))
+
+            # SIGTERM with the tab still open: the server ends the session and its console, at once.
+            sessions = _children(served.proc.pid)
+            assert len(sessions) == 1
+            served.proc.terminate()
+            served.proc.wait(10)
+            assert served.proc.returncode == 0
+            assert not os.path.exists(f"/proc/{sessions[0]}")
         finally:
             browser.close()
     ARTIFACTS.mkdir(exist_ok=True)
