@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hmac
+import logging
+import re
 import secrets
 import shlex
 import signal
@@ -24,6 +26,16 @@ from textual_serve.app_service import AppService
 __all__ = ["TokenServer", "console_command", "serve"]
 
 COOKIE = "vigil_token"
+_TOKEN_IN = re.compile(r"(token=)[^&\s\"]*")
+
+
+class _HideTokens(logging.Filter):
+    """aiohttp's access log writes each request line, query string and all."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _TOKEN_IN.sub(r"\1...", record.getMessage())
+        record.args = ()
+        return True
 _WILDCARD = {"0.0.0.0", "::", ""}
 
 
@@ -87,6 +99,7 @@ class TokenServer(Server):
         """textual-serve's serve(), printing the link only once the port is bound."""
         self.debug = debug
         self.initialize_logging()
+        logging.getLogger("aiohttp.access").addFilter(_HideTokens())
         loop = asyncio.new_event_loop()
         loop.add_signal_handler(signal.SIGINT, self.request_exit)
         loop.add_signal_handler(signal.SIGTERM, self.request_exit)

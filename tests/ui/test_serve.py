@@ -98,14 +98,14 @@ class Served:
         conn.close()
         return response
 
-    def close(self) -> str:
+    def close(self) -> tuple[str, str]:
+        """What it wrote after the link: stdout, stderr."""
         self.proc.terminate()
         try:
-            _, err = self.proc.communicate(timeout=10)
+            return self.proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            _, err = self.proc.communicate()
-        return err
+            return self.proc.communicate()
 
 
 @pytest.fixture
@@ -137,13 +137,19 @@ def test_refused_without_the_token(served):
     # A page on another site cannot open the console with this browser's cookie.
     assert served.get("/ws", {**WS_HEADERS, **jar, "Origin": "http://evil.example"}).status == 403
 
+    # Printed once: the access log shows each request line, but not the token in it.
+    out, err = served.close()
+    shown = "".join((out + err).split())  # rich wraps long lines
+    assert "GET/?token=...HTTP/1.1" in shown
+    assert served.token not in shown
+
 
 def test_any_address_is_allowed_with_a_warning(tmp_path):
     server = Served(tmp_path, "--host", "0.0.0.0")
     try:
         assert server.get("/").status == 401
     finally:
-        err = server.close()
+        _, err = server.close()
     assert "exposes the console to the network" in err
     assert server.url == f"http://{socket.gethostname()}:{server.port}/?token={server.token}"
 
