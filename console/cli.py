@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the console in a browser (textual-serve), behind a printed access link")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, metavar="N", help="port to listen on (default 8000)")
+    p.add_argument("--port", type=_port, default=8000, metavar="N", help="port to listen on (default 8000)")
 
     p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
     p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
@@ -177,6 +177,13 @@ def _int64(text: str) -> int:
     if not -(2**63) <= value < 2**63:
         raise argparse.ArgumentTypeError(f"{text} is out of range (a 64-bit integer)")
     return value
+
+
+def _port(text: str) -> int:
+    # 0 ("any free port") is refused too: the link is printed with the port asked for.
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
 
 
 def _label(text: str) -> tuple[str, str]:

@@ -165,6 +165,13 @@ def test_a_port_in_use_is_one_line(tmp_path):
     assert done.stderr.startswith(f"vigil: cannot serve on 127.0.0.1:{port}:") and done.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("port", ["0", "65536", "-1", "http"])
+def test_a_port_that_is_not_one_is_refused(port):
+    done = vigil("serve", "--port", port, env=dict(os.environ))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "is not a port (1-65535)" in done.stderr and done.stderr.count("\n") == 1
+
+
 def test_each_session_command_keeps_odd_paths_and_addresses_whole(tmp_path):
     import argparse
 
