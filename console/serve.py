@@ -19,6 +19,7 @@ import shlex
 import signal
 import socket
 import sys
+
 from aiohttp import WSCloseCode, web
 from textual_serve.server import Server, to_int, log
 from textual_serve.app_service import AppService
@@ -26,6 +27,7 @@ from textual_serve.app_service import AppService
 __all__ = ["TokenServer", "console_command", "serve"]
 
 COOKIE = "vigil_token"
+_WILDCARD = {"0.0.0.0", "::", ""}
 _TOKEN_IN = re.compile(r"(token=)[^&\s\"]*")
 
 
@@ -36,7 +38,6 @@ class _HideTokens(logging.Filter):
         record.msg = _TOKEN_IN.sub(r"\1...", record.getMessage())
         record.args = ()
         return True
-_WILDCARD = {"0.0.0.0", "::", ""}
 
 
 def console_command(args: argparse.Namespace, via: str) -> str:
