@@ -139,7 +139,22 @@ class TokenServer(Server):
             self._sockets.discard(websocket)
             if app_service is not None:
                 await app_service.stop()
+                await _reap(app_service)
         return websocket
+
+
+async def _reap(app_service: AppService, grace: float = 10.0) -> None:
+    """Wait for the session's console to exit: stop() returns once it closes its stdout, while it
+    may still be handing back the runs it drove. One that hangs is killed after `grace` seconds."""
+    process = app_service._process  # textual-serve keeps it private; pinned below 1.2 for this
+    if process is None or process.returncode is not None:
+        return
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except asyncio.TimeoutError:
+        log.warning("a session's console did not exit in %ss; killed", grace)
+        process.kill()
+        await process.wait()
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -229,6 +229,8 @@ def test_approve_in_headless_chromium(served, tmp_path):
             assert page.url == f"http://127.0.0.1:{served.port}/"  # the token left the address bar
             wait_for(page, "1 waiting for you")
             wait_for(page, served.run_id)
+            page.wait_for_timeout(300)
+            page.screenshot(path=str(tmp_path / "serve-waiting.png"))
             page.focus(".xterm-helper-textarea")  # where xterm.js takes the keyboard
             page.keyboard.press("i")
             wait_for(page, "refund needs your approval")
@@ -244,11 +246,13 @@ def test_approve_in_headless_chromium(served, tmp_path):
             served.proc.wait(10)
             assert served.proc.returncode == 0
             assert not os.path.exists(f"/proc/{sessions[0]}")
+            assert "Traceback" not in served.proc.stderr.read()
         finally:
             browser.close()
     ARTIFACTS.mkdir(exist_ok=True)
-    shutil.copy(shot, ARTIFACTS / "serve.png")
-    print(f"screenshot: {ARTIFACTS / 'serve.png'}")
+    for name in ("serve-waiting.png", "serve.png"):  # before and after the approval
+        shutil.copy(tmp_path / name, ARTIFACTS / name)
+        print(f"screenshot: {ARTIFACTS / name}")
 
     events = [json.loads(x) for x in vigil("events", served.run_id, "--json", env=served.env).stdout.splitlines()]
     resolved = [e for e in events if e["type"] == "InterruptResolved"]
