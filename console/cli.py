@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--endpoint", metavar="URL",
                        help="OTLP/HTTP base URL (env OTEL_EXPORTER_OTLP_ENDPOINT; default http://127.0.0.1:4318)")
         q.add_argument("--timeout", type=float, default=10.0, metavar="S", help="per request (default 10)")
+    p = sub.add_parser("serve", help="the console in a browser (textual-serve), behind a printed access link")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=_port, default=8000, metavar="N", help="port to listen on (default 8000)")
 
     p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
     p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
@@ -193,6 +196,13 @@ def _int64(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    # 0 ("any free port") is refused too: the link is printed with the port asked for.
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1-65535)")
+    return int(text)
+
+
 def _label(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -219,6 +229,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _console(args)
         except VigilError as exc:
             return _fail(str(exc))
+
+    if args.command == "serve":
+        try:
+            from .serve import serve  # aiohttp runs its own event loop
+        except ImportError as exc:
+            return _fail(f"serve needs textual-serve ({exc.name} is missing): pip install 'vigil-console[serve]'")
+        try:
+            return serve(args)
+        except VigilError as exc:
+            return _fail(str(exc))
+        except OSError as exc:  # the port is taken, the address is not ours
+            return _fail(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}")
 
     from . import commands, runcmds
 
@@ -262,7 +284,8 @@ def _console(args: argparse.Namespace) -> int:
     from kernel.log import target_of
 
     db = target_of(args.db)
-    if not sys.stdout.isatty():
+    # Under `vigil serve` stdout is a pipe to textual-serve, which names the driver that speaks it.
+    if not sys.stdout.isatty() and not os.environ.get("TEXTUAL_DRIVER"):
         raise VigilError("the console needs a terminal; use --headless, or a command like `vigil runs`")
     VigilApp(db, registry, theme=args.theme, demo=args.command == "demo", start=start).run()
     return 0

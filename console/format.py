@@ -54,7 +54,8 @@ def _by(actor) -> str:
     if actor is None:
         return ""
     # Relayed by a signal: who the sending process said it was, unchecked (see README).
-    return f" by {actor.user} (claimed)" if actor.claimed else f" by {actor.user}"
+    via = f" via {actor.via}" if actor.via else ""
+    return f" by {actor.user}{via} (claimed)" if actor.claimed else f" by {actor.user}{via}"
 
 
 def _patches(update: tuple) -> str:

@@ -51,6 +51,10 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     `claimed`: the decision was relayed by a signal, and this is who the sending process said
     it was (it recorded itself in the signal row); the owner could not check it. A decision made
     in the process that records it is that process's own (`claimed` false, left out of the body).
+
+    `via`: the console was not opened in a terminal of its own but relayed, e.g. "vigil serve
+    from 192.0.2.7:51234" for a browser session; user, tty and ssh_connection are then those of
+    whoever started `vigil serve`, so this says who actually pressed the key.
     """
 
     user: str
@@ -60,6 +64,7 @@ class Actor(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tty: str | None = None
     ssh_connection: str | None = None
     claimed: bool = False
+    via: str | None = None
 
 
 class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True):

@@ -67,4 +67,6 @@ def current_actor() -> Actor:
         pid=os.getpid(),
         tty=tty,
         ssh_connection=os.environ.get("SSH_CONNECTION"),
+        # Set by `vigil serve` for each browser session it starts (console/serve.py).
+        via=os.environ.get("VIGIL_VIA") or None,
     )
