@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the names below are, for type check
     from .projection import RunInfo
     from .engine.runtime import Runtime
     from .engine.worker import Worker
-    from .graph import END, START, Graph
+    from .graph import DELETE, END, START, Graph
     from .log.port import EventLog
     from .registry import Registry
     from .secrets import Secret
@@ -43,6 +43,7 @@ _HOMES = {
     "Graph": "graph",
     "START": "graph",
     "END": "graph",
+    "DELETE": "graph",
     "tool": "tools",
     "Registry": "registry",
     "Runtime": "engine.runtime",

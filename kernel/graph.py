@@ -18,13 +18,23 @@ from typing import Any, Awaitable, Callable, Iterable, Literal
 from .errors import GraphError
 from .events import Patch
 
-__all__ = ["START", "END", "Graph", "GraphError", "RetryPolicy", "Node", "Reducer"]
+__all__ = ["START", "END", "DELETE", "Graph", "GraphError", "RetryPolicy", "Node", "Reducer"]
 
 START = "__start__"
 END = "__end__"
 
 Reducer = Literal["replace", "append", "extend", "merge"]
 _REDUCER_OPS = {"replace": "set", "append": "append", "extend": "extend", "merge": "merge"}
+
+
+class _Delete:
+    """`return {"draft": DELETE}` removes the key from the state, whatever its reducer."""
+
+    def __repr__(self) -> str:
+        return "DELETE"
+
+
+DELETE = _Delete()
 NodeFn = Callable[[dict[str, Any], Any], Awaitable[dict[str, Any] | None]]
 
 
@@ -157,7 +167,8 @@ class Graph:
         if not isinstance(update, dict):
             raise GraphError(f"a node must return a dict or None, not {type(update).__name__}")
         return tuple(
-            Patch(_REDUCER_OPS[self.reducers.get(key, "replace")], key, value)
+            Patch("delete", key, None) if value is DELETE
+            else Patch(_REDUCER_OPS[self.reducers.get(key, "replace")], key, value)
             for key, value in update.items()
         )
 

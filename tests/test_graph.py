@@ -149,3 +149,35 @@ def test_a_failing_node_retries_on_a_durable_timer_then_fails_the_run(db):
     gap = failed[1].event.retry_at_ns - failed[0].ts_ns
     assert gap >= 0.04e9
     assert info.status == "failed" and "after 3 attempt(s): RuntimeError: no luck" in info.error
+
+
+def test_a_node_deletes_a_key_whatever_its_reducer(db):
+    from kernel.graph import DELETE
+    from kernel.verify import verify_run
+
+    g = Graph("tidy", reducers={"log": "append"})
+
+    async def draft(state, ctx):
+        return {"draft": "text", "log": "drafted", "api_key": "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6"}
+
+    async def publish(state, ctx):
+        assert state["draft"] == "text"
+        return {"draft": DELETE, "log": DELETE, "published": True}
+
+    g.add_node("draft", draft)
+    g.add_node("publish", publish)
+    g.add_edge(START, "draft")
+    g.add_edge("draft", "publish")
+    g.add_edge("publish", END)
+
+    async def go():
+        async with runtime(db, g) as (store, rt):
+            run_id = await rt.start("tidy", {})
+            await rt.settle()
+            info = await store.run(run_id)
+            return info, (await store.state_at(run_id)).state, (await store.replay(run_id)).state, await verify_run(store, run_id)
+
+    info, state, replayed, verified = run(go())
+    assert info.status == "completed", info.error
+    assert state == replayed == {"published": True, "api_key": "[REDACTED:openai-key]"}
+    assert verified.problems == [] and verified.steps_checked == 2

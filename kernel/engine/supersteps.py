@@ -14,7 +14,7 @@ from . import scopes
 from ..codec import canonical_hash, encode
 from ..errors import Diverged, EncodeFailed, Failed, Lost, RunEnded, StepDiverged, Suspended
 from ..events import Patch, StepCompleted, StepFailed, StepStarted
-from ..graph import END
+from ..graph import DELETE, END
 from ..redact import recordable
 from ..state import apply, state_hash
 from .context import Ctx
@@ -109,7 +109,7 @@ class Supersteps:
                 except Diverged as d:
                     raise StepDiverged(d) from None
                 try:
-                    patches = self.graph.patches(recordable(update))
+                    patches = self.graph.patches(_recordable_update(update))
                 except Exception as exc:
                     error = exc
             if error is not None:
@@ -203,3 +203,13 @@ def _encodes(patch: Patch) -> bool:
     except Exception:
         return False
     return True
+
+
+def _recordable_update(update: Any) -> Any:
+    """A node's update as the log records it; a key set to DELETE stays DELETE (the patch that
+    removes it carries no value), the rest is made recordable together, so redaction still sees
+    each value under its key."""
+    if not isinstance(update, dict) or not any(v is DELETE for v in update.values()):
+        return recordable(update)
+    kept = recordable({k: v for k, v in update.items() if v is not DELETE})
+    return {k: DELETE if v is DELETE else kept[k] for k, v in update.items()}
