@@ -16,7 +16,7 @@ import abc
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
 
 from ..codec import Record, seal
 from ..errors import Ambiguous, NotFound
@@ -135,14 +135,29 @@ class EventLog(abc.ABC):
     @abc.abstractmethod
     async def flush_snapshots(self) -> None: ...
 
-    # reading one run ------------------------------------------------------------------------
+    # how a backend is reached ----------------------------------------------------------------
+    # Every read and small write below is one call of a function of the backend's `_reads` or
+    # `_leases` module (the same names and arguments in sqlite/ and postgres/), run by `_read`
+    # (the backend's reader) or `_write` (its own transaction); errors come out as StoreError.
+
+    _reads: Any
+    _leases: Any
+    _scan: Callable
 
     @abc.abstractmethod
+    async def _read(self, fn: Callable, *args: Any) -> Any: ...
+
+    @abc.abstractmethod
+    async def _write(self, fn: Callable, *args: Any) -> Any: ...
+
+    # reading one run ------------------------------------------------------------------------
+
     async def events(
         self, run_id: str, from_seq: int = 1, to_seq: int | None = None, *,
         limit: int = 1000, types: Sequence[str] | None = None,
     ) -> list[Record]:
         """One page of a run's events in seq order."""
+        return await self._read(self._reads.events_page, run_id, from_seq, to_seq, limit, tuple(types) if types else None)
 
     async def iter_events(
         self, run_id: str, from_seq: int = 1, to_seq: int | None = None, *,
@@ -158,117 +173,112 @@ class EventLog(abc.ABC):
                 return
             lo = batch[-1].seq + 1
 
-    @abc.abstractmethod
     async def raw_rows(self, run_id: str, from_seq: int = 1, limit: int = 2000) -> list[tuple]:
         """Rows exactly as stored, for export: (seq, ts_ns, type, step_id, body, crc)."""
+        return await self._read(self._reads.raw_page, run_id, from_seq, limit)
 
-    @abc.abstractmethod
-    async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]: ...
+    async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]:
+        return await self._read(self._reads.snapshot_rows, run_id)
 
-    @abc.abstractmethod
     async def find(self, run_id: str, seq: int, types: Sequence[str], *, forward: bool = True) -> int | None:
         """The nearest seq after (or before) `seq` holding one of `types`."""
+        return await self._read(self._reads.find_seq, run_id, seq, forward, tuple(types))
 
-    @abc.abstractmethod
     async def seqs(self, run_id: str, types: Sequence[str]) -> "array[int]":
         """Every seq of a run holding one of `types`, compactly (8 bytes each)."""
+        from array import array
 
-    @abc.abstractmethod
-    async def last_seq(self, run_id: str) -> int: ...
+        return array("q", await self._read(self._reads.seqs_of_types, run_id, tuple(types)))
 
-    @abc.abstractmethod
+    async def last_seq(self, run_id: str) -> int:
+        return await self._read(self._reads.last_seq, run_id)
+
     async def state_at(self, run_id: str, seq: int | None = None) -> StateAt:
         """The state as of `seq` (default: the last): the nearest snapshot plus a short fold."""
+        return await self._read(self._reads.state_at, run_id, seq)
 
-    @abc.abstractmethod
     async def state_pair(self, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
         """The state just before `seq` and as of it (what the scrubber diffs)."""
+        return await self._read(self._reads.state_pair, run_id, seq)
 
-    @abc.abstractmethod
     async def replay(self, run_id: str, seq: int | None = None) -> StateAt:
         """The state as of `seq` folded from the first event, ignoring snapshots."""
+        return await self._read(self._reads.state_at, run_id, seq, False)
 
     # the whole log --------------------------------------------------------------------------
 
-    @abc.abstractmethod
     async def head(self) -> int:
         """The pos of the newest event (0 for an empty log): where a new tail starts."""
+        return await self._read(self._reads.head)
 
-    @abc.abstractmethod
     async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
         """Up to `limit` events of every run after global position `pos`, in commit order."""
+        return await self._read(self._reads.after_pos, pos, limit)
 
     @abc.abstractmethod
     def tail(self, after: int = 0, *, page: int = 1000) -> AsyncIterator[list[Record]]:
         """Batches of new events from every run, in commit order, forever."""
 
     async def run(self, run_id: str) -> RunInfo:
-        info = await self._get_run(run_id)
+        info = await self._read(self._reads.get_run, run_id)
         if info is None:
             raise NotFound(f"no run {run_id!r}")
         return info
 
     async def resolve(self, run_id: str) -> str:
-        """A full run id from an id or a unique prefix of one."""
-        if await self._get_run(run_id):
+        """A full run id from an id or a unique prefix of one (exactly, case-sensitively)."""
+        if await self._read(self._reads.get_run, run_id):
             return run_id
-        matches = await self._match_runs(run_id)
+        matches = await self._read(self._reads.match_runs, run_id)
         if not matches:
             raise NotFound(f"no run {run_id!r}")
         if len(matches) > 1:
             raise Ambiguous(f"{run_id!r} matches more than one run; give more of the id")
         return matches[0]
 
-    @abc.abstractmethod
-    async def _get_run(self, run_id: str) -> RunInfo | None: ...
-
-    @abc.abstractmethod
-    async def _match_runs(self, prefix: str) -> list[str]:
-        """Up to two run ids starting with `prefix` (exactly, case-sensitively)."""
-
-    @abc.abstractmethod
     async def runs(
         self, *, status: str | None = None, graph: str | None = None, search: str | None = None,
         limit: int = 100, offset: int = 0, order: str = "newest",
     ) -> list[RunInfo]:
         """One page of runs (newest first, or oldest / status / graph)."""
+        return await self._read(self._reads.list_runs, status, graph, search, limit, offset, order)
 
-    @abc.abstractmethod
     async def count_runs(
         self, *, status: str | None = None, graph: str | None = None, search: str | None = None
-    ) -> int: ...
+    ) -> int:
+        return await self._read(self._reads.count_runs, status, graph, search)
 
-    @abc.abstractmethod
-    async def interrupts(self, run_id: str | None = None, *, pending_only: bool = True) -> list[InterruptInfo]: ...
+    async def interrupts(self, run_id: str | None = None, *, pending_only: bool = True) -> list[InterruptInfo]:
+        return await self._read(self._reads.list_interrupts, run_id, pending_only)
 
-    # ownership and signals ------------------------------------------------------------------
+    # ownership and signals (lease times by the database's clock) ----------------------------
 
-    @abc.abstractmethod
     async def claim(self, run_id: str, owner: str, lease_ns: int, previous: str | None) -> bool:
         """Take a live run if it is free, ours, its lease has run out (by the database's clock),
         or it is still held by `previous` (found dead by the caller)."""
+        return await self._write(self._leases.claim, run_id, owner, lease_ns, previous)
 
-    @abc.abstractmethod
-    async def renew(self, owner: str, lease_ns: int) -> None: ...
+    async def renew(self, owner: str, lease_ns: int) -> None:
+        await self._write(self._leases.renew, owner, lease_ns)
 
-    @abc.abstractmethod
-    async def release(self, run_ids: list[str], owner: str) -> None: ...
+    async def release(self, run_ids: list[str], owner: str) -> None:
+        await self._write(self._leases.release, run_ids, owner)
 
-    @abc.abstractmethod
     async def send_signal(self, run_id: str, kind: str, body: dict, sender: Any) -> int:
         """Queue a signal for the run's owner; `sender` is an Actor (or an owner id for a wake)."""
+        return await self._write(self._leases.send, run_id, kind, body, sender)
 
-    @abc.abstractmethod
     async def pending_signals(self, owner: str) -> "list[Signal]":
         """Unapplied signals for the runs `owner` holds, oldest first, as stored (unchecked)."""
+        return await self._read(self._leases.pending, owner)
 
-    @abc.abstractmethod
-    async def finish_signal(self, signal_id: int, outcome: str) -> None: ...
+    async def finish_signal(self, signal_id: int, outcome: str) -> None:
+        await self._write(self._leases.finish, signal_id, outcome)
 
-    @abc.abstractmethod
     async def signal_result(self, signal_id: int) -> str | None:
         """The outcome the owner recorded, or None while it is not applied."""
+        return await self._read(self._leases.result, signal_id)
 
-    @abc.abstractmethod
     async def scan_secrets(self, run_id: str | None = None) -> "tuple[list[Finding], int]":
         """`vigil verify --secrets`: findings, and how many rows were looked at."""
+        return await self._read(self._scan, run_id)

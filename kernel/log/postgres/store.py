@@ -9,16 +9,13 @@ after it is lost; the call that met the loss fails with StoreError (the console'
 from __future__ import annotations
 
 import asyncio
-from array import array
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import psycopg
 from psycopg import errors as pgerrors
 
 from ...codec import Record
 from ...errors import StoreError
-from ...projection import RunInfo
-from ..folding import InterruptInfo, StateAt
 from ..groupcommit import Committed
 from ..port import EventLog, describe_target
 from . import leases, reads, schema
@@ -64,6 +61,10 @@ def _short(exc: BaseException) -> str:
 
 
 class PostgresLog(EventLog):
+    _reads = reads
+    _leases = leases
+    _scan = staticmethod(scan)
+
     def __init__(self, dsn: str, readonly: bool, snapshot_every: int, poll_interval: float) -> None:
         self.dsn = dsn
         self.where = describe_target(dsn)
@@ -180,39 +181,6 @@ class PostgresLog(EventLog):
 
     # reading --------------------------------------------------------------------------------
 
-    async def events(self, run_id, from_seq=1, to_seq=None, *, limit=1000, types=None) -> list[Record]:
-        return await self._read(reads.events_page, run_id, from_seq, to_seq, limit, tuple(types) if types else None)
-
-    async def raw_rows(self, run_id: str, from_seq: int = 1, limit: int = 2000) -> list[tuple]:
-        return await self._read(reads.raw_page, run_id, from_seq, limit)
-
-    async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]:
-        return await self._read(reads.snapshot_rows, run_id)
-
-    async def find(self, run_id: str, seq: int, types: Sequence[str], *, forward: bool = True) -> int | None:
-        return await self._read(reads.find_seq, run_id, seq, forward, tuple(types))
-
-    async def seqs(self, run_id: str, types: Sequence[str]) -> "array[int]":
-        return array("q", await self._read(reads.seqs_of_types, run_id, tuple(types)))
-
-    async def last_seq(self, run_id: str) -> int:
-        return await self._read(reads.last_seq, run_id)
-
-    async def state_at(self, run_id: str, seq: int | None = None) -> StateAt:
-        return await self._read(reads.state_at, run_id, seq)
-
-    async def state_pair(self, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
-        return await self._read(reads.state_pair, run_id, seq)
-
-    async def replay(self, run_id: str, seq: int | None = None) -> StateAt:
-        return await self._read(reads.state_at, run_id, seq, False)
-
-    async def head(self) -> int:
-        return await self._read(reads.head)
-
-    async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
-        return await self._read(reads.after_pos, pos, limit)
-
     async def _listen(self) -> None:
         """Swap-and-set `_changed` on every NOTIFY (sent in each append's transaction, delivered
         at its commit). After a lost connection: reconnect, LISTEN again, and wake every tail
@@ -250,45 +218,3 @@ class PostgresLog(EventLog):
                 await asyncio.wait_for(changed.wait(), 2.0)
             except TimeoutError:
                 pass
-
-    async def _get_run(self, run_id: str) -> RunInfo | None:
-        return await self._read(reads.get_run, run_id)
-
-    async def _match_runs(self, prefix: str) -> list[str]:
-        return await self._read(reads.match_runs, prefix)
-
-    async def runs(self, *, status=None, graph=None, search=None, limit=100, offset=0, order="newest") -> list[RunInfo]:
-        return await self._read(reads.list_runs, status, graph, search, limit, offset, order)
-
-    async def count_runs(self, *, status=None, graph=None, search=None) -> int:
-        return await self._read(reads.count_runs, status, graph, search)
-
-    async def interrupts(self, run_id: str | None = None, *, pending_only: bool = True) -> list[InterruptInfo]:
-        return await self._read(reads.list_interrupts, run_id, pending_only)
-
-    # ownership and signals (the database's clock) -------------------------------------------
-
-    async def claim(self, run_id: str, owner: str, lease_ns: int, previous: str | None) -> bool:
-        return await self._write(leases.claim, run_id, owner, lease_ns, previous)
-
-    async def renew(self, owner: str, lease_ns: int) -> None:
-        await self._write(leases.renew, owner, lease_ns)
-
-    async def release(self, run_ids: list[str], owner: str) -> None:
-        await self._write(leases.release, run_ids, owner)
-
-    async def send_signal(self, run_id: str, kind: str, body: dict, sender: Any) -> int:
-        return await self._write(leases.send, run_id, kind, body, sender)
-
-    async def pending_signals(self, owner: str) -> list:
-        return await self._read(leases.pending, owner)
-
-    async def finish_signal(self, signal_id: int, outcome: str) -> None:
-        await self._write(leases.finish, signal_id, outcome)
-
-    async def signal_result(self, signal_id: int) -> str | None:
-        return await self._read(leases.result, signal_id)
-
-    async def scan_secrets(self, run_id: str | None = None) -> tuple[list, int]:
-        return await self._read(scan, run_id)
-

@@ -11,25 +11,24 @@ import asyncio
 import os
 import sqlite3
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 from . import leases, reads, schema, secretscan, walguard
 from ...codec import Record
 from ...errors import StoreError
-from ...projection import RunInfo
-from ..folding import InterruptInfo, StateAt
 from ..port import EventLog
 from .sqlthread import SqlThread
 from ..groupcommit import Committed
 from .writer import sqlite_writer
 
-if TYPE_CHECKING:  # pragma: no cover
-    from array import array
-
 __all__ = ["SqliteLog"]
 
 
 class SqliteLog(EventLog):
+    _reads = reads
+    _leases = leases
+    _scan = staticmethod(secretscan.scan)
+
     def __init__(
         self,
         path: Path,
@@ -124,6 +123,9 @@ class SqliteLog(EventLog):
             raise StoreError(f"{self.path} is open read-only")
         return self._writer.submit(run_id, expected_seq, rows, events, claim)
 
+    async def _read(self, fn, *args):
+        return await self._reader.call(fn, *args)
+
     async def _write(self, fn, *args):
         """Run `fn(connection, *args)` on the writer's thread (small writes outside the log:
         ownership, signals); `fn` runs its own transaction."""
@@ -179,47 +181,7 @@ class SqliteLog(EventLog):
     async def flush_snapshots(self) -> None:
         await self._snap_queue.join()
 
-    # reading ----------------------------------------------------------------------------
-
-    async def events(
-        self,
-        run_id: str,
-        from_seq: int = 1,
-        to_seq: int | None = None,
-        *,
-        limit: int = 1000,
-        types: Sequence[str] | None = None,
-    ) -> list[Record]:
-        """One page of a run's events in seq order."""
-        return await self._reader.call(
-            reads.events_page, run_id, from_seq, to_seq, limit, tuple(types) if types else None
-        )
-
-    async def raw_rows(self, run_id: str, from_seq: int = 1, limit: int = 2000) -> list[tuple]:
-        """Rows exactly as stored, for export: (seq, ts_ns, type, step_id, body, crc)."""
-        return await self._reader.call(reads.raw_page, run_id, from_seq, limit)
-
-    async def snapshot_rows(self, run_id: str) -> dict[int, tuple[bytes, str]]:
-        return await self._reader.call(reads.snapshot_rows, run_id)
-
-    async def find(
-        self, run_id: str, seq: int, types: Sequence[str], *, forward: bool = True
-    ) -> int | None:
-        """The nearest seq after (or before) `seq` holding one of `types`."""
-        return await self._reader.call(reads.find_seq, run_id, seq, forward, tuple(types))
-
-    async def seqs(self, run_id: str, types: Sequence[str]) -> "array[int]":
-        """Every seq of a run holding one of `types`, compactly (8 bytes each)."""
-        from array import array
-
-        return array("q", await self._reader.call(reads.seqs_of_types, run_id, tuple(types)))
-
-    async def head(self) -> int:
-        """The pos of the newest event (0 for an empty log): where a new tail starts."""
-        return await self._reader.call(reads.head)
-
-    async def read_after(self, pos: int, limit: int = 1000) -> list[Record]:
-        return await self._reader.call(reads.after_pos, pos, limit)
+    # reading (the rest is the port's, through _read) -----------------------------------------
 
     async def tail(self, after: int = 0, *, page: int = 1000) -> AsyncIterator[list[Record]]:
         """Batches of new events from every run, in commit order, forever.
@@ -242,73 +204,3 @@ class SqliteLog(EventLog):
                 await asyncio.wait_for(changed.wait(), self.poll_interval)
             except TimeoutError:
                 pass
-
-    async def state_at(self, run_id: str, seq: int | None = None) -> StateAt:
-        """The state as of `seq` (default: the last): the nearest snapshot plus a short fold."""
-        return await self._reader.call(reads.state_at, run_id, seq)
-
-    async def state_pair(self, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
-        """The state just before `seq` and as of it (what the scrubber diffs)."""
-        return await self._reader.call(reads.state_pair, run_id, seq)
-
-    async def replay(self, run_id: str, seq: int | None = None) -> StateAt:
-        """The state as of `seq` folded from the first event, ignoring snapshots."""
-        return await self._reader.call(reads.state_at, run_id, seq, False)
-
-    async def _get_run(self, run_id: str) -> RunInfo | None:
-        return await self._reader.call(reads.get_run, run_id)
-
-    async def _match_runs(self, prefix: str) -> list[str]:
-        return await self._reader.call(reads.match_runs, prefix)
-
-    async def last_seq(self, run_id: str) -> int:
-        return await self._reader.call(reads.last_seq, run_id)
-
-    async def runs(
-        self,
-        *,
-        status: str | None = None,
-        graph: str | None = None,
-        search: str | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        order: str = "newest",
-    ) -> list[RunInfo]:
-        """One page of runs (newest first, or oldest / status / graph)."""
-        return await self._reader.call(reads.list_runs, status, graph, search, limit, offset, order)
-
-    async def count_runs(
-        self, *, status: str | None = None, graph: str | None = None, search: str | None = None
-    ) -> int:
-        return await self._reader.call(reads.count_runs, status, graph, search)
-
-    async def interrupts(
-        self, run_id: str | None = None, *, pending_only: bool = True
-    ) -> list[InterruptInfo]:
-        return await self._reader.call(reads.list_interrupts, run_id, pending_only)
-
-    # ownership and signals (this host's clock is the database's) ------------------------------
-
-    async def claim(self, run_id: str, owner: str, lease_ns: int, previous: str | None) -> bool:
-        return await self._write(leases.claim, run_id, owner, lease_ns, previous)
-
-    async def renew(self, owner: str, lease_ns: int) -> None:
-        await self._write(leases.renew, owner, lease_ns)
-
-    async def release(self, run_ids: list[str], owner: str) -> None:
-        await self._write(leases.release, run_ids, owner)
-
-    async def send_signal(self, run_id: str, kind: str, body: dict, sender: Any) -> int:
-        return await self._write(leases.send, run_id, kind, body, sender)
-
-    async def pending_signals(self, owner: str) -> list:
-        return await self._reader.call(leases.pending, owner)
-
-    async def finish_signal(self, signal_id: int, outcome: str) -> None:
-        await self._write(leases.finish, signal_id, outcome)
-
-    async def signal_result(self, signal_id: int) -> str | None:
-        return await self._reader.call(leases.result, signal_id)
-
-    async def scan_secrets(self, run_id: str | None = None) -> tuple[list, int]:
-        return await self._reader.call(secretscan.scan, run_id)
