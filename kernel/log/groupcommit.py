@@ -13,9 +13,10 @@ import asyncio
 from collections import deque
 from typing import Any, Awaitable, Callable, Sequence
 
-from ..errors import StoreClosed, StoreError
+from ..errors import ConcurrencyError, StoreClosed, StoreError
+from ..projection import PROJECTED
 
-__all__ = ["Append", "Committed", "GroupWriter"]
+__all__ = ["Append", "Committed", "GroupWriter", "Plan", "plan"]
 
 _MAX_ROWS_PER_COMMIT = 20_000
 
@@ -40,6 +41,44 @@ class Append:
         self.events = events
         self.future = future
         self.claim = claim
+
+
+class Plan:
+    """What one group's transaction writes, checked against each run's last seq."""
+
+    __slots__ = ("outcomes", "last", "before", "rows", "projecting")
+
+    def __init__(self) -> None:
+        self.outcomes: list[Any] = []  # per append: its new last seq, or its ConcurrencyError
+        self.last: dict[str, int] = {}  # run -> last seq once committed
+        self.before: dict[str, int] = {}  # run -> last seq before
+        self.rows: list[tuple] = []
+        self.projecting: list[Append] = []  # appends that change the runs/interrupts rows
+
+    def committed(self) -> Committed:
+        return [(rid, old, self.last[rid]) for rid, old in self.before.items()]
+
+
+def plan(group: list[Append], known: dict[str, int], lookup: Callable[[str], int]) -> Plan:
+    """Check each append's expected seq (against `known`, this writer's cache of last seqs, and
+    `lookup(run)`, the table, where the cache does not say) and collect what to write."""
+    p = Plan()
+    for a in group:
+        actual = p.last.get(a.run_id)
+        if actual is None:
+            actual = known.get(a.run_id)
+            if actual != a.expected_seq:
+                actual = lookup(a.run_id)
+        if actual != a.expected_seq:
+            p.outcomes.append(ConcurrencyError(a.run_id, a.expected_seq, actual))
+            continue
+        p.last[a.run_id] = a.rows[-1][1]
+        p.before.setdefault(a.run_id, actual)
+        if actual == 0 or any(isinstance(e, PROJECTED) for e in a.events):
+            p.projecting.append(a)
+        p.rows.extend(a.rows)
+        p.outcomes.append(p.last[a.run_id])
+    return p
 
 
 class GroupWriter:

@@ -12,6 +12,7 @@ from ..folding import (
     FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
     pick_snapshot,
 )
+from ..queries import ORDERS, interrupt_infos, interrupts_query
 from .schema import NOW_NS
 
 Conn = psycopg.AsyncConnection
@@ -166,15 +167,6 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-ORDERS = {
-    "newest": "r.created_ns DESC, r.run_id",
-    "oldest": "r.created_ns ASC, r.run_id",
-    "status": "CASE r.status WHEN 'waiting' THEN 0 WHEN 'failed' THEN 1 WHEN 'diverged' THEN 1"
-              " WHEN 'paused' THEN 2 WHEN 'running' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END, r.created_ns DESC, r.run_id",
-    "graph": "r.graph, r.created_ns DESC, r.run_id",
-}
-
-
 async def list_runs(conn: Conn, status, graph, search, limit: int, offset: int, order: str = "newest") -> list[RunInfo]:
     where, args = _run_filter(status, graph, search)
     rows = await _all(conn, f"{_RUN_SELECT}{where} ORDER BY {ORDERS[order]} LIMIT %s OFFSET %s", [*args, limit, offset])
@@ -197,15 +189,5 @@ async def match_runs(conn: Conn, prefix: str) -> list[str]:
 
 
 async def list_interrupts(conn: Conn, run_id: str | None, pending_only: bool) -> list[InterruptInfo]:
-    sql = "SELECT run_id, interrupt_id, seq, kind, title, raised_ns, resolved_seq FROM vigil.interrupts"
-    clauses, args = [], []
-    if run_id:
-        clauses.append("run_id = %s")
-        args.append(run_id)
-    if pending_only:
-        clauses.append("resolved_seq IS NULL")
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY raised_ns, run_id, seq"
-    cols = InterruptInfo.__struct_fields__
-    return [InterruptInfo(**dict(zip(cols, r))) for r in await _all(conn, sql, args)]
+    sql, args = interrupts_query("vigil.interrupts", "%s", run_id, pending_only)
+    return interrupt_infos(await _all(conn, sql, args))

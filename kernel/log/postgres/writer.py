@@ -16,9 +16,9 @@ from typing import Any, Callable
 import psycopg
 from psycopg import errors as pgerrors
 
-from ...errors import ConcurrencyError, StoreError
-from ...projection import PROJECTED, RUN_COLUMNS, advance, new_row
-from ..groupcommit import Append, Committed, GroupWriter
+from ...errors import StoreError
+from ...projection import RUN_COLUMNS, advance, new_row
+from ..groupcommit import Append, Committed, GroupWriter, plan
 from .schema import APPEND_LOCK, LOG_CHANNEL, NOW_NS
 
 __all__ = ["postgres_writer", "text"]
@@ -68,40 +68,21 @@ async def _commit_group(
             if unsure:
                 cur = await conn.execute(_LAST_SEQS, (unsure,))
                 table = {r: seq or 0 for r, seq in await cur.fetchall()}
-            last: dict[str, int] = {}
-            before: dict[str, int] = {}
-            outcomes: list[Any] = []
-            rows: list[tuple] = []
-            projecting: list[Append] = []
-            for a in group:
-                actual = last.get(a.run_id)
-                if actual is None:
-                    actual = known.get(a.run_id, 0)
-                    if actual != a.expected_seq:
-                        actual = table.get(a.run_id, 0)
-                if actual != a.expected_seq:
-                    outcomes.append(ConcurrencyError(a.run_id, a.expected_seq, actual))
-                    continue
-                last[a.run_id] = a.rows[-1][1]
-                before.setdefault(a.run_id, actual)
-                if actual == 0 or any(isinstance(e, PROJECTED) for e in a.events):
-                    projecting.append(a)
-                rows.extend(a.rows)
-                outcomes.append(last[a.run_id])
-            if projecting:
-                await _project(conn, projecting)
-            if rows:
+            p = plan(group, known, lambda run_id: table.get(run_id, 0))
+            if p.projecting:
+                await _project(conn, p.projecting)
+            if p.rows:
                 await conn.execute("SELECT pg_advisory_xact_lock(%s), pg_notify(%s, '')", (APPEND_LOCK, LOG_CHANNEL))
                 async with conn.cursor().copy(_COPY_EVENTS) as copy:
                     copy.set_types(_EVENT_TYPES)
-                    for r in rows:
+                    for r in p.rows:
                         await copy.write_row((r[0], r[1], r[2], r[3], text(r[4]), r[5], r[6]))
     except BaseException:
         for a in group:
             known[a.run_id] = -1  # unknown now: looked up in the table next time
         raise
-    known.update(last)
-    return outcomes, [(rid, old, last[rid]) for rid, old in before.items()]
+    known.update(p.last)
+    return p.outcomes, p.committed()
 
 
 def _values(row: dict, claimed: dict[str, int]) -> tuple:

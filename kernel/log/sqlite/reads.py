@@ -11,6 +11,7 @@ from ..folding import (
     FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
     pick_snapshot,
 )
+from ..queries import ORDERS, interrupt_infos, interrupts_query
 
 __all__ = [
     "StateAt",
@@ -204,16 +205,6 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-ORDERS = {
-    "newest": "r.created_ns DESC, r.run_id",
-    "oldest": "r.created_ns ASC, r.run_id",
-    # what needs someone first: waiting, then failed or diverged, running, then the settled
-    "status": "CASE r.status WHEN 'waiting' THEN 0 WHEN 'failed' THEN 1 WHEN 'diverged' THEN 1"
-              " WHEN 'paused' THEN 2 WHEN 'running' THEN 2 WHEN 'cancelled' THEN 3 ELSE 4 END, r.created_ns DESC, r.run_id",
-    "graph": "r.graph, r.created_ns DESC, r.run_id",
-}
-
-
 def list_runs(
     conn: sqlite3.Connection,
     status: str | None,
@@ -254,15 +245,5 @@ def match_runs(conn: sqlite3.Connection, prefix: str) -> list[str]:
 def list_interrupts(
     conn: sqlite3.Connection, run_id: str | None, pending_only: bool
 ) -> list[InterruptInfo]:
-    sql = "SELECT run_id, interrupt_id, seq, kind, title, raised_ns, resolved_seq FROM interrupts"
-    clauses, args = [], []
-    if run_id:
-        clauses.append("run_id = ?")
-        args.append(run_id)
-    if pending_only:
-        clauses.append("resolved_seq IS NULL")
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY raised_ns, run_id, seq"
-    cols = InterruptInfo.__struct_fields__
-    return [InterruptInfo(**dict(zip(cols, r))) for r in conn.execute(sql, args)]
+    sql, args = interrupts_query("interrupts", "?", run_id, pending_only)
+    return interrupt_infos(conn.execute(sql, args))

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Any, Callable
+from typing import Callable
 
-from ...errors import ConcurrencyError
-from ...projection import PROJECTED, RUN_COLUMNS, advance, new_row
-from ..groupcommit import Append, Committed, GroupWriter
+from ...projection import RUN_COLUMNS, advance, new_row
+from ..groupcommit import Append, Committed, GroupWriter, plan
 from .sqlthread import SqlThread
 
 __all__ = ["sqlite_writer"]
@@ -48,30 +47,11 @@ def _commit_group(
     UNIQUE(run_id, seq) index catches another process having appended meanwhile."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        last: dict[str, int] = {}
-        outcomes: list[Any] = []
-        inserts: list[tuple] = []
-        before: dict[str, int] = {}
-        projecting: list[Append] = []
-        for a in group:
-            actual = last.get(a.run_id)
-            if actual is None:
-                actual = known.get(a.run_id)
-                if actual != a.expected_seq:
-                    actual = conn.execute(_LAST_SEQ, (a.run_id,)).fetchone()[0] or 0
-            if actual != a.expected_seq:
-                outcomes.append(ConcurrencyError(a.run_id, a.expected_seq, actual))
-                continue
-            last[a.run_id] = a.rows[-1][1]
-            before.setdefault(a.run_id, actual)
-            if actual == 0 or any(isinstance(e, PROJECTED) for e in a.events):
-                projecting.append(a)
-            inserts.extend(a.rows)
-            outcomes.append(last[a.run_id])
-        if inserts:
-            conn.executemany(_INSERT_EVENT, inserts)
-        if projecting:
-            _project(conn, projecting)
+        p = plan(group, known, lambda run_id: conn.execute(_LAST_SEQ, (run_id,)).fetchone()[0] or 0)
+        if p.rows:
+            conn.executemany(_INSERT_EVENT, p.rows)
+        if p.projecting:
+            _project(conn, p.projecting)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -79,8 +59,8 @@ def _commit_group(
         for a in group:
             known.pop(a.run_id, None)
         raise
-    known.update(last)
-    return outcomes, [(rid, old, last[rid]) for rid, old in before.items()]
+    known.update(p.last)
+    return p.outcomes, p.committed()
 
 
 def _project(conn: sqlite3.Connection, appends: list[Append]) -> None:
