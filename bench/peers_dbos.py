@@ -1,6 +1,7 @@
-"""DBOS doing the 3-node chain on SQLite, in its own process (DBOS is a process-wide singleton).
+"""DBOS doing the 3-node chain on SQLite or PostgreSQL, in its own process (DBOS is a process-wide
+singleton).
 
-    python -m bench.peers_dbos DB RUNS      -> prints node steps/s
+    python -m bench.peers_dbos DB|POSTGRESQL_URL RUNS      -> prints node steps/s
 """
 
 from __future__ import annotations
@@ -32,11 +33,17 @@ def chain(x: int) -> int:
 
 
 def main(db: str, runs: int) -> None:
-    import sqlite3
+    """`db`: a SQLite path, or a postgresql:// URL naming an empty database of its own (DBOS 3.4
+    takes it as `system_database_url`, its only database, and drives it with psycopg)."""
+    if db.startswith("postgresql://"):
+        url = db
+    else:
+        import sqlite3
 
-    # WAL persists in the file: DBOS gets the same journal as vigil (synchronous stays FULL).
-    sqlite3.connect(db).execute("PRAGMA journal_mode=WAL").fetchone()
-    config: DBOSConfig = {"name": "vigil-bench", "system_database_url": f"sqlite:///{db}"}
+        # WAL persists in the file: DBOS gets the same journal as vigil (synchronous stays FULL).
+        sqlite3.connect(db).execute("PRAGMA journal_mode=WAL").fetchone()
+        url = f"sqlite:///{db}"
+    config: DBOSConfig = {"name": "vigil-bench", "system_database_url": url}
     DBOS(config=config)
     DBOS.launch()
     chain(0)  # warm: tables made, code paths loaded

@@ -23,12 +23,12 @@ from pathlib import Path
 import psycopg
 
 from kernel.codec import encode
-from kernel.events import RunStarted
 from kernel.log.postgres import schema as pg_schema
 from kernel.engine.runtime import Runtime
 from kernel.store import Store
 
-from .common import Timer, percentile, tool_result
+from .common import Timer, tool_result
+from .log_cases import vigil_appends
 from .runtime_cases import _registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,24 +102,6 @@ def raw_append_ceiling(server, events_total: int, runs: int, batch: int) -> tupl
     return results[best], f"psycopg {best} binary COPY ({other} COPY: {results[other]:,.0f}/s)"
 
 
-async def vigil_appends(dsn: str, events_total: int, runs: int) -> tuple[float, float, float]:
-    latencies: list[float] = []
-    async with await Store.open(dsn) as store:
-        per_run = events_total // runs
-
-        async def one_run(r: int) -> None:
-            run_id = f"run{r:03d}"
-            seq = await store.append(run_id, [RunStarted(graph="bench")], expected_seq=0)
-            for i in range(per_run - 1):
-                t0 = time.perf_counter()
-                seq = await store.append(run_id, [tool_result(i)], expected_seq=seq)
-                latencies.append(time.perf_counter() - t0)
-
-        with Timer() as t:
-            await asyncio.gather(*(one_run(r) for r in range(runs)))
-    return events_total / t.seconds, percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
-
-
 def _appends(server, quick: bool) -> dict:
     total = 50_000 if quick else 200_000
     raw, how = raw_append_ceiling(server, total, 100, 100)
@@ -148,7 +130,7 @@ async def _chain(dsn: str, runs: int) -> float:
 
 
 def _dbos(dsn: str, runs: int) -> float:
-    out = subprocess.run([sys.executable, "-m", "bench.peers_dbos_pg", dsn, str(runs)],
+    out = subprocess.run([sys.executable, "-m", "bench.peers_dbos", dsn, str(runs)],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"DBOS on PostgreSQL failed:\n{out.stderr[-2000:]}")

@@ -27,7 +27,8 @@ from kernel.log.postgres import writer as pg_writer
 from kernel.log.postgres.schema import APPEND_LOCK, LOG_CHANNEL
 
 from . import pg_cases
-from .pg_cases import _COPY, _TYPES, _migrate, _rows, pgserver, vigil_appends
+from .log_cases import vigil_appends
+from .pg_cases import _COPY, _TYPES, _migrate, _rows, pgserver
 
 T: dict[str, list[float]] = defaultdict(list)
 
