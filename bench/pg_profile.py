@@ -26,7 +26,6 @@ import psycopg
 from kernel.log.postgres import writer as pg_writer
 from kernel.log.postgres.schema import APPEND_LOCK, LOG_CHANNEL
 
-from . import pg_cases
 from .log_cases import vigil_appends
 from .pg_cases import _COPY, _TYPES, _migrate, _rows, pgserver
 

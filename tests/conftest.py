@@ -22,7 +22,9 @@ def pytest_configure(config):
 
 
 def pytest_generate_tests(metafunc):
-    if "db" in metafunc.fixturenames and metafunc.module.__name__ in BOTH_BACKENDS:
+    # `new_log` (and `both_backends`) always run on both; `db` in the modules listed above.
+    names = metafunc.fixturenames
+    if "new_log" in names or ("db" in names and metafunc.module.__name__ in BOTH_BACKENDS):
         sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
         metafunc.parametrize("backend", ["sqlite"] if sqlite_only else ["sqlite", "postgres"])
 
@@ -37,13 +39,8 @@ def backend() -> str:
 @pytest.fixture
 def db(request, tmp_path: Path, backend: str):
     """The log a test writes: a SQLite file, or a fresh PostgreSQL database of its own."""
-    if backend == "postgres":
-        server = request.getfixturevalue("pg_server")
-        dsn = server.create_database()
-        yield dsn
-        server.drop_database(dsn)
-        return
-    yield tmp_path / "vigil.db"
+    # new_log looked up, not a parameter: a parameter would put every `db` test on both backends
+    return tmp_path / "vigil.db" if backend == "sqlite" else request.getfixturevalue("new_log")()
 
 
 def _no_postgres(why: str):
@@ -81,14 +78,13 @@ def pg_dsn(pg_server):
 
 
 # Both backends ---------------------------------------------------------------------------------
-# A module whose tests must hold on SQLite and on PostgreSQL alike overrides `db` with
-# `db = both_backends` (see below); each test then runs twice, [sqlite] and [postgres].
+# A test that asks for `new_log` or `both_backends` runs twice, [sqlite] and [postgres].
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def new_log(request, tmp_path: Path):
+@pytest.fixture
+def new_log(request, tmp_path: Path, backend: str):
     """A factory of fresh, empty logs: SQLite paths, or PostgreSQL databases of their own."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         counter = iter(range(1_000_000))
         yield lambda: tmp_path / f"log{next(counter)}.db"
         return
