@@ -170,3 +170,22 @@ def test_fold_of_snapshot_plus_tail_equals_fold_of_all(new_log, steps, every, pr
                 assert view.snapshot_seq == at // every * every
 
     run_async(new_log, body)
+
+
+def test_run_search_is_literal_and_ignores_case_on_both_backends(new_log):
+    """`_` and `%` in a search are characters, not wildcards (SQLite's search used to take them as
+    wildcards while PostgreSQL's did not: the same search found different runs)."""
+
+    async def body(path):
+        async with await Store.open(path) as store:
+            for run_id, labels in [("job_a_b", {}), ("job_axb", {}), ("disk-50%", {"owner": "Ops"}),
+                                   ("disk-500", {})]:
+                await store.append(run_id, [RunStarted(graph="g", labels=labels)], expected_seq=0)
+            found = lambda runs: sorted(r.run_id for r in runs)  # noqa: E731
+            assert found(await store.runs(search="a_b")) == ["job_a_b"]
+            assert found(await store.runs(search="50%")) == ["disk-50%"]
+            assert found(await store.runs(search="JOB_A_B")) == ["job_a_b"]
+            assert found(await store.runs(search="ops")) == ["disk-50%"]
+            assert await store.count_runs(search="_") == 2  # a wildcard would count all four
+
+    run_async(new_log, body)

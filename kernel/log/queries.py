@@ -6,7 +6,14 @@ from typing import Iterable
 
 from .folding import InterruptInfo
 
-__all__ = ["ORDERS", "interrupts_query", "interrupt_infos"]
+__all__ = ["ORDERS", "interrupts_query", "interrupt_infos", "contains_pattern"]
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, literally: a run searched for "a_b" or "50%" is not
+    a wildcard query (both backends' LIKE take ESCAPE '\\')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
 
 ORDERS = {
     "newest": "r.created_ns DESC, r.run_id",

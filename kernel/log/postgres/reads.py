@@ -12,7 +12,7 @@ from ..folding import (
     FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
     pick_snapshot,
 )
-from ..queries import ORDERS, interrupt_infos, interrupts_query
+from ..queries import ORDERS, contains_pattern, interrupt_infos, interrupts_query
 from .schema import NOW_NS
 
 Conn = psycopg.AsyncConnection
@@ -162,7 +162,7 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
         args.append(graph)
     if search:  # ILIKE: SQLite's LIKE ignores ASCII case, and the two must find the same runs
         clauses.append("(r.run_id ILIKE %s OR r.labels ILIKE %s OR r.graph ILIKE %s)")
-        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = contains_pattern(search)
         args.extend([like, like, like])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 

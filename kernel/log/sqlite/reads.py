@@ -11,7 +11,7 @@ from ..folding import (
     FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
     pick_snapshot,
 )
-from ..queries import ORDERS, interrupt_infos, interrupts_query
+from ..queries import ORDERS, contains_pattern, interrupt_infos, interrupts_query
 
 __all__ = [
     "StateAt",
@@ -199,8 +199,9 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
         clauses.append("r.graph = ?")
         args.append(graph)
     if search:
-        clauses.append("(r.run_id LIKE ? OR r.labels LIKE ? OR r.graph LIKE ?)")
-        like = f"%{search}%"
+        clauses.append("(r.run_id LIKE ? ESCAPE '\\' OR r.labels LIKE ? ESCAPE '\\'"
+                       " OR r.graph LIKE ? ESCAPE '\\')")
+        like = contains_pattern(search)
         args.extend([like, like, like])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
