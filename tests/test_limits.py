@@ -1,0 +1,345 @@
+"""Concurrency limits (kernel/limits.py): a graph's max_concurrency caps the nodes of a superstep,
+a tool's and a model's cap every run of the process together; what waits is visible in-process
+and never in the log; replay takes no slot. Counted in the nodes and tools, never timed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kernel.agents.models.openai import OpenAIChat
+from kernel.errors import GraphError
+from kernel.events import ActionRequested, StepStarted
+from kernel.graph import END, START, Graph
+from kernel.limits import Limit, describe, waiting
+from kernel.registry import Registry
+from kernel.tools import tool
+from kernel.verify import verify_run
+from runtime_helpers import events_of, pending, run, runtime
+
+BRANCHES = [f"b{i}" for i in range(6)]
+
+
+class Gauge:
+    """How many are inside now, the most ever at once, and who got in, in order."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.entered: list[str] = []
+
+    def enter(self, who: str) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        self.entered.append(who)
+
+    def leave(self) -> None:
+        self.now -= 1
+
+
+async def until(condition, timeout: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+# a graph's max_concurrency --------------------------------------------------------------------
+
+
+def fanout(gauge: Gauge, gates: dict[str, asyncio.Event], *, limit: int | None = 2) -> Graph:
+    """START -> six parallel branches (each records one idempotent tool call) -> a join -> END."""
+
+    @tool(idempotent=True)
+    async def work(branch: str) -> str:
+        await gates[branch].wait()
+        return f"{branch} done"
+
+    g = Graph("fanout", reducers={"done": "append"}, tools=[work], max_concurrency=limit)
+    for name in BRANCHES:
+        async def branch(state, ctx, name=name):
+            gauge.enter(name)
+            try:
+                return {"done": await ctx.tool("work", branch=name)}
+            finally:
+                gauge.leave()
+
+        g.add_node(name, branch)
+        g.add_edge(START, name)
+
+    async def join(state, ctx):
+        return {"joined": sorted(state["done"])}
+
+    g.add_node("join", join)
+    g.add_edge(BRANCHES, "join")
+    g.add_edge("join", END)
+    return g
+
+
+def test_six_branches_with_max_concurrency_two_never_run_more_than_two(both_backends):
+    gauge = Gauge()
+    gates = {b: asyncio.Event() for b in BRANCHES}
+
+    async def go():
+        async with runtime(both_backends, fanout(gauge, gates)) as (store, rt):
+            run_id = await rt.start("fanout")
+            await until(lambda: gauge.now == 2 and len(waiting(run_id)) == 4)
+            queued = waiting(run_id)
+            assert {w.kind for w in queued} == {"node"} and {(w.running, w.limit) for w in queued} == {(2, 2)}
+            assert sorted(w.name for w in queued) == sorted(set(BRANCHES) - set(gauge.entered))
+            # queued nodes have not started: the log shows only the two that run (once their
+            # tool calls are requested, everything before them is committed)
+            while sum(isinstance(e, ActionRequested) for e in await events_of(store, run_id)) < 2:
+                await asyncio.sleep(0.01)
+            started = [e.node for e in await events_of(store, run_id) if isinstance(e, StepStarted)]
+            assert sorted(started) == sorted(gauge.entered)
+            for gate in gates.values():
+                gate.set()
+            await rt.settle()
+            info = await store.run(run_id)
+            state = (await store.state_at(run_id)).state
+            assert waiting(run_id) == []
+            return info, state
+
+    info, state = run(go())
+    assert gauge.peak == 2
+    assert sorted(gauge.entered) == BRANCHES
+    assert info.status == "completed"
+    assert state["joined"] == sorted(f"{b} done" for b in BRANCHES)
+
+
+def test_without_a_limit_the_same_graph_runs_all_six_at_once(tmp_path):
+    # The gauge measures what it claims: unlimited, all six are inside together.
+    gauge = Gauge()
+    gates = {b: asyncio.Event() for b in BRANCHES}
+
+    async def go():
+        async with runtime(tmp_path / "v.db", fanout(gauge, gates, limit=None)) as (store, rt):
+            run_id = await rt.start("fanout")
+            await until(lambda: gauge.now == 6)
+            for gate in gates.values():
+                gate.set()
+            await rt.settle()
+            return await store.run(run_id)
+
+    assert run(go()).status == "completed"
+    assert gauge.peak == 6
+
+
+def test_a_crash_mid_fanout_resumes_under_the_limit_and_replays_what_was_done(both_backends):
+    calls: list[str] = []
+    gauge = Gauge()
+
+    def graph(gates):
+        g = fanout(gauge, gates)
+        inner = g.tools[0].fn
+
+        async def counted(branch: str) -> str:
+            calls.append(branch)
+            return await inner(branch)
+
+        g.tools[0].fn = counted
+        return g
+
+    async def crash():
+        gates = {b: asyncio.Event() for b in BRANCHES}
+        async with runtime(both_backends, graph(gates)) as (store, rt):
+            run_id = await rt.start("fanout")
+            await until(lambda: gauge.now == 2)
+            first = list(gauge.entered)
+            for b in first:
+                gates[b].set()  # two finish
+            await until(lambda: len(gauge.entered) == 4 and gauge.now == 2)
+            while sum(isinstance(e, ActionRequested) for e in await events_of(store, run_id)) < 4:
+                await asyncio.sleep(0.01)
+            types = [type(e).__name__ for e in await events_of(store, run_id)]
+            # the process dies with two branches mid-tool and two still queued
+            return run_id, first, gauge.entered[2:], types
+
+    run_id, done_first, in_flight, types = run(crash())
+    assert types.count("StepStarted") == 4 and types.count("StepCompleted") == 2
+    gauge.now, gauge.peak, gauge.entered = 0, 0, []
+
+    async def resume():
+        gates = {b: asyncio.Event() for b in BRANCHES}
+        for gate in gates.values():
+            gate.set()
+        async with runtime(both_backends, graph(gates)) as (store, rt):
+            await rt.resume()
+            await rt.settle()
+            return await store.run(run_id), await events_of(store, run_id), (await store.state_at(run_id)).state, \
+                (await verify_run(store, run_id)).problems
+
+    info, events, state, problems = run(resume())
+    assert info.status == "completed" and problems == []
+    assert gauge.peak <= 2  # the resumed superstep is under the limit too
+    assert sorted(gauge.entered) == sorted(set(BRANCHES) - set(done_first))  # completed ones replayed
+    for b in done_first:
+        assert calls.count(b) == 1, "a completed branch's tool ran again"
+    for b in in_flight:
+        assert calls.count(b) == 2  # idempotent: re-run after the crash, as without a limit
+    for b in set(BRANCHES) - set(done_first) - set(in_flight):
+        assert calls.count(b) == 1
+    assert state["joined"] == sorted(f"{b} done" for b in BRANCHES)
+    requested = [e.action_id for e in events if isinstance(e, ActionRequested)]
+    assert len(requested) == len(set(requested)) == 6  # one action per branch, at the same positions
+
+
+def test_max_concurrency_must_be_at_least_one():
+    g = Graph("bad", max_concurrency=0)
+    g.add_node("a", _noop)
+    g.add_edge(START, "a")
+    g.add_edge("a", END)
+    with pytest.raises(GraphError, match="max_concurrency"):
+        Registry().add(g)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        tool(max_concurrency=0)(_lookup)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        Limit(True)
+
+
+async def _noop(state, ctx):
+    return None
+
+
+async def _lookup(q: str) -> str:
+    return q
+
+
+# a tool's limit, shared by every run of the process ------------------------------------------
+
+
+def lookup_graph(gauge: Gauge, gate: asyncio.Event, limit: int = 1) -> Graph:
+    @tool(max_concurrency=limit)
+    async def search_web(q: str) -> str:
+        gauge.enter(q)
+        try:
+            await gate.wait()
+            return f"found {q}"
+        finally:
+            gauge.leave()
+
+    async def ask(state, ctx):
+        return {"answer": await ctx.tool("search_web", q=state["q"])}
+
+    g = Graph("lookup", tools=[search_web])
+    g.add_node("ask", ask)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    return g
+
+
+def test_a_tool_limit_of_one_is_shared_by_five_concurrent_runs(both_backends):
+    gauge = Gauge()
+    gate = asyncio.Event()
+
+    async def go():
+        async with runtime(both_backends, lookup_graph(gauge, gate)) as (store, rt):
+            run_ids = [await rt.start("lookup", {"q": f"q{i}"}) for i in range(5)]
+            await until(lambda: gauge.now == 1 and len(waiting()) == 4)
+            queued = waiting()
+            assert {(w.kind, w.name, w.running, w.limit) for w in queued} == {("tool", "search_web", 1, 1)}
+            assert describe(queued) == "queued: search_web ×4 (1 running, limit 1)"
+            # a queued call is not requested yet: a crash now would leave nothing in doubt
+            requested = [
+                rid for rid in run_ids
+                if any(isinstance(e, ActionRequested) for e in await events_of(store, rid))
+            ]
+            assert len(requested) == 1
+            gate.set()
+            await rt.settle()
+            return [await store.run(rid) for rid in run_ids]
+
+    infos = run(go())
+    assert gauge.peak == 1
+    assert sorted(gauge.entered) == [f"q{i}" for i in range(5)]
+    assert [i.status for i in infos] == ["completed"] * 5
+
+
+def test_a_replayed_call_takes_no_slot(both_backends):
+    """The tool's one slot is held elsewhere while the run replays its recorded call: the run
+    completes anyway, because a replay returns the record and never waits in line."""
+    ran: list[str] = []
+
+    @tool(max_concurrency=1)
+    async def fetch(url: str) -> str:
+        ran.append(url)
+        return "page"
+
+    async def work(state, ctx):
+        page = await ctx.tool("fetch", url="https://example.org")
+        ok = await ctx.interrupt("publish?")
+        return {"page": page, "ok": ok}
+
+    g = Graph("fetcher", tools=[fetch])
+    g.add_node("work", work)
+    g.add_edge(START, "work")
+    g.add_edge("work", END)
+
+    async def go():
+        async with runtime(both_backends, g) as (store, rt):
+            run_id = await rt.start("fetcher")
+            await rt.settle()
+            (raised,) = pending(rt, run_id)
+            async with fetch.limit.hold("someone-else", "tool", "fetch"):
+                await rt.resolve(run_id, raised.interrupt_id, "answer", True, payload_hash=raised.payload_hash)
+                await rt.settle()
+                return await store.run(run_id)
+
+    assert run(go()).status == "completed"
+    assert ran == ["https://example.org"]
+
+
+# a model's limit ----------------------------------------------------------------------------
+
+
+class CountingModel:
+    """A model client as the agent loop sees one, counting the requests in flight."""
+
+    def __init__(self, gauge: Gauge, gate: asyncio.Event, limit: Limit) -> None:
+        self.name = "counting:m"
+        self.limit = limit
+        self._gauge, self._gate = gauge, gate
+
+    async def complete(self, messages, tools, on_token):
+        self._gauge.enter(messages[-1]["content"])
+        try:
+            await self._gate.wait()
+            return {"role": "assistant", "content": "ok", "tool_calls": []}
+        finally:
+            self._gauge.leave()
+
+
+def test_a_model_limit_caps_requests_across_runs_and_graphs(tmp_path):
+    from kernel.agents.agent import agent_graph
+
+    gauge = Gauge()
+    gate = asyncio.Event()
+    provider = Limit.shared("model test://provider", 2)
+    # two agents, two clients, one provider: one line
+    a = agent_graph("a", model=CountingModel(gauge, gate, provider), tools=[], system="s")
+    b = agent_graph("b", model=CountingModel(gauge, gate, Limit.shared("model test://provider", 2)), tools=[], system="s")
+
+    async def go():
+        async with runtime(tmp_path / "v.db", a, b) as (store, rt):
+            ids = [await rt.start(name, {"messages": [{"role": "user", "content": f"{name}{i}"}]})
+                   for name in ("a", "b") for i in range(3)]
+            await until(lambda: gauge.now == 2 and len(waiting()) == 4)
+            assert {(w.kind, w.name) for w in waiting()} == {("llm", "counting:m")}
+            gate.set()
+            await rt.settle()
+            return [(await store.run(r)).status for r in ids]
+
+    assert run(go()) == ["completed"] * 6
+    assert gauge.peak == 2 and len(gauge.entered) == 6
+
+
+def test_clients_of_one_endpoint_share_one_limit():
+    one = OpenAIChat("m1", base_url="http://127.0.0.1:9/v1", max_concurrency=4)
+    two = OpenAIChat("m2", base_url="http://127.0.0.1:9/v1/", max_concurrency=3)
+    other = OpenAIChat("m1", base_url="http://127.0.0.1:8/v1", max_concurrency=4)
+    assert one.limit is two.limit and one.limit.max_concurrency == 3  # the last setting wins
+    assert other.limit is not one.limit
+    assert OpenAIChat("m3", base_url="http://127.0.0.1:9/v1").limit is None
