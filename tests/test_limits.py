@@ -343,3 +343,43 @@ def test_clients_of_one_endpoint_share_one_limit():
     assert one.limit is two.limit and one.limit.max_concurrency == 3  # the last setting wins
     assert other.limit is not one.limit
     assert OpenAIChat("m3", base_url="http://127.0.0.1:9/v1").limit is None
+
+
+# the console's live pane ------------------------------------------------------------------
+
+
+def test_the_live_pane_shows_what_is_queued_while_a_limit_is_held(tmp_path):
+    import time
+
+    from console.app import VigilApp
+    from console.screens.live import LiveScreen
+    from console.screens.runs import RunsScreen
+    from console.widgets.runpane import RunPane
+    from ui.ui_helpers import screen_text
+    from ui.ui_helpers import until as ui_until
+
+    gauge = Gauge()
+    gate = asyncio.Event()
+    registry = Registry()
+    registry.add(lookup_graph(gauge, gate))
+
+    async def go():
+        app = VigilApp(tmp_path / "v.db", registry, theme="vigil-dark", adopt=False, now=time.time_ns)
+        async with app.run_test(size=(120, 30)) as pilot:
+            await ui_until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            first = await app.runtime.start("lookup", {"q": "first"})
+            await ui_until(pilot, lambda: gauge.now == 1)  # `first` holds the tool's one slot
+            second = await app.runtime.start("lookup", {"q": "second"})
+            app.open_panes([first, second])
+            await ui_until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 2)
+            panes = {p.run_id: p for p in app.screen.query(RunPane)}
+            line = lambda rid: str(panes[rid].query_one("#queue").render())  # noqa: E731
+            await ui_until(pilot, lambda: "queued: search_web (1 running, limit 1)" in line(second))
+            await ui_until(pilot, lambda: "queued: search_web (1 running, limit 1)" in screen_text(app))
+            assert line(first) == "" and not panes[first].query_one("#queue").display
+            gate.set()
+            await app.runtime.settle()
+            await ui_until(pilot, lambda: line(second) == "" and "queued" not in screen_text(app))
+            assert [(await app.store.run(r)).status for r in (first, second)] == ["completed"] * 2
+
+    run(go())
