@@ -383,3 +383,46 @@ def test_the_live_pane_shows_what_is_queued_while_a_limit_is_held(tmp_path):
             assert [(await app.store.run(r)).status for r in (first, second)] == ["completed"] * 2
 
     run(go())
+
+
+def test_an_openai_client_limit_caps_the_requests_the_provider_sees(tmp_path):
+    """Measured at a loopback server speaking the chat-completions wire format: four agent
+    runs, `max_concurrency=2`, never more than two requests inside the server at once."""
+    import threading
+
+    from fake_providers import Provider, openai_stream
+    from kernel.agents.agent import agent_graph
+
+    lock, gate = threading.Lock(), threading.Event()
+    inside = {"now": 0, "peak": 0, "total": 0}
+
+    def plan(path, body):
+        with lock:
+            inside["now"] += 1
+            inside["total"] += 1
+            inside["peak"] = max(inside["peak"], inside["now"])
+        gate.wait(30)
+        with lock:
+            inside["now"] -= 1
+        return 200, openai_stream("Done."), False
+
+    provider = Provider(plan)
+    try:
+        model = OpenAIChat("m", base_url=provider.url + "/v1", key_env=None, max_concurrency=2)
+        g = agent_graph("chat", model=model, tools=[], system="s")
+
+        async def go():
+            async with runtime(tmp_path / "v.db", g) as (store, rt):
+                ids = [await rt.start("chat", {"messages": [{"role": "user", "content": f"hi {i}"}]})
+                       for i in range(4)]
+                await until(lambda: inside["now"] == 2 and len(waiting()) == 2)
+                assert describe(waiting()) == "queued: openai:m ×2 (2 running, limit 2)"
+                gate.set()
+                await rt.settle()
+                return [(await store.run(r)).status for r in ids]
+
+        assert run(go()) == ["completed"] * 4
+    finally:
+        gate.set()
+        provider.close()
+    assert inside["peak"] == 2 and inside["total"] == 4
