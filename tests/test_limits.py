@@ -426,3 +426,82 @@ def test_an_openai_client_limit_caps_the_requests_the_provider_sees(tmp_path):
         gate.set()
         provider.close()
     assert inside["peak"] == 2 and inside["total"] == 4
+
+
+# kill -9 mid-fan-out --------------------------------------------------------------------------
+
+
+def _ledger(path) -> list[tuple[str, str, str]]:
+    return [tuple(line.split()) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _peak_per_process(lines) -> dict[str, int]:
+    """The most nodes inside at once, per process, from the order of the ledger's lines (a
+    process killed mid-node never writes `leave`: its count is not carried into the next)."""
+    now: dict[str, int] = {}
+    peak: dict[str, int] = {}
+    for pid, what, _ in lines:
+        if what in ("enter", "leave"):
+            now[pid] = now.get(pid, 0) + (1 if what == "enter" else -1)
+            peak[pid] = max(peak.get(pid, 0), now[pid])
+    return peak
+
+
+def test_kill_9_mid_fanout_then_resume_keeps_the_limit_and_runs_nothing_twice(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import ROOT, vigil
+
+    db, ledger = tmp_path / "v.db", tmp_path / "ledger.txt"
+    flows = str(ROOT / "tests" / "limits_workflows.py")
+    env = {**os.environ, "VIGIL_DB": str(db), "VIGIL_LEDGER": str(ledger)}
+
+    def wait_for(condition, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {_ledger(ledger)}"
+            time.sleep(0.02)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "--workflows", flows, "run", "fanout6", "--headless"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        run_id = proc.stdout.readline().split()[1]
+        tools = lambda: [b for _, what, b in _ledger(ledger) if what == "tool"]  # noqa: E731
+        wait_for(lambda: len(tools()) == 2, "two tools running")
+        first = tools()
+        for b in first:
+            (tmp_path / f"release-{b}").touch()
+        wait_for(lambda: len(tools()) == 4, "the next two")
+        in_flight = tools()[2:]
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+    before = _ledger(ledger)
+    assert len(before) == 10  # 4 enter, 4 tool, 2 leave: two branches never started
+    for b in [f"b{i}" for i in range(6)]:
+        (tmp_path / f"release-{b}").touch()
+    out = subprocess.run([sys.executable, "-m", "console.cli", "--workflows", flows, "resume", run_id],
+                         cwd=ROOT, env=env, capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.decode().rstrip().endswith(f"run {run_id}: completed")
+
+    lines = _ledger(ledger)
+    assert all(peak <= 2 for peak in _peak_per_process(lines).values()), lines
+    tool_runs = [b for _, what, b in lines if what == "tool"]
+    for b in first:
+        assert tool_runs.count(b) == 1  # done before the kill: replayed from the log
+    for b in in_flight:
+        assert tool_runs.count(b) == 2  # idempotent, requested without an outcome: run again
+    assert sorted(tool_runs) == sorted([*[f"b{i}" for i in range(6)], *in_flight])
+    state = json.loads(vigil("state", run_id, "--json", db=db).stdout)["state"]
+    assert state["joined"] == sorted(f"b{i} done" for i in range(6))
+    assert vigil("verify", run_id, db=db).returncode == 0
