@@ -505,3 +505,17 @@ def test_kill_9_mid_fanout_then_resume_keeps_the_limit_and_runs_nothing_twice(tm
     state = json.loads(vigil("state", run_id, "--json", db=db).stdout)["state"]
     assert state["joined"] == sorted(f"b{i} done" for i in range(6))
     assert vigil("verify", run_id, db=db).returncode == 0
+
+
+def test_vigil_graphs_shows_the_limits(tmp_path):
+    import json
+
+    from cli_helpers import ROOT, vigil
+
+    example = str(ROOT / "docs" / "examples" / "limits.py")
+    text = vigil("--workflows", example, "graphs", db=tmp_path / "v.db")
+    assert text.returncode == 0 and "  at once: 2 nodes, search_api 1\n" in text.stdout.decode()
+    rows = {r["name"]: r for r in map(json.loads, vigil("--workflows", example, "graphs", "--json",
+                                                         db=tmp_path / "v.db").stdout.splitlines())}
+    assert rows["survey"]["max_concurrency"] == 2 and rows["survey"]["limits"] == {"search_api": 1}
+    assert rows["support"]["max_concurrency"] is None and rows["support"]["limits"] == {}
