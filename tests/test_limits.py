@@ -159,6 +159,7 @@ def test_a_crash_mid_fanout_resumes_under_the_limit_and_replays_what_was_done(bo
             return run_id, first, gauge.entered[2:], types
 
     run_id, done_first, in_flight, types = run(crash())
+    assert waiting(run_id) == []  # the two queued nodes were cancelled out of the line
     assert types.count("StepStarted") == 4 and types.count("StepCompleted") == 2
     gauge.now, gauge.peak, gauge.entered = 0, 0, []
 
@@ -519,3 +520,40 @@ def test_vigil_graphs_shows_the_limits(tmp_path):
                                                          db=tmp_path / "v.db").stdout.splitlines())}
     assert rows["survey"]["max_concurrency"] == 2 and rows["survey"]["limits"] == {"search_api": 1}
     assert rows["support"]["max_concurrency"] is None and rows["support"]["limits"] == {}
+
+
+def test_a_node_waiting_to_retry_holds_no_slot(tmp_path):
+    """max_concurrency=1: `flaky` fails first and waits half a second to retry; `other` runs in
+    that wait (it would run only after flaky's retry if the wait held the slot)."""
+    from kernel.graph import RetryPolicy
+
+    entered: list[str] = []
+
+    async def flaky(state, ctx):
+        entered.append("flaky")
+        if entered.count("flaky") == 1:
+            raise RuntimeError("first attempt fails")
+        return {"saw_other": "other" in entered}
+
+    async def other(state, ctx):
+        entered.append("other")
+        return {"other": True}
+
+    g = Graph("retrying", max_concurrency=1)
+    g.add_node("flaky", flaky, retry=RetryPolicy(attempts=2, backoff="fixed", initial=0.5, jitter=False))
+    g.add_node("other", other)
+    for name in ("flaky", "other"):
+        g.add_edge(START, name)
+        g.add_edge(name, END)
+
+    async def go():
+        async with runtime(tmp_path / "v.db", g) as (store, rt):
+            run_id = await rt.start("retrying")
+            await rt.settle()
+            return await store.run(run_id), (await store.state_at(run_id)).state, await events_of(store, run_id)
+
+    info, state, events = run(go())
+    assert info.status == "completed" and state["saw_other"] is True
+    assert entered == ["flaky", "other", "flaky"]
+    assert [(e.node, e.attempt) for e in events if isinstance(e, StepStarted)] == [
+        ("flaky", 1), ("other", 1), ("flaky", 2)]
