@@ -199,6 +199,8 @@ def test_max_concurrency_must_be_at_least_one():
         tool(max_concurrency=0)(_lookup)
     with pytest.raises(ValueError, match="max_concurrency"):
         Limit(True)
+    with pytest.raises(ValueError, match="max_concurrency"):
+        OpenAIChat("m", base_url="http://127.0.0.1:9/v1", max_concurrency=0)
 
 
 async def _noop(state, ctx):

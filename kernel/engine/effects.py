@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import scopes
 from ..codec import canonical_hash, short
-from ..limits import Limit
 from ..errors import ActionError, Diverged, Failed, Suspended, ToolInputError, ToolRejected
 from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
+from ..limits import Limit
 from ..redact import recordable, redact
 from ..secrets import restore
 from ..tools import Tool

@@ -36,7 +36,7 @@ class AnthropicMessages:
         self.max_tokens = max_tokens
         self._client = client or httpx.AsyncClient(timeout=timeout)
         # Requests in flight to this endpoint from this process, whichever run or client makes them.
-        self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency else None)
+        self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_token: TokenSink

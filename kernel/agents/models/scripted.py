@@ -33,7 +33,7 @@ class ScriptedModel:
     ) -> None:
         self.name = f"scripted:{name}"
         # As a provider's client would: calls of this model in flight at once, every run together.
-        self.limit = limit or (Limit(max_concurrency, name=self.name) if max_concurrency else None)
+        self.limit = limit or (Limit(max_concurrency, name=self.name) if max_concurrency is not None else None)
         self._script = script
         self._delay = token_delay
 
