@@ -53,17 +53,23 @@ async def cmd_graphs(args: argparse.Namespace) -> int:
             if (t.verdict({}).decision == "ask" if hasattr(t, "policy") else t.requires_approval)
         ]
         policies = {t.name: t.policy for t in graph.tools if hasattr(t, "policy")}
+        limits = {t.name: t.limit.max_concurrency for t in graph.tools if t.limit is not None}
         if args.json:
             _out(_json.encode({
                 "name": graph.name, "version": graph.version, "description": graph.description,
                 "nodes": list(graph.nodes), "tools": [t.name for t in graph.tools],
                 "requires_approval": approval, "policy": policies,
+                "max_concurrency": graph.max_concurrency, "limits": limits,
             }))
         else:
             needs = f"  approval: {', '.join(approval)}" if approval else ""
             _out(f"{graph.name:<12} v{graph.version:<4} {graph.description}{needs}")
             for name, words in policies.items():
                 _out(f"  {name}: {words}")
+            caps = [f"{graph.max_concurrency} nodes"] * bool(graph.max_concurrency)
+            caps += [f"{k} {n}" for k, n in limits.items()]
+            if caps:  # what a worker's operator sizes against
+                _out(f"  at once: {', '.join(caps)}")
     return 0
 
 

@@ -81,6 +81,9 @@ class Graph:
     # given as (type, default)). Unknown fields are refused too: a typo is an error, not a
     # KeyError inside a node later.
     input_schema: Any = None
+    # At most this many nodes of one superstep run at once (fan-out to 50 searches, say); the
+    # rest wait for a slot before they start. None: all of them. See kernel.limits.
+    max_concurrency: int | None = None
 
     def __post_init__(self) -> None:
         self.nodes: dict[str, Node] = {}
@@ -177,6 +180,9 @@ class Graph:
     def validate(self) -> "Graph":
         if not self.nodes:
             raise GraphError(f"graph {self.name!r} has no nodes")
+        m = self.max_concurrency
+        if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+            raise GraphError(f"graph {self.name!r}: max_concurrency must be a whole number of at least 1, not {m!r}")
         if self._duplicates:
             raise GraphError(f"graph {self.name!r}: duplicate node {self._duplicates[0]!r}")
         known = set(self.nodes) | {START, END}

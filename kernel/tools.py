@@ -13,12 +13,15 @@ from typing import Any, Callable, Iterable, get_type_hints
 import msgspec
 
 from .errors import ToolError, ToolInputError, ToolRejected
+from .limits import Limit
 from .secrets import reveal, rewrap, unwrap
 
 __all__ = ["Tool", "tool", "close_tools", "ToolError", "ToolInputError", "ToolRejected"]
 
 
 class Tool:
+    limit: Limit | None = None  # see __init__; a subclass that skips it (McpTool) has none
+
     def __init__(
         self,
         fn: Callable[..., Any],
@@ -27,12 +30,19 @@ class Tool:
         description: str | None = None,
         requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
         idempotent: bool = False,
+        max_concurrency: int | None = None,
+        limit: Limit | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.description = (description or inspect.getdoc(fn) or "").strip()
         self.requires_approval = requires_approval
         self.idempotent = idempotent
+        # Calls of this tool running at once in this process, every run together (a worker with
+        # 100 runs must not fire 100 requests at one API). `limit` shares one line between tools.
+        if limit is None and max_concurrency is not None:
+            limit = Limit(max_concurrency, name=f"tool {self.name}")
+        self.limit = limit
         hints = get_type_hints(fn)
         fields = []
         self._wants_key = False
@@ -96,11 +106,14 @@ def tool(
     name: str | None = None,
     requires_approval: bool | Callable[[dict[str, Any]], bool] = False,
     idempotent: bool = False,
+    max_concurrency: int | None = None,
+    limit: Limit | None = None,
 ) -> Any:
     """Make a Tool from a function; usable bare (`@tool`) or with options."""
 
     def make(f: Callable[..., Any]) -> Tool:
-        return Tool(f, name=name, requires_approval=requires_approval, idempotent=idempotent)
+        return Tool(f, name=name, requires_approval=requires_approval, idempotent=idempotent,
+                    max_concurrency=max_concurrency, limit=limit)
 
     return make(fn) if fn is not None else make
 

@@ -144,6 +144,30 @@ def test_joins_runs_both_branches_in_one_superstep_then_the_join_once(db):
     assert sorted(steps) == ["1.ask_acme", "1.ask_globex", "2.pick"]
 
 
+def _most_at_once(evs: list[dict], start: str, end: str, key: str) -> int:
+    """The most `start`s without their `end` at any point of the log: concurrency read from the
+    order of events, never from their times."""
+    open_, most = set(), 0
+    for e in evs:
+        if e["type"] == start:
+            open_.add(e[key])
+            most = max(most, len(open_))
+        elif e["type"] == end:
+            open_.discard(e[key])
+    return most
+
+
+def test_limits_runs_six_searches_two_nodes_and_one_call_at_a_time(db):
+    run_id = run_headless("limits", "survey", db)
+    topics = ["pricing", "refunds", "shipping", "returns", "warranty", "support"]
+    assert state("limits", run_id, db)["report"] == sorted(f"3 articles on {t}" for t in topics)
+    evs = events("limits", run_id, db)
+    assert sum(e["type"] == "StepStarted" for e in evs) == 7
+    # a node is started only once it has a slot; a call is requested only once it has one
+    assert _most_at_once(evs, "StepStarted", "StepCompleted", "step_id") == 2
+    assert _most_at_once(evs, "ActionRequested", "ActionSucceeded", "action_id") == 1
+
+
 # effects ---------------------------------------------------------------------------------------
 
 

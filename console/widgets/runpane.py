@@ -11,6 +11,7 @@ from textual.widgets import Label, Log, Static, Tree
 
 from kernel.codec import Record
 from kernel.events import RunStarted, StepCompleted, StepStarted
+from kernel.limits import describe, waiting
 
 from ..format import duration, summary
 from .runlist import STATUS_STYLE
@@ -29,6 +30,7 @@ class RunPane(Vertical, can_focus=True):
     RunPane Log { width: 3fr; overflow-x: hidden; }
     RunPane Tree { width: 2fr; border-left: solid $secondary; }
     RunPane #stream { height: auto; max-height: 4; color: $accent; padding: 0 1; }
+    RunPane #queue { height: 1; color: $warning; padding: 0 1; display: none; }
     RunPane.narrow Tree { display: none; }
     """
 
@@ -42,6 +44,7 @@ class RunPane(Vertical, can_focus=True):
         self._stream_dirty = False
         self._state_due = True
         self.tokens = ""
+        self.queue_text = ""  # what waits for a concurrency slot, as last shown
         self.shown_seq = 0  # the last seq written to the tail: each seq is written once
         self._loaded = False
         self._catching = False
@@ -49,6 +52,7 @@ class RunPane(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Label(self.run_id, id="head")
+        yield Label("", id="queue", markup=False)
         with Horizontal(id="body"):
             yield Log(max_lines=1000, auto_scroll=True)
             yield Tree("state", id="state")
@@ -65,6 +69,7 @@ class RunPane(Vertical, can_focus=True):
         self.set_interval(0.05, self._flush_stream)
         self.set_interval(0.5, self._maybe_state)
         self.set_interval(1.0, self._tick)
+        self.set_interval(0.25, self._show_queue)
 
     @work(group="pane-load")
     async def load(self) -> None:
@@ -151,6 +156,17 @@ class RunPane(Vertical, can_focus=True):
         if self._stream_dirty:
             self._stream_dirty = False
             self.query_one("#stream", Static).update(f"✎ {self.stream}" if self.stream else "")
+
+    def _show_queue(self) -> None:
+        """What of this run waits for a concurrency slot (kernel.limits): status of the runs this
+        process drives, never in the log, so it is polled here (coalesced, a dict read)
+        rather than told per acquire; a run driven elsewhere shows nothing."""
+        text = describe(waiting(self.run_id))
+        if text != self.queue_text:
+            self.queue_text = text
+            line = self.query_one("#queue", Label)
+            line.update(f"⧗ {text}" if text else "")
+            line.display = bool(text)
 
     @work(exclusive=True, group="pane-info")
     async def refresh_info(self) -> None:

@@ -80,6 +80,7 @@ class Ctx:
         return await self._driver.effect(
             self, action_id, "llm", model.name, signature,
             lambda: model.complete(messages, specs, on_token), idempotent=True,
+            limit=getattr(model, "limit", None),  # a provider's line (kernel.limits)
         )
 
     async def interrupt(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import scopes
 from ..codec import canonical_hash, short
 from ..errors import ActionError, Diverged, Failed, Suspended, ToolInputError, ToolRejected
 from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
+from ..limits import Limit
 from ..redact import recordable, redact
 from ..secrets import restore
 from ..tools import Tool
@@ -110,6 +112,7 @@ class Effects:
         return await self.effect(
             ctx, position, "tool", spec.name, effective,
             lambda: spec(effective, key), idempotent=spec.idempotent, key=key, checked=True,
+            limit=spec.limit,
         )
 
     async def effect(
@@ -125,6 +128,7 @@ class Effects:
         key: str | None = None,
         due_ns: int | None = None,
         checked: bool = False,
+        limit: Limit | None = None,
     ) -> Any:
         input = recordable(input)
         if not checked:
@@ -143,16 +147,19 @@ class Effects:
                 answer = await self.in_doubt(ctx, action_id, record.requests, req)
                 if answer is not None:
                     return answer
-            if out is not None or not idempotent:
-                # Another occurrence of the effect (a new attempt, or a human said run it
-                # again): recorded before it runs, so a crash now asks a new question.
-                await self.emit(req)
-        else:
-            await self.emit(ActionRequested(
-                action_id=action_id, step_id=ctx.step_id, kind=kind, name=name, input=input,
-                idempotency_key=key, due_ns=due_ns,
-            ))
-        return await self._run_effect(action_id, run, due_ns, idempotent)
+        # A limited effect waits for its slot before it is requested: queued is not in doubt.
+        async with limit.hold(self.run_id, kind, name) if limit else nullcontext():
+            if record is not None:
+                if out is not None or not idempotent:
+                    # Another occurrence of the effect (a new attempt, or a human said run it
+                    # again): recorded before it runs, so a crash now asks a new question.
+                    await self.emit(req)
+            else:
+                await self.emit(ActionRequested(
+                    action_id=action_id, step_id=ctx.step_id, kind=kind, name=name, input=input,
+                    idempotency_key=key, due_ns=due_ns,
+                ))
+            return await self._run_effect(action_id, run, due_ns, idempotent)
 
     async def _run_effect(
         self, action_id: str, run: Callable[[], Awaitable[Any]] | None, due_ns: int | None, idempotent: bool

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ from ..codec import canonical_hash, encode
 from ..errors import Diverged, EncodeFailed, Failed, Lost, RunEnded, StepDiverged, Suspended
 from ..events import Patch, StepCompleted, StepFailed, StepStarted
 from ..graph import DELETE, END
+from ..limits import Limit
 from ..redact import recordable
 from ..state import apply, state_hash
 from .context import Ctx
@@ -69,15 +71,20 @@ class Supersteps:
             except BaseExceptionGroup as group:
                 raise _first(group) from None
             return "suspended" in outcome.values()
+        cap = self.graph.max_concurrency
+        # A line of this superstep's own: nodes wait for a slot before StepStarted, so the log
+        # shows a node as started only once it runs, and replay (positions are per node) is
+        # the same whatever order the slots were given in.
+        slots = Limit(cap, name=f"nodes of {self.run_id}") if cap and len(nodes) > cap else None
         try:
             async with anyio.create_task_group() as tg:
                 for node in nodes:
-                    tg.start_soon(self._branch, n, node, outcome)
+                    tg.start_soon(self._branch, n, node, outcome, slots)
         except BaseExceptionGroup as group:
             raise _first(group) from None
         return "suspended" in outcome.values()
 
-    async def _branch(self, n: int, node: str, outcome: dict[str, str]) -> None:
+    async def _branch(self, n: int, node: str, outcome: dict[str, str], slots: Limit | None = None) -> None:
         step_id = f"{n}.{node}"
         spec = self.graph.nodes.get(node)
         if spec is None:  # a newer version of the graph renamed or removed it
@@ -87,17 +94,19 @@ class Supersteps:
                 f"v{self.graph.version} (the run started on v{was})"
             )))
         while True:
-            attempt = self.view.attempts.get(step_id)
             failures = self.view.failures.get(step_id, [])
-            if attempt is None:
-                attempt = 1
-                self.post(StepStarted(step_id=step_id, node=node, attempt=1))
-            elif failures and failures[-1].attempt == attempt:
-                await sleep_until(failures[-1].retry_at_ns or 0)
-                attempt += 1
-                self.post(StepStarted(step_id=step_id, node=node, attempt=attempt))
-            ctx = Ctx(self, step_id, node, attempt)
-            update, error = await self._execute(spec.fn, n, ctx)
+            if failures and failures[-1].attempt == self.view.attempts.get(step_id):
+                await sleep_until(failures[-1].retry_at_ns or 0)  # a retry's wait takes no slot
+            async with slots.hold(self.run_id, "node", node) if slots else nullcontext():
+                attempt = self.view.attempts.get(step_id)
+                if attempt is None:
+                    attempt = 1
+                    self.post(StepStarted(step_id=step_id, node=node, attempt=1))
+                elif failures and failures[-1].attempt == attempt:
+                    attempt += 1
+                    self.post(StepStarted(step_id=step_id, node=node, attempt=attempt))
+                ctx = Ctx(self, step_id, node, attempt)
+                update, error = await self._execute(spec.fn, n, ctx)
             if ctx.diverged is not None:  # even if the node caught it
                 raise StepDiverged(ctx.diverged)
             if ctx.suspended:  # likewise: a waiting branch never completes

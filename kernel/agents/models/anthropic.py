@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from ...errors import ModelError
+from ...limits import Limit
 from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
@@ -25,6 +26,8 @@ class AnthropicMessages:
         max_tokens: int = 4096,
         timeout: float = 120.0,
         client: httpx.AsyncClient | None = None,
+        max_concurrency: int | None = None,
+        limit: Limit | None = None,
     ) -> None:
         self.name = f"anthropic:{model}"
         self.model = model
@@ -32,6 +35,8 @@ class AnthropicMessages:
         self.key_env = key_env
         self.max_tokens = max_tokens
         self._client = client or httpx.AsyncClient(timeout=timeout)
+        # Requests in flight to this endpoint from this process, whichever run or client makes them.
+        self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_token: TokenSink

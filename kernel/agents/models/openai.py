@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from ...errors import ModelError
+from ...limits import Limit
 from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
@@ -25,12 +26,16 @@ class OpenAIChat:
         key_env: str | None = "OPENAI_API_KEY",
         timeout: float = 120.0,
         client: httpx.AsyncClient | None = None,
+        max_concurrency: int | None = None,
+        limit: Limit | None = None,
     ) -> None:
         self.name = f"openai:{model}"
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.key_env = key_env
         self._client = client or httpx.AsyncClient(timeout=timeout)
+        # Requests in flight to this endpoint from this process, whichever run or client makes them.
+        self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 
     async def complete(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_token: TokenSink

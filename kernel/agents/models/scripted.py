@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
+from ...limits import Limit
 from . import TokenSink
 
 __all__ = ["ScriptedModel", "reply", "call"]
@@ -26,8 +27,13 @@ def call(name: str, arguments: dict[str, Any], *, text: str = "", call_id: str |
 
 
 class ScriptedModel:
-    def __init__(self, name: str, script: Script, *, token_delay: float = 0.0) -> None:
+    def __init__(
+        self, name: str, script: Script, *, token_delay: float = 0.0,
+        max_concurrency: int | None = None, limit: Limit | None = None,
+    ) -> None:
         self.name = f"scripted:{name}"
+        # As a provider's client would: calls of this model in flight at once, every run together.
+        self.limit = limit or (Limit(max_concurrency, name=self.name) if max_concurrency is not None else None)
         self._script = script
         self._delay = token_delay
 
