@@ -279,6 +279,14 @@ async def _pending(store: Store, run_id: str, args: argparse.Namespace, verb: st
     terminal shows and has confirmed. Never simply whatever is pending now."""
     info = await store.run(run_id)
     if info.status in TERMINAL:
+        # a named interrupt someone else resolved first: say that, not only that the run moved
+        # on (the run may well have finished in between, and the operator must learn their
+        # decision was not the one taken)
+        every = await store.interrupts(run_id, pending_only=False) if args.interrupt else []
+        named = [i for i in every if i.interrupt_id == args.interrupt and i.resolved_seq is not None]
+        if named and isinstance((await _raised(store, run_id, named[0].resolved_seq)), InterruptResolved):
+            raise VigilError(f"interrupt {args.interrupt} of run {run_id} is already resolved "
+                             f"(the run has ended: {info.status})")
         raise VigilError(f"run {run_id} has ended ({info.status}); it waits on nothing")
     prefix = args.hash
     if prefix is not None and len(prefix) < 4:

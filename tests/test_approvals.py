@@ -214,6 +214,20 @@ def _cancelled_while_waiting(db):
     return run(go())
 
 
+def test_a_second_approval_after_the_run_finished_says_already_resolved(db, tmp_path):
+    """Two operators approve the same prompt; the run finishes between the two. The second must
+    learn that the interrupt they saw was resolved (by someone else), not only that the run ended
+    (it said only "has ended": the headless test's stale approve was flaky for that reason)."""
+    ledger = tmp_path / "ledger.txt"
+    run_id, seen = waiting_payment(db, [["ann", 500]])
+    assert cli("approve", run_id, "--interrupt", seen.interrupt_id, db=db).returncode == 0
+    assert cli("resume", run_id, db=db, ledger=ledger).returncode == 0
+    assert ledger.read_text() == "ann 500.0\n"
+    late = cli("approve", run_id, "--interrupt", seen.interrupt_id, db=db)
+    assert late.returncode == 2
+    assert f"interrupt {seen.interrupt_id} of run {run_id} is already resolved (the run has ended: completed)" in late.stderr, late.stderr
+
+
 def test_late_answer_to_ended_run_says_run_ended(db):
     run_id, raised = _cancelled_while_waiting(db)
     for extra in (["--interrupt", raised.interrupt_id], []):
