@@ -1,0 +1,65 @@
+"""The cost of the hash chain on appends: bench.log_cases.vigil_appends (100 concurrent runs, each
+awaiting each commit) on SQLite and on a durable throwaway PostgreSQL, best of N rounds, plus the
+chain's own CPU cost per event. Run before and after a change to the writers:
+
+    .venv/bin/python -m bench.chain_probe [--events 20000] [--rounds 3] [--no-pg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from .common import fresh_db, tool_result
+from .log_cases import vigil_appends
+
+
+def _link_cost(n: int = 200_000) -> float | None:
+    try:
+        from kernel.chain import GENESIS, link
+    except ImportError:  # before the chain existed
+        return None
+    from kernel.codec import encode
+
+    body, _ = encode(tool_result(1))
+    prev = GENESIS
+    t0 = time.perf_counter()
+    for i in range(n):
+        prev = link(prev, "run001", i + 1, 1_700_000_000_000_000_000, "ActionSucceeded", body)
+    return (time.perf_counter() - t0) / n * 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=20_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-pg", action="store_true")
+    args = ap.parse_args()
+    cost = _link_cost()
+    if cost is not None:
+        print(f"chain link: {cost:,.0f} ns per event (~200 B body)")
+    rates = [asyncio.run(vigil_appends(fresh_db("chain-probe.db"), args.events, 100))[0] for _ in range(args.rounds)]
+    print(f"sqlite appends: best {max(rates):,.0f}/s, rounds {', '.join(f'{r:,.0f}' for r in rates)}")
+    if args.no_pg:
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import pgserver
+
+    server = pgserver.PgServer(durable=True)
+    server.start()
+    try:
+        rates = []
+        for _ in range(args.rounds):
+            dsn = server.create_database()
+            rates.append(asyncio.run(vigil_appends(dsn, args.events, 100))[0])
+            server.drop_database(dsn)
+        print(f"postgres appends: best {max(rates):,.0f}/s, rounds {', '.join(f'{r:,.0f}' for r in rates)}")
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
