@@ -9,6 +9,11 @@ field by field; any difference is named.
 Before anything is written, the target is checked to hold none of the source's runs. A row keeps
 its run, seq, time, type, step id, body and crc; its `pos` is the target's (a log's own commit
 order: runs are copied one after another, so their interleaving differs).
+
+The hash chain (kernel/chain.py) is not copied but recomputed by the target's writer from the
+same bytes, so it comes out the same, and the check compares it with the source's stored chain:
+a source row rewritten behind the chain's back is named, not laundered into a fresh chain. Seals
+go over as they are; `vigil verify --key` on the target checks them.
 """
 
 from __future__ import annotations
@@ -70,9 +75,25 @@ async def copy_log(source: Any, target: Any, *, progress: Callable[[CopyReport],
                 progress(report)
             if len(rows) < _PAGE:
                 break
+        for seal in await source.seals(run_id):
+            await target.add_seal(run_id, *seal)
         report.runs += 1
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _chain_differs(source: Any, target: Any, run_id: str) -> str | None:
+    lo = 1
+    while True:
+        ra = await source.chain_rows(run_id, lo, _PAGE)
+        rb = await target.chain_rows(run_id, lo, _PAGE)
+        for x, y in zip(ra, rb):
+            if x[4] != y[4]:
+                return (f"run {run_id}: seq {x[0]}: the hash chain differs (the source's stored chain does "
+                        "not follow from its rows: `vigil verify` there names where it breaks)")
+        if len(ra) < _PAGE or len(rb) < _PAGE:
+            return None  # a length difference is the rows check's to name
+        lo = ra[-1][0] + 1
 
 
 async def verify_copy(source: Any, target: Any) -> list[str]:
@@ -91,6 +112,11 @@ async def verify_copy(source: Any, target: Any) -> list[str]:
         ib = [(i.interrupt_id, i.seq, i.kind, i.title, i.resolved_seq) for i in await target.interrupts(run_id, pending_only=False)]
         if ia != ib:
             problems.append(f"run {run_id}: its interrupts differ")
+        if await source.seals(run_id) != await target.seals(run_id):
+            problems.append(f"run {run_id}: its seals differ")
+        problem = await _chain_differs(source, target, run_id)
+        if problem is not None:
+            problems.append(problem)
         lo = 1
         while True:
             ra = await source.raw_rows(run_id, lo, _PAGE)

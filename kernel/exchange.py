@@ -7,6 +7,15 @@ would come back as null), so an event holding one carries its exact body in "bod
 the readable "event", and import loads that body.
 
 Import refuses a file that does not hold each run's events from seq 1 without a gap or a repeat.
+
+Tamper evidence (kernel/chain.py, kernel/seals.py): each line carries its row's hash chain
+("chain", hex), and the line of a sealed seq its seals ("seals": chain, key id, time, signature).
+Import recomputes every run's chain from the bodies it will store: a line whose chain does not
+follow (its event was edited, even with its crc fixed), or a seal whose hash the recomputed chain
+does not reach, refuses the whole file. The imported rows get the same chain values (the chain
+covers only what import keeps: run, seq, time, type, body) and the seals are stored as they
+came, for `vigil verify --key` to check their signatures. An export made before the chain
+existed (no "chain") is imported as before, chained afresh.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 
 import msgspec
 
+from .chain import GENESIS, link
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .errors import ImportConflict, ImportFailed, NotFound
@@ -32,6 +42,13 @@ _json = msgspec.json.Encoder()
 _NON_FINITE = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
 
 
+class SealLine(msgspec.Struct, kw_only=True):
+    chain: str  # hex
+    key_id: str
+    sealed_ns: int
+    signature: str  # base64
+
+
 class ExportLine(msgspec.Struct, kw_only=True, omit_defaults=True):
     run_id: str
     seq: int
@@ -42,14 +59,27 @@ class ExportLine(msgspec.Struct, kw_only=True, omit_defaults=True):
     event: Any = None
     body_b64: str | None = None
     error: str | None = None
+    chain: str | None = None  # hex; absent in exports made before the chain existed
+    seals: list[SealLine] | None = None
 
 
 async def export_lines(store: Any, run_id: str, *, page: int = 2000) -> AsyncIterator[bytes]:
+    seals: dict[int, list[SealLine]] = {}
+    for seq, chain, kid, sealed_ns, signature in await store.seals(run_id):
+        seals.setdefault(seq, []).append(SealLine(
+            chain=chain.hex(), key_id=kid, sealed_ns=sealed_ns, signature=base64.b64encode(signature).decode()
+        ))
     lo = 1
     while True:
         rows = await store.raw_rows(run_id, lo, page)
+        # The stored chain, as it is (a broken one is exported broken, and import refuses it).
+        chains = {r[0]: r[4] for r in await store.chain_rows(run_id, lo, page)} if rows else {}
         for seq, ts_ns, type_, step_id, body, crc in rows:
             line = ExportLine(run_id=run_id, seq=seq, ts_ns=ts_ns, type=type_, crc=crc, step_id=step_id)
+            chain = chains.get(seq)
+            if chain is not None:
+                line.chain = chain.hex()
+            line.seals = seals.get(seq)
             event = decode(type_, body, crc)
             if isinstance(event, (Unknown, Corrupt)):
                 line.body_b64 = base64.b64encode(body).decode()
@@ -134,7 +164,8 @@ async def import_lines(
     Returns {run_id: events imported}."""
     counts: dict[str, int] = {}
     decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
-    for n, line, _, event in _parse(read_lines()):
+    chains: dict[str, bytes] = {}  # run -> the chain recomputed up to its last line read
+    for n, line, row, event in _parse(read_lines()):
         want = counts.get(line.run_id, 0) + 1
         if line.seq != want:
             what = f"seq {want} is missing" if line.seq > want else f"seq {line.seq} comes twice or out of order"
@@ -150,6 +181,7 @@ async def import_lines(
         problem = _decision_problem(decisions.setdefault(line.run_id, ({}, [None])), event)
         if problem is not None:
             raise ImportFailed(f"run {line.run_id} seq {line.seq}: {problem}; nothing was imported")
+        chains[line.run_id] = _check_chain(n, line, row, chains.get(line.run_id, GENESIS))
 
     last: dict[str, int] = {}
     pending: dict[str, tuple[list, list]] = {}
@@ -160,12 +192,43 @@ async def import_lines(
             run_id, rows, events, expected_seq=last.get(run_id, 0)
         )
 
+    sealed: list[tuple] = []
     for _, line, row, event in _parse(read_lines()):
         rows, events = pending.setdefault(line.run_id, ([], []))
         rows.append(row)
         events.append(event)
+        for s in line.seals or ():
+            sealed.append((line.run_id, line.seq, bytes.fromhex(s.chain), s.key_id, s.sealed_ns,
+                           base64.b64decode(s.signature)))
         if len(rows) >= chunk:
             await flush(line.run_id)
     for run_id in list(pending):
         await flush(run_id)
+    for seal in sealed:
+        await store.add_seal(*seal)
     return counts
+
+
+def _check_chain(n: int, line: ExportLine, row: tuple, prev: bytes) -> bytes:
+    """The chain of this line's row as it will be stored; refuses a line whose exported chain,
+    or a seal on it, disagrees (the file was edited after export)."""
+    chain = link(prev, row[0], row[1], row[2], row[3], row[5])
+    if line.chain is not None and line.chain != chain.hex():
+        raise ImportFailed(
+            f"line {n} (run {line.run_id} seq {line.seq}): its hash chain does not follow from the "
+            "events up to it (an event was edited after export); nothing was imported"
+        )
+    for s in line.seals or ():
+        try:
+            base64.b64decode(s.signature, validate=True)
+            sealed = bytes.fromhex(s.chain)
+            if not 0 <= s.sealed_ns < 2**63:
+                raise ValueError
+        except ValueError:
+            raise ImportFailed(f"line {n} (seq {line.seq}): a seal that does not decode; nothing was imported") from None
+        if sealed != chain:
+            raise ImportFailed(
+                f"line {n} (run {line.run_id} seq {line.seq}): the events no longer reach the hash "
+                f"sealed by key {s.key_id} (edited after sealing); nothing was imported"
+            )
+    return chain
