@@ -10,12 +10,13 @@ Import refuses a file that does not hold each run's events from seq 1 without a 
 
 Tamper evidence (kernel/chain.py, kernel/seals.py): each line carries its row's hash chain
 ("chain", hex), and the line of a sealed seq its seals ("seals": chain, key id, time, signature).
-Import recomputes every run's chain from the bodies it will store: a line whose chain does not
-follow (its event was edited, even with its crc fixed), or a seal whose hash the recomputed chain
-does not reach, refuses the whole file. The imported rows get the same chain values (the chain
-covers only what import keeps: run, seq, time, type, body) and the seals are stored as they
-came, for `vigil verify --key` to check their signatures. An export made before the chain
-existed (no "chain") is imported as before, chained afresh.
+Import stores the chain values and seals exactly as exported, so an imported run verifies with
+the same chain (and `vigil verify --key` checks the same seals), and a break is never laundered
+into a fresh chain: it stays at its seq. Import also recomputes every run's chain from the bodies
+it stores and flags (through `warn`) each run whose chain breaks, or whose events no longer reach
+a sealed hash: an event edited after export (its crc fixed) or a log already broken where it was
+exported; `vigil verify` on the new log names the same seq. An export made before the chain
+existed (no "chain") is chained afresh by the writer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import base64
 import re
 import zlib
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import msgspec
 
@@ -129,6 +130,15 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[int, ExportLine, tuple, Any
                     )
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             raise ImportFailed(f"line {n}: not a vigil export line ({exc})") from None
+        try:
+            if line.chain is not None and len(bytes.fromhex(line.chain)) != 32:
+                raise ValueError
+            for s in line.seals or ():
+                base64.b64decode(s.signature, validate=True)
+                if len(bytes.fromhex(s.chain)) != 32 or not 0 <= s.sealed_ns < 2**63:
+                    raise ValueError
+        except ValueError:
+            raise ImportFailed(f"line {n} (seq {line.seq}): a chain or seal that does not decode") from None
         if line.body_b64 is not None and zlib.crc32(body) != line.crc and line.error is None:
             raise ImportFailed(f"line {n} (seq {line.seq}): body does not match its crc")
         row = (line.run_id, line.seq, line.ts_ns, line.type, line.step_id, body, line.crc)
@@ -157,14 +167,16 @@ def _decision_problem(folded: tuple[dict[str, list], list], event: Any) -> str |
 
 
 async def import_lines(
-    store: Any, read_lines: Any, *, chunk: int = 2000
+    store: Any, read_lines: Any, *, chunk: int = 2000, warn: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Load an export. `read_lines()` returns a fresh iterable of the file's lines (read twice:
-    once to validate everything, once to append, so a bad line writes nothing).
+    once to validate everything, once to append, so a bad line writes nothing). `warn(message)`
+    hears of each run whose hash chain breaks (it is imported as it is).
     Returns {run_id: events imported}."""
     counts: dict[str, int] = {}
     decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
     chains: dict[str, bytes] = {}  # run -> the chain recomputed up to its last line read
+    broken: dict[str, str] = {}  # run -> its first chain problem
     for n, line, row, event in _parse(read_lines()):
         want = counts.get(line.run_id, 0) + 1
         if line.seq != want:
@@ -181,7 +193,9 @@ async def import_lines(
         problem = _decision_problem(decisions.setdefault(line.run_id, ({}, [None])), event)
         if problem is not None:
             raise ImportFailed(f"run {line.run_id} seq {line.seq}: {problem}; nothing was imported")
-        chains[line.run_id] = _check_chain(n, line, row, chains.get(line.run_id, GENESIS))
+        chains[line.run_id], problem = _check_chain(line, row, chains.get(line.run_id, GENESIS))
+        if problem is not None:
+            broken.setdefault(line.run_id, problem)
 
     last: dict[str, int] = {}
     pending: dict[str, tuple[list, list]] = {}
@@ -195,7 +209,7 @@ async def import_lines(
     sealed: list[tuple] = []
     for _, line, row, event in _parse(read_lines()):
         rows, events = pending.setdefault(line.run_id, ([], []))
-        rows.append(row)
+        rows.append(row + (bytes.fromhex(line.chain),) if line.chain is not None else row)
         events.append(event)
         for s in line.seals or ():
             sealed.append((line.run_id, line.seq, bytes.fromhex(s.chain), s.key_id, s.sealed_ns,
@@ -206,29 +220,22 @@ async def import_lines(
         await flush(run_id)
     for seal in sealed:
         await store.add_seal(*seal)
+    for run_id, problem in broken.items():
+        if warn is not None:
+            warn(f"run {run_id}: {problem}; imported as it is (`vigil verify` names it)")
     return counts
 
 
-def _check_chain(n: int, line: ExportLine, row: tuple, prev: bytes) -> bytes:
-    """The chain of this line's row as it will be stored; refuses a line whose exported chain,
-    or a seal on it, disagrees (the file was edited after export)."""
+def _check_chain(line: ExportLine, row: tuple, prev: bytes) -> tuple[bytes, str | None]:
+    """The chain of this line's row recomputed from what will be stored, and what is wrong with
+    the line's exported chain or seals, if anything (the file or its source was edited)."""
     chain = link(prev, row[0], row[1], row[2], row[3], row[5])
     if line.chain is not None and line.chain != chain.hex():
-        raise ImportFailed(
-            f"line {n} (run {line.run_id} seq {line.seq}): its hash chain does not follow from the "
-            "events up to it (an event was edited after export); nothing was imported"
+        return chain, (
+            f"its hash chain breaks at seq {line.seq} (an event edited after export, or a log "
+            "already broken where it was exported)"
         )
     for s in line.seals or ():
-        try:
-            base64.b64decode(s.signature, validate=True)
-            sealed = bytes.fromhex(s.chain)
-            if not 0 <= s.sealed_ns < 2**63:
-                raise ValueError
-        except ValueError:
-            raise ImportFailed(f"line {n} (seq {line.seq}): a seal that does not decode; nothing was imported") from None
-        if sealed != chain:
-            raise ImportFailed(
-                f"line {n} (run {line.run_id} seq {line.seq}): the events no longer reach the hash "
-                f"sealed by key {s.key_id} (edited after sealing); nothing was imported"
-            )
-    return chain
+        if s.chain != chain.hex():
+            return chain, f"its events no longer reach the hash sealed at seq {line.seq} by key {s.key_id}"
+    return chain, None

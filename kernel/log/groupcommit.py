@@ -68,7 +68,8 @@ def plan(
 ) -> Plan:
     """Check each append's expected seq (against `known`, this writer's cache of last seqs, and
     `lookup(run)`, the table, where the cache does not say) and collect what to write, each row
-    `(run_id, seq, ts_ns, type, step_id, body, crc, chain)`. The chain continues from `heads`
+    `(run_id, seq, ts_ns, type, step_id, body, crc, chain)` (a row given with its chain, from
+    import or copy, keeps it). The chain continues from `heads`
     (this writer's cache of each run's last chain, kept like `known`) or, where that does not
     hold the row before, from `chain_at(run, seq)`, the table: one sha256 per row, no read."""
     p = Plan()
@@ -91,8 +92,14 @@ def plan(
             # chaining on from GENESIS leaves a break that `vigil verify` names.
             chain = chain_at(a.run_id, actual) or GENESIS
         for r in a.rows:
-            chain = link(chain, r[0], r[1], r[2], r[3], r[5])
-            p.rows.append(r[:7] + (chain,))
+            if len(r) > 7 and r[7] is not None:
+                # Import and copy carry the source's stored chain as it is: a chain broken there
+                # stays broken at the same seq here, never laundered into a fresh one.
+                chain = r[7]
+                p.rows.append(r)
+            else:
+                chain = link(chain, r[0], r[1], r[2], r[3], r[5])
+                p.rows.append(r[:7] + (chain,))
         p.last[a.run_id] = a.rows[-1][1]
         p.heads[a.run_id] = (p.last[a.run_id], chain)
         p.before.setdefault(a.run_id, actual)

@@ -119,7 +119,8 @@ class EventLog(abc.ABC):
         return self._submit_rows(run_id, expected_seq, rows, sealed, claim)
 
     async def append_rows(self, run_id: str, rows: list[tuple], events: list, *, expected_seq: int) -> int:
-        """Append pre-encoded rows `(run_id, seq, ts_ns, type, step_id, body, crc)` (import, copy)."""
+        """Append pre-encoded rows `(run_id, seq, ts_ns, type, step_id, body, crc[, chain])`
+        (import, copy); a row without its chain is chained by the writer."""
         return await self._submit_rows(run_id, expected_seq, rows, events, None)
 
     @abc.abstractmethod
