@@ -41,8 +41,15 @@ def main() -> None:
     cost = _link_cost()
     if cost is not None:
         print(f"chain link: {cost:,.0f} ns per event (~200 B body)")
-    rates = [asyncio.run(vigil_appends(fresh_db("chain-probe.db"), args.events, 100))[0] for _ in range(args.rounds)]
-    print(f"sqlite appends: best {max(rates):,.0f}/s, rounds {', '.join(f'{r:,.0f}' for r in rates)}")
+    # CPU time per event beside the rate: on a shared, loaded machine the rate swings with the
+    # neighbours; the process's CPU seconds (every thread) swing much less.
+    rates, cpu = [], []
+    for _ in range(args.rounds):
+        c0 = time.process_time()
+        rates.append(asyncio.run(vigil_appends(fresh_db("chain-probe.db"), args.events, 100))[0])
+        cpu.append((time.process_time() - c0) / args.events * 1e6)
+    print(f"sqlite appends: best {max(rates):,.0f}/s, rounds {', '.join(f'{r:,.0f}' for r in rates)}; "
+          f"CPU per event: best {min(cpu):.1f} us, rounds {', '.join(f'{c:.1f}' for c in cpu)}")
     if args.no_pg:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -51,12 +58,15 @@ def main() -> None:
     server = pgserver.PgServer(durable=True)
     server.start()
     try:
-        rates = []
+        rates, cpu = [], []
         for _ in range(args.rounds):
             dsn = server.create_database()
+            c0 = time.process_time()
             rates.append(asyncio.run(vigil_appends(dsn, args.events, 100))[0])
+            cpu.append((time.process_time() - c0) / args.events * 1e6)  # vigil's side only
             server.drop_database(dsn)
-        print(f"postgres appends: best {max(rates):,.0f}/s, rounds {', '.join(f'{r:,.0f}' for r in rates)}")
+        print(f"postgres appends: best {max(rates):,.0f}/s, rounds {', '.join(f'{r:,.0f}' for r in rates)}; "
+              f"client CPU per event: best {min(cpu):.1f} us, rounds {', '.join(f'{c:.1f}' for c in cpu)}")
     finally:
         server.stop()
 

@@ -440,3 +440,13 @@ def test_copy_keeps_the_chain_and_seals_and_a_broken_source_chain_stays_broken(t
             "(`vigil verify` names it on both logs)") in out.stderr.decode()
     out = vigil("verify", db=back)
     assert out.returncode == 1 and "run run-c seq 4: hash chain breaks at seq 4" in out.stdout.decode()
+
+
+def test_seal_reads_the_key_from_stdin_so_it_never_touches_the_box_disk(tmp_path):
+    """The README's `ssh box vigil seal --key /dev/stdin --all < key`, without the ssh."""
+    db = tmp_path / "v.db"
+    _make(db)
+    private, public = _keys(tmp_path)
+    out = vigil("seal", "--key", "/dev/stdin", "--all", db=db, input=private.read_bytes())
+    assert out.returncode == 0, out.stderr
+    assert vigil("verify", "--key", str(public), db=db).returncode == 0
