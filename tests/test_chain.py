@@ -198,6 +198,23 @@ def test_an_existing_log_gets_its_chain_at_migration(both_backends):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_migrating_again_never_rechains_a_log_that_has_its_chain(both_backends):
+    """A log whose meta was set back to the version before the chain is migrated again; its
+    chain stays as it was, so an edit in it is still named (chaining it afresh would hide it)."""
+    target = both_backends
+    _make(target)
+    _rewrite(target, "run-c", 4, StepStarted(step_id="s2", node="forged"))
+    sql(target, "UPDATE {t}meta SET value = ? WHERE key = 'schema_version'", ("1" if is_postgres(target) else "3",))
+
+    async def reopen():
+        async with await Store.open(target):
+            pass
+
+    asyncio.run(reopen())
+    out = vigil("verify", db=target)
+    assert out.returncode == 1 and "run run-c seq 4: hash chain breaks at seq 4" in out.stdout.decode()
+
+
 # seals ----------------------------------------------------------------------------------------
 
 

@@ -80,8 +80,7 @@ CREATE INDEX interrupts_pending ON vigil.interrupts(raised_ns) WHERE resolved_se
 # v2: tamper evidence (kernel/chain.py), as SQLite's v4: the hash chain column, chained for the
 # rows already there at migration (then NOT NULL), and the seals table (kernel/seals.py).
 _V2 = """
-ALTER TABLE vigil.events ADD COLUMN chain bytea;
-CREATE TABLE vigil.seals(
+CREATE TABLE IF NOT EXISTS vigil.seals(
     run_id text COLLATE "C" NOT NULL,
     seq bigint NOT NULL,
     chain bytea NOT NULL,
@@ -95,6 +94,16 @@ CREATE TABLE vigil.seals(
 
 async def _backfill_chain(conn: psycopg.AsyncConnection, page: int = 5000) -> None:
     from ...chain import GENESIS, link
+
+    cur = await conn.execute(
+        "SELECT count(*) FROM information_schema.columns"
+        " WHERE table_schema = 'vigil' AND table_name = 'events' AND column_name = 'chain'"
+    )
+    if (await cur.fetchone())[0]:
+        # Its meta names an older version but it has the chain (set back by hand): kept as it
+        # is, never chained again (that would launder any edit in it).
+        return
+    await conn.execute("ALTER TABLE vigil.events ADD COLUMN chain bytea")
 
     key: tuple = ("", 0)
     prev = GENESIS

@@ -124,8 +124,7 @@ UPDATE runs SET pending = 0
 # (kernel/seals.py), kept beside the log, not in it: sealing must not append to a run someone
 # else owns, nor write after a run's end.
 _V4 = """
-ALTER TABLE events ADD COLUMN chain BLOB;
-CREATE TABLE seals(
+CREATE TABLE IF NOT EXISTS seals(
     run_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     chain BLOB NOT NULL,
@@ -158,12 +157,21 @@ def _backfill_chain(conn: sqlite3.Connection, page: int = 5000) -> None:
         conn.executemany("UPDATE events SET chain = ? WHERE pos = ?", updates)
 
 
+def _v4(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _V4)
+    # A file whose meta names an older version but that has the chain already (its meta was set
+    # back by hand) keeps its chain as it is: chaining it again would launder any edit in it.
+    if not any(r[1] == "chain" for r in conn.execute("PRAGMA table_info(events)")):
+        conn.execute("ALTER TABLE events ADD COLUMN chain BLOB")
+        _backfill_chain(conn)
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
     lambda conn: (_run_script(conn, _V2), _backfill_interrupts(conn)),
     lambda conn: _run_script(conn, _V3),
-    lambda conn: (_run_script(conn, _V4), _backfill_chain(conn)),
+    lambda conn: _v4(conn),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
