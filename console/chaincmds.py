@@ -61,14 +61,25 @@ async def cmd_seal(args: argparse.Namespace) -> int:
             run_ids = [await store.resolve(args.run)]
         else:
             run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000, order="oldest")]
+        refused = 0
         for run_id in run_ids:
-            done = await seal_run(store, run_id, private)
+            try:
+                done = await seal_run(store, run_id, private)
+            except VigilError as exc:
+                if args.run:
+                    raise
+                # One broken run must not leave the others unsealed: named, and the exit says so.
+                print(f"vigil: {exc}", file=sys.stderr)
+                refused += 1
+                continue
             if done is None:
                 _out(f"run {run_id}: no events, nothing to seal")
             else:
                 seq, made = done
                 _out(f"run {run_id}: sealed at seq {seq} by key {kid}" + ("" if made else " (already)"))
-    return 0
+    if refused:
+        print(f"vigil: {refused} of {len(run_ids)} runs not sealed", file=sys.stderr)
+    return 1 if refused else 0
 
 
 async def cmd_verify_key(args: argparse.Namespace) -> int:

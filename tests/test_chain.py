@@ -310,6 +310,13 @@ def test_seal_refuses_a_run_whose_chain_is_already_broken(both_backends, tmp_pat
     assert out.returncode == 2
     assert out.stderr.decode().startswith("vigil: run run-c: not sealed: its hash chain breaks at seq 4")
     assert sql(target, "SELECT count(*) FROM {t}seals")[0][0] == 0
+    # --all seals the others, names the broken one, and exits 1.
+    _make(target, "run-ok", steps=1)
+    out = vigil("seal", "--key", str(private), "--all", db=target)
+    assert out.returncode == 1
+    assert "run run-ok: sealed at seq 3" in out.stdout.decode()
+    assert out.stderr.decode().splitlines()[-1] == "vigil: 1 of 2 runs not sealed"
+    assert sql(target, "SELECT run_id FROM {t}seals") == [("run-ok",)]
 
 
 def test_key_errors_are_one_line(tmp_path):
