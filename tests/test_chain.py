@@ -377,6 +377,18 @@ def test_export_import_keeps_the_chain_and_the_seals(new_log, tmp_path):
     out = vigil("verify", "--key", str(public), db=dst)
     assert out.returncode == 0, out.stdout + out.stderr
 
+    # The imported run goes on: its next rows chain from the imported head, in this process
+    # (the writer's cache) and in the next (the table).
+    async def go_on():
+        for i in range(2):
+            async with await Store.open(dst) as store:
+                last = await store.last_seq("run-c")
+                await store.append("run-c", [ActionSucceeded(action_id=f"more{i}", output=i)] * 2, expected_seq=last)
+
+    asyncio.run(go_on())
+    rows = _rows(dst, "run-c")
+    assert len(rows) == 17 and [bytes(x[4]) for x in rows] == _expected_chains("run-c", rows)
+
 
 def _edit_export(path, seq: int, node: str, *, rechain: bool) -> None:
     """Edit an exported event's JSON the way a forger would: its crc fixed, and optionally
