@@ -21,6 +21,9 @@ from kernel.store import Store
 from .common import Timer, fresh_db, percentile, step_completed, tool_result
 
 
+_CHAIN = bytes(range(32))
+
+
 def raw_append_ceiling(events_total: int, runs: int, batch: int) -> float:
     """Raw sqlite3, synchronous=FULL, WAL, same table and rows, `batch` rows per transaction."""
     path = fresh_db("raw-append.db")
@@ -31,8 +34,10 @@ def raw_append_ceiling(events_total: int, runs: int, batch: int) -> float:
     for i in range(per_run):
         body, crc = encode(tool_result(i))
         for r in range(runs):
-            rows.append((f"run{r:03d}", i + 1, time.time_ns(), "ActionSucceeded", None, body, crc))
-    sql = "INSERT INTO events(run_id, seq, ts_ns, type, step_id, body, crc) VALUES (?,?,?,?,?,?,?)"
+            # The same 32 bytes of hash chain as vigil's rows (any 32 bytes: the ceiling stores,
+            # it does not compute).
+            rows.append((f"run{r:03d}", i + 1, time.time_ns(), "ActionSucceeded", None, body, crc, _CHAIN))
+    sql = "INSERT INTO events(run_id, seq, ts_ns, type, step_id, body, crc, chain) VALUES (?,?,?,?,?,?,?,?)"
     with Timer() as t:
         for k in range(0, len(rows), batch):
             conn.execute("BEGIN IMMEDIATE")

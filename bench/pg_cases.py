@@ -39,8 +39,9 @@ _spec.loader.exec_module(pgserver)
 # Filled in by postgres(): the server's version and durability settings, for the Machine line.
 INFO: dict[str, str] = {}
 
-_COPY = "COPY vigil.events (run_id, seq, ts_ns, type, step_id, body, crc) FROM STDIN (FORMAT BINARY)"
-_TYPES = ["text", "int8", "int8", "text", "text", "bytea", "int8"]
+_COPY = "COPY vigil.events (run_id, seq, ts_ns, type, step_id, body, crc, chain) FROM STDIN (FORMAT BINARY)"
+_TYPES = ["text", "int8", "int8", "text", "text", "bytea", "int8", "bytea"]
+_CHAIN = bytes(range(32))  # the 32 bytes of hash chain vigil's rows carry (stored, not computed)
 
 
 async def _migrate(dsn: str) -> None:
@@ -57,7 +58,7 @@ def _rows(events_total: int, runs: int) -> list[tuple]:
     for i in range(events_total // runs):
         body, crc = encode(tool_result(i))
         for r in range(runs):
-            rows.append((f"run{r:03d}", i + 1, time.time_ns(), "ActionSucceeded", None, body, crc))
+            rows.append((f"run{r:03d}", i + 1, time.time_ns(), "ActionSucceeded", None, body, crc, _CHAIN))
     return rows
 
 

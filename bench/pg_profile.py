@@ -36,13 +36,13 @@ def _instrument() -> None:
     commit_group = pg_writer._commit_group
     last_end = [None]
 
-    async def timed_commit_group(conn, group, known):
+    async def timed_commit_group(conn, group, known, *caches):  # caches: the chain heads
         t0 = time.perf_counter()
         if last_end[0] is not None:
             T["loop between commits"].append(t0 - last_end[0])
         T["group size"].append(len(group))
         try:
-            return await commit_group(conn, group, known)
+            return await commit_group(conn, group, known, *caches)
         finally:
             last_end[0] = time.perf_counter()
             T["whole commit (BEGIN..COMMIT)"].append(last_end[0] - t0)
@@ -183,7 +183,7 @@ def nodb(total: int) -> None:
     outcomes: the rate is what the event loop alone allows (callers woken, next event sealed and
     queued, group formed), with nothing sent to the server."""
 
-    async def no_commit(conn, group, known):
+    async def no_commit(conn, group, known, *caches):
         await asyncio.sleep(0)
         return [a.rows[-1][1] for a in group], [(a.run_id, a.expected_seq, a.rows[-1][1]) for a in group]
 

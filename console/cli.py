@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", nargs="?", help="one run (default: every run)")
     p.add_argument("--secrets", action="store_true",
                    help="instead, look for anything that looks like a secret in events, runs rows, signals")
+    from .chaincmds import add_parsers as add_chain_parsers  # keygen, seal, verify --key
+
+    add_chain_parsers(sub, p)
 
     p = sub.add_parser("export", help="a run as JSON lines")
     p.add_argument("run")
@@ -244,8 +247,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from . import commands, runcmds
 
+    from .chaincmds import handler_for
+
     if args.command == "otel":
         from .otelcmds import cmd_otel as handler
+    elif handler_for(args) is not None:
+        handler = handler_for(args)
     else:
         handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
     try:

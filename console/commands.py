@@ -181,7 +181,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
 
     try:
         async with await _open(args, readonly=False) as store:
-            counts = await import_lines(store, read_lines)
+            counts = await import_lines(store, read_lines, warn=lambda m: print(f"vigil: {m}", file=sys.stderr))
     finally:
         if spool is not None:
             spool.close()
@@ -206,6 +206,8 @@ async def cmd_copy(args: argparse.Namespace) -> int:
     async with await Store.open(source, readonly=True) as src, await Store.open(target) as dst:
         report = await copy_log(src, dst, progress=progress)
         problems = await verify_copy(src, dst)
+    for note in report.broken:  # kernel/copylog.py: carried as they are, named here
+        print(f"vigil: {note}", file=sys.stderr)
     for problem in problems:
         print(f"vigil: {problem}", file=sys.stderr)
     if problems:

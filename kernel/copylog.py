@@ -9,6 +9,12 @@ field by field; any difference is named.
 Before anything is written, the target is checked to hold none of the source's runs. A row keeps
 its run, seq, time, type, step id, body and crc; its `pos` is the target's (a log's own commit
 order: runs are copied one after another, so their interleaving differs).
+
+The hash chain (kernel/chain.py) goes over as stored, and seals as they are: a copied run
+verifies with the same chain values (and `vigil verify --key` with the same seals), and a chain
+already broken in the source stays broken at the same seq rather than being laundered into a
+fresh one. The copy recomputes each run's chain on the way and names, in `broken`, every run
+whose chain breaks in the source.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from .chain import ChainCheck
 from .codec import decode
 from .errors import ImportConflict, NotFound, VigilError
 
@@ -32,6 +39,7 @@ class CopyReport(msgspec.Struct, kw_only=True):
     runs: int = 0
     events: int = 0
     seconds: float = 0.0
+    broken: list[str] = msgspec.field(default_factory=list)  # "run R: its hash chain breaks at seq N ..."
 
 
 async def _run_ids(store: Any):
@@ -55,8 +63,13 @@ async def copy_log(source: Any, target: Any, *, progress: Callable[[CopyReport],
     last_told = started
     async for run_id in _run_ids(source):
         seq = 0
+        check = ChainCheck(run_id)
         while rows := await source.raw_rows(run_id, seq + 1, _PAGE):
-            full = [(run_id, *r) for r in rows]
+            # Read apart from `rows`: a source still being appended to may have grown between.
+            chained = [c for c in await source.chain_rows(run_id, seq + 1, _PAGE) if c[0] <= rows[-1][0]]
+            check.feed(chained)
+            chains = {c[0]: c[4] for c in chained}
+            full = [(run_id, *r, chains.get(r[0])) for r in rows]
             events = [decode(r[2], r[4], r[5]) for r in rows]
             try:
                 seq = await target.append_rows(run_id, full, events, expected_seq=seq)
@@ -70,9 +83,29 @@ async def copy_log(source: Any, target: Any, *, progress: Callable[[CopyReport],
                 progress(report)
             if len(rows) < _PAGE:
                 break
+        for seal in await source.seals(run_id):
+            await target.add_seal(run_id, *seal)
+        if check.first_break is not None:
+            report.broken.append(
+                f"run {run_id}: its hash chain breaks at seq {check.first_break[0]} in the source; "
+                "copied as it is (`vigil verify` names it on both logs)"
+            )
         report.runs += 1
     report.seconds = time.monotonic() - started
     return report
+
+
+async def _chain_differs(source: Any, target: Any, run_id: str) -> str | None:
+    lo = 1
+    while True:
+        ra = await source.chain_rows(run_id, lo, _PAGE)
+        rb = await target.chain_rows(run_id, lo, _PAGE)
+        for x, y in zip(ra, rb):
+            if x[4] != y[4]:
+                return f"run {run_id}: seq {x[0]}: the hash chain differs"
+        if len(ra) < _PAGE or len(rb) < _PAGE:
+            return None  # a length difference is the rows check's to name
+        lo = ra[-1][0] + 1
 
 
 async def verify_copy(source: Any, target: Any) -> list[str]:
@@ -91,6 +124,11 @@ async def verify_copy(source: Any, target: Any) -> list[str]:
         ib = [(i.interrupt_id, i.seq, i.kind, i.title, i.resolved_seq) for i in await target.interrupts(run_id, pending_only=False)]
         if ia != ib:
             problems.append(f"run {run_id}: its interrupts differ")
+        if await source.seals(run_id) != await target.seals(run_id):
+            problems.append(f"run {run_id}: its seals differ")
+        problem = await _chain_differs(source, target, run_id)
+        if problem is not None:
+            problems.append(problem)
         lo = 1
         while True:
             ra = await source.raw_rows(run_id, lo, _PAGE)

@@ -7,6 +7,16 @@ would come back as null), so an event holding one carries its exact body in "bod
 the readable "event", and import loads that body.
 
 Import refuses a file that does not hold each run's events from seq 1 without a gap or a repeat.
+
+Tamper evidence (kernel/chain.py, kernel/seals.py): each line carries its row's hash chain
+("chain", hex), and the line of a sealed seq its seals ("seals": chain, key id, time, signature).
+Import stores the chain values and seals exactly as exported, so an imported run verifies with
+the same chain (and `vigil verify --key` checks the same seals), and a break is never laundered
+into a fresh chain: it stays at its seq. Import also recomputes every run's chain from the bodies
+it stores and flags (through `warn`) each run whose chain breaks, or whose events no longer reach
+a sealed hash: an event edited after export (its crc fixed) or a log already broken where it was
+exported; `vigil verify` on the new log names the same seq. An export made before the chain
+existed (no "chain") is chained afresh by the writer.
 """
 
 from __future__ import annotations
@@ -14,10 +24,11 @@ from __future__ import annotations
 import base64
 import re
 import zlib
-from typing import Any, AsyncIterator, Iterable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 
 import msgspec
 
+from .chain import GENESIS, link
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .errors import ImportConflict, ImportFailed, NotFound
@@ -32,6 +43,13 @@ _json = msgspec.json.Encoder()
 _NON_FINITE = re.compile(rb"\xcb[\x7f\xff][\xf0-\xff]")
 
 
+class SealLine(msgspec.Struct, kw_only=True):
+    chain: str  # hex
+    key_id: str
+    sealed_ns: int
+    signature: str  # base64
+
+
 class ExportLine(msgspec.Struct, kw_only=True, omit_defaults=True):
     run_id: str
     seq: int
@@ -42,14 +60,27 @@ class ExportLine(msgspec.Struct, kw_only=True, omit_defaults=True):
     event: Any = None
     body_b64: str | None = None
     error: str | None = None
+    chain: str | None = None  # hex; absent in exports made before the chain existed
+    seals: list[SealLine] | None = None
 
 
 async def export_lines(store: Any, run_id: str, *, page: int = 2000) -> AsyncIterator[bytes]:
+    seals: dict[int, list[SealLine]] = {}
+    for seq, chain, kid, sealed_ns, signature in await store.seals(run_id):
+        seals.setdefault(seq, []).append(SealLine(
+            chain=chain.hex(), key_id=kid, sealed_ns=sealed_ns, signature=base64.b64encode(signature).decode()
+        ))
     lo = 1
     while True:
         rows = await store.raw_rows(run_id, lo, page)
+        # The stored chain, as it is (a broken one is exported broken, and import refuses it).
+        chains = {r[0]: r[4] for r in await store.chain_rows(run_id, lo, page)} if rows else {}
         for seq, ts_ns, type_, step_id, body, crc in rows:
             line = ExportLine(run_id=run_id, seq=seq, ts_ns=ts_ns, type=type_, crc=crc, step_id=step_id)
+            chain = chains.get(seq)
+            if chain is not None:
+                line.chain = chain.hex()
+            line.seals = seals.get(seq)
             event = decode(type_, body, crc)
             if isinstance(event, (Unknown, Corrupt)):
                 line.body_b64 = base64.b64encode(body).decode()
@@ -99,6 +130,15 @@ def _parse(lines: Iterable[bytes]) -> Iterator[tuple[int, ExportLine, tuple, Any
                     )
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             raise ImportFailed(f"line {n}: not a vigil export line ({exc})") from None
+        try:
+            if line.chain is not None and len(bytes.fromhex(line.chain)) != 32:
+                raise ValueError
+            for s in line.seals or ():
+                base64.b64decode(s.signature, validate=True)
+                if len(bytes.fromhex(s.chain)) != 32 or not 0 <= s.sealed_ns < 2**63:
+                    raise ValueError
+        except ValueError:
+            raise ImportFailed(f"line {n} (seq {line.seq}): a chain or seal that does not decode") from None
         if line.body_b64 is not None and zlib.crc32(body) != line.crc and line.error is None:
             raise ImportFailed(f"line {n} (seq {line.seq}): body does not match its crc")
         row = (line.run_id, line.seq, line.ts_ns, line.type, line.step_id, body, line.crc)
@@ -127,14 +167,17 @@ def _decision_problem(folded: tuple[dict[str, list], list], event: Any) -> str |
 
 
 async def import_lines(
-    store: Any, read_lines: Any, *, chunk: int = 2000
+    store: Any, read_lines: Any, *, chunk: int = 2000, warn: Callable[[str], None] | None = None,
 ) -> dict[str, int]:
     """Load an export. `read_lines()` returns a fresh iterable of the file's lines (read twice:
-    once to validate everything, once to append, so a bad line writes nothing).
+    once to validate everything, once to append, so a bad line writes nothing). `warn(message)`
+    hears of each run whose hash chain breaks (it is imported as it is).
     Returns {run_id: events imported}."""
     counts: dict[str, int] = {}
     decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
-    for n, line, _, event in _parse(read_lines()):
+    chains: dict[str, bytes] = {}  # run -> the chain recomputed up to its last line read
+    broken: dict[str, str] = {}  # run -> its first chain problem
+    for n, line, row, event in _parse(read_lines()):
         want = counts.get(line.run_id, 0) + 1
         if line.seq != want:
             what = f"seq {want} is missing" if line.seq > want else f"seq {line.seq} comes twice or out of order"
@@ -150,6 +193,9 @@ async def import_lines(
         problem = _decision_problem(decisions.setdefault(line.run_id, ({}, [None])), event)
         if problem is not None:
             raise ImportFailed(f"run {line.run_id} seq {line.seq}: {problem}; nothing was imported")
+        chains[line.run_id], problem = _check_chain(line, row, chains.get(line.run_id, GENESIS))
+        if problem is not None:
+            broken.setdefault(line.run_id, problem)
 
     last: dict[str, int] = {}
     pending: dict[str, tuple[list, list]] = {}
@@ -160,12 +206,36 @@ async def import_lines(
             run_id, rows, events, expected_seq=last.get(run_id, 0)
         )
 
+    sealed: list[tuple] = []
     for _, line, row, event in _parse(read_lines()):
         rows, events = pending.setdefault(line.run_id, ([], []))
-        rows.append(row)
+        rows.append(row + (bytes.fromhex(line.chain),) if line.chain is not None else row)
         events.append(event)
+        for s in line.seals or ():
+            sealed.append((line.run_id, line.seq, bytes.fromhex(s.chain), s.key_id, s.sealed_ns,
+                           base64.b64decode(s.signature)))
         if len(rows) >= chunk:
             await flush(line.run_id)
     for run_id in list(pending):
         await flush(run_id)
+    for seal in sealed:
+        await store.add_seal(*seal)
+    for run_id, problem in broken.items():
+        if warn is not None:
+            warn(f"run {run_id}: {problem}; imported as it is (`vigil verify` names it)")
     return counts
+
+
+def _check_chain(line: ExportLine, row: tuple, prev: bytes) -> tuple[bytes, str | None]:
+    """The chain of this line's row recomputed from what will be stored, and what is wrong with
+    the line's exported chain or seals, if anything (the file or its source was edited)."""
+    chain = link(prev, row[0], row[1], row[2], row[3], row[5])
+    if line.chain is not None and line.chain != chain.hex():
+        return chain, (
+            f"its hash chain breaks at seq {line.seq} (an event edited after export, or a log "
+            "already broken where it was exported)"
+        )
+    for s in line.seals or ():
+        if s.chain != chain.hex():
+            return chain, f"its events no longer reach the hash sealed at seq {line.seq} by key {s.key_id}"
+    return chain, None

@@ -1,4 +1,5 @@
-"""Prove a run's log: gap-free seqs, every row decodes, and the replayed state hashes match."""
+"""Prove a run's log: gap-free seqs, every row decodes, the replayed state hashes match, the hash
+chain follows from the rows (kernel/chain.py) and, given a public key, the run's seals hold."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from .chain import ChainCheck
 from .codec import Corrupt, Record, Unknown, canonical_hash
 from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .events import InterruptRaised, InterruptResolved, StepCompleted
@@ -38,6 +40,8 @@ class Verifier:
         self._interrupt_ops: list[tuple] = []
         self._interrupts: dict[str, list] = {}  # id -> [raised, resolved | None]
         self._terminal: Any = None
+        self.chain: ChainCheck | None = None  # the chain pass, once made
+        self.sealed_to = 0  # the highest seq a good seal covers (verify with a key)
 
     def _bad(self, seq: int, message: str) -> None:
         self.problems.append(Problem(run_id=self.run_id, seq=seq, message=message))
@@ -111,8 +115,9 @@ class Verifier:
         return self.problems
 
 
-async def verify_run(store: Any, run_id: str, *, page: int = 5000) -> Verifier:
-    """Verify one run; the returned Verifier holds `problems` and `steps_checked`."""
+async def verify_run(store: Any, run_id: str, *, page: int = 5000, key: Any = None) -> Verifier:
+    """Verify one run; the returned Verifier holds `problems` and `steps_checked`. With `key` (an
+    ed25519 public key, kernel/seals.py) the run's seals by that key are checked too."""
     info = await store.run(run_id)
     verifier = Verifier(run_id, await store.snapshot_rows(run_id))
     lo = 1
@@ -123,4 +128,23 @@ async def verify_run(store: Any, run_id: str, *, page: int = 5000) -> Verifier:
             break
         lo = batch[-1].seq + 1
     verifier.finish(info)
+    seals = await store.seals(run_id) if key is not None else []
+    # A pass of its own over (seq, time, type, body, chain): the records above are decoded
+    # events, and the chain is over the stored bytes.
+    chain = verifier.chain = ChainCheck(run_id, {s[0] for s in seals})
+    lo = 1
+    while rows := await store.chain_rows(run_id, lo, page):
+        chain.feed(rows)
+        if len(rows) < page:
+            break
+        lo = rows[-1][0] + 1
+    if chain.first_break is not None:
+        seq, why = chain.first_break
+        verifier._bad(seq, f"hash chain breaks at seq {seq}: {why}")
+    if key is not None:
+        from .seals import seal_problems
+
+        problems, verifier.sealed_to = seal_problems(run_id, seals, chain, key)
+        for seq, message in problems:
+            verifier._bad(seq, message)
     return verifier

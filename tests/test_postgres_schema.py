@@ -55,7 +55,10 @@ def test_the_writer_outlives_a_server_restart():
     from kernel.errors import StoreError
     from kernel.events import ActionSucceeded, RunStarted
 
-    server = pgserver.PgServer()
+    # Durable: the test crashes the server right after an acknowledged append, which only a
+    # server with synchronous_commit on promises to keep (with it off, the append's WAL could
+    # still be in memory, and whether it is depends on the WAL writer's timing).
+    server = pgserver.PgServer(durable=True)
     server.start()
     try:
         dsn = server.create_database()

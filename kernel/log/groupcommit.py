@@ -13,14 +13,16 @@ import asyncio
 from collections import deque
 from typing import Any, Awaitable, Callable, Sequence
 
+from ..chain import GENESIS, link
 from ..errors import ConcurrencyError, StoreClosed, StoreError
 from ..projection import PROJECTED
 
-__all__ = ["Append", "Committed", "GroupWriter", "Plan", "plan"]
+__all__ = ["Append", "Committed", "GroupWriter", "Heads", "Plan", "plan"]
 
 _MAX_ROWS_PER_COMMIT = 20_000
 
 Committed = list[tuple[str, int, int]]  # (run_id, last_seq before, last_seq after)
+Heads = dict[str, tuple[int, bytes]]  # run -> (its last seq, that row's chain)
 
 
 class Append:
@@ -46,7 +48,7 @@ class Append:
 class Plan:
     """What one group's transaction writes, checked against each run's last seq."""
 
-    __slots__ = ("outcomes", "last", "before", "rows", "projecting")
+    __slots__ = ("outcomes", "last", "before", "rows", "projecting", "heads")
 
     def __init__(self) -> None:
         self.outcomes: list[Any] = []  # per append: its new last seq, or its ConcurrencyError
@@ -54,14 +56,22 @@ class Plan:
         self.before: dict[str, int] = {}  # run -> last seq before
         self.rows: list[tuple] = []
         self.projecting: list[Append] = []  # appends that change the runs/interrupts rows
+        self.heads: Heads = {}  # run -> (last seq, chain) once committed
 
     def committed(self) -> Committed:
         return [(rid, old, self.last[rid]) for rid, old in self.before.items()]
 
 
-def plan(group: list[Append], known: dict[str, int], lookup: Callable[[str], int]) -> Plan:
+def plan(
+    group: list[Append], known: dict[str, int], lookup: Callable[[str], int],
+    heads: Heads, chain_at: Callable[[str, int], bytes | None],
+) -> Plan:
     """Check each append's expected seq (against `known`, this writer's cache of last seqs, and
-    `lookup(run)`, the table, where the cache does not say) and collect what to write."""
+    `lookup(run)`, the table, where the cache does not say) and collect what to write, each row
+    `(run_id, seq, ts_ns, type, step_id, body, crc, chain)` (a row given with its chain, from
+    import or copy, keeps it). The chain continues from `heads`
+    (this writer's cache of each run's last chain, kept like `known`) or, where that does not
+    hold the row before, from `chain_at(run, seq)`, the table: one sha256 per row, no read."""
     p = Plan()
     for a in group:
         actual = p.last.get(a.run_id)
@@ -72,11 +82,29 @@ def plan(group: list[Append], known: dict[str, int], lookup: Callable[[str], int
         if actual != a.expected_seq:
             p.outcomes.append(ConcurrencyError(a.run_id, a.expected_seq, actual))
             continue
+        head = p.heads.get(a.run_id) or heads.get(a.run_id)
+        if actual == 0:
+            chain = GENESIS
+        elif head is not None and head[0] == actual:
+            chain = head[1]
+        else:
+            # A row without a chain cannot happen after the migration's backfill; if one did,
+            # chaining on from GENESIS leaves a break that `vigil verify` names.
+            chain = chain_at(a.run_id, actual) or GENESIS
+        for r in a.rows:
+            if len(r) > 7 and r[7] is not None:
+                # Import and copy carry the source's stored chain as it is: a chain broken there
+                # stays broken at the same seq here, never laundered into a fresh one.
+                chain = r[7]
+                p.rows.append(r)
+            else:
+                chain = link(chain, r[0], r[1], r[2], r[3], r[5])
+                p.rows.append(r[:7] + (chain,))
         p.last[a.run_id] = a.rows[-1][1]
+        p.heads[a.run_id] = (p.last[a.run_id], chain)
         p.before.setdefault(a.run_id, actual)
         if actual == 0 or any(isinstance(e, PROJECTED) for e in a.events):
             p.projecting.append(a)
-        p.rows.extend(a.rows)
         p.outcomes.append(p.last[a.run_id])
     return p
 

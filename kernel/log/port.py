@@ -119,7 +119,8 @@ class EventLog(abc.ABC):
         return self._submit_rows(run_id, expected_seq, rows, sealed, claim)
 
     async def append_rows(self, run_id: str, rows: list[tuple], events: list, *, expected_seq: int) -> int:
-        """Append pre-encoded rows `(run_id, seq, ts_ns, type, step_id, body, crc)` (import, copy)."""
+        """Append pre-encoded rows `(run_id, seq, ts_ns, type, step_id, body, crc[, chain])`
+        (import, copy); a row without its chain is chained by the writer."""
         return await self._submit_rows(run_id, expected_seq, rows, events, None)
 
     @abc.abstractmethod
@@ -282,3 +283,23 @@ class EventLog(abc.ABC):
     async def scan_secrets(self, run_id: str | None = None) -> "tuple[list[Finding], int]":
         """`vigil verify --secrets`: findings, and how many rows were looked at."""
         return await self._read(self._scan, run_id)
+
+    # tamper evidence: the hash chain and seals (kernel/chain.py, kernel/seals.py) ---------------
+
+    _chains: Any  # the backend's chainrows module
+
+    async def chain_rows(self, run_id: str, from_seq: int = 1, limit: int = 2000) -> list[tuple]:
+        """One page of a run's rows for the chain: (seq, ts_ns, type, body, chain)."""
+        return await self._read(self._chains.chain_page, run_id, from_seq, limit)
+
+    async def chain_head(self, run_id: str) -> tuple[int, bytes | None] | None:
+        """(seq, chain) of the run's last row; None for a run with no events."""
+        return await self._read(self._chains.chain_head, run_id)
+
+    async def seals(self, run_id: str) -> list[tuple]:
+        """The run's seals: (seq, chain, key_id, sealed_ns, signature), oldest seq first."""
+        return await self._read(self._chains.seal_rows, run_id)
+
+    async def add_seal(self, run_id: str, seq: int, chain: bytes, key_id: str, sealed_ns: int, signature: bytes) -> bool:
+        """Record a seal (False: this key had already sealed this seq; the first one stays)."""
+        return await self._write(self._chains.add_seal, (run_id, seq, chain, key_id, sealed_ns, signature))

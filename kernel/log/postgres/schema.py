@@ -77,8 +77,59 @@ CREATE TABLE vigil.interrupts(
 CREATE INDEX interrupts_pending ON vigil.interrupts(raised_ns) WHERE resolved_seq IS NULL
 """
 
-# MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's).
-MIGRATIONS = [_V1]
+# v2: tamper evidence (kernel/chain.py), as SQLite's v4: the hash chain column, chained for the
+# rows already there at migration (then NOT NULL), and the seals table (kernel/seals.py).
+_V2 = """
+CREATE TABLE IF NOT EXISTS vigil.seals(
+    run_id text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    chain bytea NOT NULL,
+    key_id text NOT NULL,
+    sealed_ns bigint NOT NULL,
+    signature bytea NOT NULL,
+    PRIMARY KEY(run_id, key_id, seq)
+)
+"""
+
+
+async def _backfill_chain(conn: psycopg.AsyncConnection, page: int = 5000) -> None:
+    from ...chain import GENESIS, link
+
+    cur = await conn.execute(
+        "SELECT count(*) FROM information_schema.columns"
+        " WHERE table_schema = 'vigil' AND table_name = 'events' AND column_name = 'chain'"
+    )
+    if (await cur.fetchone())[0]:
+        # Its meta names an older version but it has the chain (set back by hand): kept as it
+        # is, never chained again (that would launder any edit in it).
+        return
+    await conn.execute("ALTER TABLE vigil.events ADD COLUMN chain bytea")
+
+    key: tuple = ("", 0)
+    prev = GENESIS
+    while True:
+        cur = await conn.execute(
+            "SELECT pos, run_id, seq, ts_ns, type, body FROM vigil.events WHERE (run_id, seq) > (%s, %s)"
+            " ORDER BY run_id, seq LIMIT %s", (*key, page),
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            break
+        updates = []
+        for pos, run_id, seq, ts_ns, type_, body in rows:
+            if run_id != key[0]:
+                prev = GENESIS
+            prev = link(prev, run_id, seq, ts_ns, type_, bytes(body))
+            updates.append((prev, pos))
+            key = (run_id, seq)
+        async with conn.cursor() as c:
+            await c.executemany("UPDATE vigil.events SET chain = %s WHERE pos = %s", updates)
+    await conn.execute("ALTER TABLE vigil.events ALTER COLUMN chain SET NOT NULL")
+
+
+# MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's): SQL
+# run statement by statement, then an optional async step on the same transaction.
+MIGRATIONS: list[tuple[str, object]] = [(_V1, None), (_V2, _backfill_chain)]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -106,25 +157,29 @@ def _newer(version: int) -> SchemaError:
     )
 
 
-async def migrate(conn: psycopg.AsyncConnection) -> int:
-    """Bring the schema up to date in one transaction (one migrator at a time); refuse a newer."""
+async def migrate(conn: psycopg.AsyncConnection, *, upto: int = SCHEMA_VERSION) -> int:
+    """Bring the schema up to `upto` (default: the current one) in one transaction (one migrator
+    at a time); refuse a newer."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
         await conn.execute("CREATE SCHEMA IF NOT EXISTS vigil")
         version = await _version(conn)
         if version > SCHEMA_VERSION:
             raise _newer(version)
-        for step in range(version, SCHEMA_VERSION):
-            for statement in MIGRATIONS[step].split(";"):
+        for step in range(version, upto):
+            script, then = MIGRATIONS[step]
+            for statement in script.split(";"):
                 if statement.strip():
                     await conn.execute(statement)
-        if SCHEMA_VERSION > version:
+            if then is not None:
+                await then(conn)
+        if upto > version:
             await conn.execute(
                 "INSERT INTO vigil.meta VALUES ('schema_version', %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
+                (str(upto),),
             )
-    return max(version, SCHEMA_VERSION)
+    return max(version, upto)
 
 
 async def check_readable(conn: psycopg.AsyncConnection) -> int:

@@ -18,7 +18,7 @@ from ...codec import Record
 from ...errors import StoreError
 from ..groupcommit import Committed
 from ..port import EventLog, describe_target
-from . import leases, reads, schema
+from . import chainrows, leases, reads, schema
 from .secretscan import scan
 from .writer import postgres_writer
 
@@ -63,6 +63,7 @@ def _short(exc: BaseException) -> str:
 class PostgresLog(EventLog):
     _reads = reads
     _leases = leases
+    _chains = chainrows
     _scan = staticmethod(scan)
 
     def __init__(self, dsn: str, readonly: bool, snapshot_every: int, poll_interval: float) -> None:

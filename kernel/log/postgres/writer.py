@@ -18,15 +18,15 @@ from psycopg import errors as pgerrors
 
 from ...errors import StoreError
 from ...projection import RUN_COLUMNS, advance, new_row
-from ..groupcommit import Append, Committed, GroupWriter, plan
+from ..groupcommit import Append, Committed, GroupWriter, Heads, plan
 from .schema import APPEND_LOCK, LOG_CHANNEL, NOW_NS
 
 __all__ = ["postgres_writer", "text"]
 
 _COPY_EVENTS = (
-    "COPY vigil.events (run_id, seq, ts_ns, type, step_id, body, crc) FROM STDIN (FORMAT BINARY)"
+    "COPY vigil.events (run_id, seq, ts_ns, type, step_id, body, crc, chain) FROM STDIN (FORMAT BINARY)"
 )
-_EVENT_TYPES = ["text", "int8", "int8", "text", "text", "bytea", "int8"]
+_EVENT_TYPES = ["text", "int8", "int8", "text", "text", "bytea", "int8", "bytea"]
 # lease_until_ns is given as (absolute, or a lease to time from the database's clock): a claim
 # made with a new run is timed in this statement, not by a separate query for the time.
 _VALUES = ", ".join(
@@ -41,9 +41,11 @@ _UPSERT_RUN = (
 _LOCK_RUNS = (
     f"SELECT {', '.join(RUN_COLUMNS)} FROM vigil.runs WHERE run_id = ANY(%s) ORDER BY run_id FOR UPDATE"
 )
-# One index probe per run (max(seq) ... GROUP BY would read every row of every run asked about).
+# One index probe per run (max(seq) ... GROUP BY would read every row of every run asked about),
+# with that row's chain, which the run's next rows continue.
 _LAST_SEQS = (
-    "SELECT r, (SELECT max(seq) FROM vigil.events WHERE run_id = r) FROM unnest(%s::text[]) AS r"
+    "SELECT r, e.seq, e.chain FROM unnest(%s::text[]) AS r LEFT JOIN LATERAL"
+    " (SELECT seq, chain FROM vigil.events WHERE run_id = r ORDER BY seq DESC LIMIT 1) e ON true"
 )
 
 
@@ -54,21 +56,27 @@ def text(value: Any) -> Any:
 
 
 async def _commit_group(
-    conn: psycopg.AsyncConnection, group: list[Append], known: dict[str, int]
+    conn: psycopg.AsyncConnection, group: list[Append], known: dict[str, int], heads: Heads
 ) -> tuple[list, Committed]:
     try:
         async with conn.transaction():
             # A new run's seq is not looked up: the unique (run_id, seq) index refuses a run that
             # exists, and after that failure (known[run] = -1) it is looked up like any other.
+            # `heads` is kept with `known`, so a run `known` vouches for has its chain cached;
+            # the second test only guards that pairing.
             unsure = sorted({
                 a.run_id for a in group
-                if known.get(a.run_id) != a.expected_seq and (a.expected_seq or a.run_id in known)
+                if (known.get(a.run_id) != a.expected_seq and (a.expected_seq or a.run_id in known))
+                or (a.expected_seq and a.run_id not in heads)
             })
-            table: dict[str, int] = {}
+            table: dict[str, tuple[int, bytes | None]] = {}
             if unsure:
                 cur = await conn.execute(_LAST_SEQS, (unsure,))
-                table = {r: seq or 0 for r, seq in await cur.fetchall()}
-            p = plan(group, known, lambda run_id: table.get(run_id, 0))
+                table = {r: (seq or 0, chain) for r, seq, chain in await cur.fetchall()}
+            p = plan(
+                group, known, lambda run_id: table.get(run_id, (0, None))[0],
+                heads, lambda run_id, seq: _chain_of(table, run_id, seq),
+            )
             if p.projecting:
                 await _project(conn, p.projecting)
             if p.rows:
@@ -76,13 +84,20 @@ async def _commit_group(
                 async with conn.cursor().copy(_COPY_EVENTS) as copy:
                     copy.set_types(_EVENT_TYPES)
                     for r in p.rows:
-                        await copy.write_row((r[0], r[1], r[2], r[3], text(r[4]), r[5], r[6]))
+                        await copy.write_row((r[0], r[1], r[2], r[3], text(r[4]), r[5], r[6], r[7]))
     except BaseException:
         for a in group:
             known[a.run_id] = -1  # unknown now: looked up in the table next time
+            heads.pop(a.run_id, None)
         raise
     known.update(p.last)
+    heads.update(p.heads)
     return p.outcomes, p.committed()
+
+
+def _chain_of(table: dict, run_id: str, seq: int) -> bytes | None:
+    found = table.get(run_id)
+    return bytes(found[1]) if found and found[0] == seq and found[1] is not None else None
 
 
 def _values(row: dict, claimed: dict[str, int]) -> tuple:
@@ -136,10 +151,11 @@ async def _project(conn: psycopg.AsyncConnection, appends: list[Append]) -> None
 def postgres_writer(connect: Callable, on_commit: Callable[[Committed], None]) -> GroupWriter:
     """`connect()` returns the writer's connection (a new one if the last was lost)."""
     known: dict[str, int] = {}
+    heads: Heads = {}  # run -> (last seq, its chain)
 
     async def commit(group: list[Append]) -> tuple[list, Committed]:
         conn = await connect()
-        return await _commit_group(conn, group, known)
+        return await _commit_group(conn, group, known, heads)
 
     # psycopg.Error covers a value the server refuses or a unique violation: each fails its
     # batch (retried alone). No connection (StoreError from connect) or a lost one

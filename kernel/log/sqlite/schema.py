@@ -117,11 +117,61 @@ UPDATE runs SET pending = 0
 """
 
 
+# v4: tamper evidence (kernel/chain.py). Every event row gets its run's hash chain; the rows
+# already there are chained at migration, as they are then (so for them the chain proves only
+# that nothing changed since). `chain` stays nullable: SQLite adds a NOT NULL column only with a
+# default, and a default chain would be a lie. `seals`: signed checkpoints of a run's chain
+# (kernel/seals.py), kept beside the log, not in it: sealing must not append to a run someone
+# else owns, nor write after a run's end.
+_V4 = """
+CREATE TABLE IF NOT EXISTS seals(
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    chain BLOB NOT NULL,
+    key_id TEXT NOT NULL,
+    sealed_ns INTEGER NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY(run_id, key_id, seq)
+) WITHOUT ROWID
+"""
+
+
+def _backfill_chain(conn: sqlite3.Connection, page: int = 5000) -> None:
+    from ...chain import GENESIS, link
+
+    # Keyset pages over the (run_id, seq) index: never the whole table in memory, and no cursor
+    # left open over rows being updated.
+    key: tuple = ("", 0)
+    prev = GENESIS
+    while rows := conn.execute(
+        "SELECT pos, run_id, seq, ts_ns, type, body FROM events WHERE (run_id, seq) > (?, ?)"
+        " ORDER BY run_id, seq LIMIT ?", (*key, page),
+    ).fetchall():
+        updates = []
+        for pos, run_id, seq, ts_ns, type_, body in rows:
+            if run_id != key[0]:
+                prev = GENESIS
+            prev = link(prev, run_id, seq, ts_ns, type_, bytes(body))
+            updates.append((prev, pos))
+            key = (run_id, seq)
+        conn.executemany("UPDATE events SET chain = ? WHERE pos = ?", updates)
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    _run_script(conn, _V4)
+    # A file whose meta names an older version but that has the chain already (its meta was set
+    # back by hand) keeps its chain as it is: chaining it again would launder any edit in it.
+    if not any(r[1] == "chain" for r in conn.execute("PRAGMA table_info(events)")):
+        conn.execute("ALTER TABLE events ADD COLUMN chain BLOB")
+        _backfill_chain(conn)
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
     lambda conn: (_run_script(conn, _V2), _backfill_interrupts(conn)),
     lambda conn: _run_script(conn, _V3),
+    lambda conn: _v4(conn),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
-from . import leases, reads, schema, secretscan, walguard
+from . import chainrows, leases, reads, schema, secretscan, walguard
 from ...codec import Record
 from ...errors import StoreError
 from ..port import EventLog
@@ -27,6 +27,7 @@ __all__ = ["SqliteLog"]
 class SqliteLog(EventLog):
     _reads = reads
     _leases = leases
+    _chains = chainrows
     _scan = staticmethod(secretscan.scan)
 
     def __init__(

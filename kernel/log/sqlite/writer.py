@@ -8,15 +8,15 @@ import time
 from typing import Callable
 
 from ...projection import RUN_COLUMNS, advance, new_row
-from ..groupcommit import Append, Committed, GroupWriter, plan
+from ..groupcommit import Append, Committed, GroupWriter, Heads, plan
 from .sqlthread import SqlThread
 
 __all__ = ["sqlite_writer"]
 
-# Row layout: (run_id, seq, ts_ns, type, step_id, body, crc)
+# Row layout: (run_id, seq, ts_ns, type, step_id, body, crc, chain)
 _INSERT_EVENT = (
-    "INSERT INTO events(run_id, seq, ts_ns, type, step_id, body, crc)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO events(run_id, seq, ts_ns, type, step_id, body, crc, chain)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # An upsert, not INSERT OR REPLACE: REPLACE deletes and re-inserts, rewriting every index entry
 # of the row on each change; an update leaves the entries of unchanged columns alone.
@@ -28,6 +28,7 @@ _UPSERT_RUN = (
 _SELECT_RUNS = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id IN ({{}})"
 # One probe per run: SQLite answers max() from the (run_id, seq) index only without GROUP BY.
 _LAST_SEQ = "SELECT max(seq) FROM events WHERE run_id = ?"
+_CHAIN_AT = "SELECT chain FROM events WHERE run_id = ? AND seq = ?"
 
 
 def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str]) -> list[tuple]:
@@ -39,15 +40,24 @@ def _in_chunks(conn: sqlite3.Connection, sql: str, keys: list[str]) -> list[tupl
     return out
 
 
+def _chain_at(conn: sqlite3.Connection, run_id: str, seq: int) -> bytes | None:
+    row = conn.execute(_CHAIN_AT, (run_id, seq)).fetchone()
+    return row[0] if row else None
+
+
 def _commit_group(
-    conn: sqlite3.Connection, group: list[Append], known: dict[str, int]
+    conn: sqlite3.Connection, group: list[Append], known: dict[str, int], heads: Heads
 ) -> tuple[list, Committed]:
     """One transaction for the whole group. `known` caches each run's last seq as this writer
-    left it; a cached value that disagrees with a caller is checked against the table, and the
-    UNIQUE(run_id, seq) index catches another process having appended meanwhile."""
+    left it (`heads` its last chain); a cached value that disagrees with a caller is checked
+    against the table, and the UNIQUE(run_id, seq) index catches another process having
+    appended meanwhile."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        p = plan(group, known, lambda run_id: conn.execute(_LAST_SEQ, (run_id,)).fetchone()[0] or 0)
+        p = plan(
+            group, known, lambda run_id: conn.execute(_LAST_SEQ, (run_id,)).fetchone()[0] or 0,
+            heads, lambda run_id, seq: _chain_at(conn, run_id, seq),
+        )
         if p.rows:
             conn.executemany(_INSERT_EVENT, p.rows)
         if p.projecting:
@@ -58,8 +68,10 @@ def _commit_group(
             conn.execute("ROLLBACK")
         for a in group:
             known.pop(a.run_id, None)
+            heads.pop(a.run_id, None)
         raise
     known.update(p.last)
+    heads.update(p.heads)
     return p.outcomes, p.committed()
 
 
@@ -98,9 +110,10 @@ def _project(conn: sqlite3.Connection, appends: list[Append]) -> None:
 
 def sqlite_writer(thread: SqlThread, on_commit: Callable[[Committed], None]) -> GroupWriter:
     known: dict[str, int] = {}  # run -> last seq, touched only on the writer thread
+    heads: Heads = {}  # run -> (last seq, its chain), likewise
 
     async def commit(group: list[Append]) -> tuple[list, Committed]:
-        return await thread.call(_commit_group, group, known)
+        return await thread.call(_commit_group, group, known, heads)
 
     # A value SQLite cannot bind (OverflowError, UnicodeError) fails its batch, not the store.
     return GroupWriter(

@@ -1,0 +1,116 @@
+"""Tamper evidence from the shell: `vigil keygen`, `vigil seal`, `vigil verify --key`
+(kernel/chain.py, kernel/seals.py). Plain `vigil verify` checks the hash chain already."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+# Only argparse at import: the parser is built for every `vigil` command; the kernel and the
+# log are imported by the handlers that use them.
+
+__all__ = ["add_parsers", "handler_for"]
+
+
+def add_parsers(sub, verify: argparse.ArgumentParser) -> None:
+    verify.add_argument("--key", metavar="PUBLIC",
+                        help="also check every seal made with this ed25519 public key (PATH.pub of `vigil keygen`); "
+                             "a run without one fails")
+    p = sub.add_parser("keygen", help="a new ed25519 key pair for sealing: PATH (private, 0600) and PATH.pub")
+    p.add_argument("path", metavar="PATH")
+    p = sub.add_parser("seal", help="sign each run's hash chain at its last event with a private key")
+    p.add_argument("run", nargs="?", help="run id or a unique prefix of one")
+    p.add_argument("--all", action="store_true", help="every run in the log")
+    p.add_argument("--key", metavar="PRIVATE", required=True, help="the private key from `vigil keygen`")
+
+
+def handler_for(args: argparse.Namespace):
+    """The handler for a command of this module, or None."""
+    if args.command == "keygen":
+        return cmd_keygen
+    if args.command == "seal":
+        return cmd_seal
+    if args.command == "verify" and getattr(args, "key", None):
+        return cmd_verify_key
+    return None
+
+
+async def cmd_keygen(args: argparse.Namespace) -> int:
+    from kernel.seals import keygen
+
+    from .commands import _out
+
+    private, public, kid = keygen(args.path)
+    _out(f"key {kid}: private {private} (keep it off this machine), public {public}")
+    return 0
+
+
+async def cmd_seal(args: argparse.Namespace) -> int:
+    from kernel.errors import VigilError
+    from kernel.seals import key_id, load_private, seal_run
+
+    from .commands import _open, _out
+
+    if bool(args.run) == bool(args.all):
+        raise VigilError("seal needs a RUN or --all (one of them)")
+    private = load_private(args.key)
+    kid = key_id(private.public_key())
+    async with await _open(args, readonly=False) as store:
+        if args.run:
+            run_ids = [await store.resolve(args.run)]
+        else:
+            run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000, order="oldest")]
+        refused = 0
+        for run_id in run_ids:
+            try:
+                done = await seal_run(store, run_id, private)
+            except VigilError as exc:
+                if args.run:
+                    raise
+                # One broken run must not leave the others unsealed: named, and the exit says so.
+                print(f"vigil: {exc}", file=sys.stderr)
+                refused += 1
+                continue
+            if done is None:
+                _out(f"run {run_id}: no events, nothing to seal")
+            else:
+                seq, made = done
+                _out(f"run {run_id}: sealed at seq {seq} by key {kid}" + ("" if made else " (already)"))
+    if refused:
+        print(f"vigil: {refused} of {len(run_ids)} runs not sealed", file=sys.stderr)
+    return 1 if refused else 0
+
+
+async def cmd_verify_key(args: argparse.Namespace) -> int:
+    from kernel.errors import VigilError
+    from kernel.seals import key_id, load_public
+    from kernel.verify import verify_run
+
+    from .commands import _open, _out
+
+    if args.secrets:
+        raise VigilError("--key and --secrets are separate checks; run them one at a time")
+    public = load_public(args.key)
+    kid = key_id(public)
+    bad = 0
+    async with await _open(args) as store:
+        if args.run:
+            run_ids = [await store.resolve(args.run)]
+        else:
+            run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
+        for run_id in run_ids:
+            started = time.perf_counter()
+            result = await verify_run(store, run_id, key=public)
+            for p in result.problems:
+                _out(f"run {p.run_id} seq {p.seq}: {p.message}")
+            if result.problems:
+                bad += 1
+                continue
+            last = result.chain.last_seq
+            tail = "" if result.sealed_to == last else f"; seq {result.sealed_to + 1}..{last} not sealed yet"
+            _out(f"run {run_id}: ok ({last} events, {result.steps_checked} state hashes, "
+                 f"sealed to seq {result.sealed_to} by key {kid}{tail}, {time.perf_counter() - started:.2f}s)")
+    if bad:
+        print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)
+    return 1 if bad else 0
