@@ -66,6 +66,11 @@ class LiveScreen(Screen[None]):
             if pane.run_id == run_id:
                 pane.token(action_id, token)
 
+    def on_token_gap(self, run_id: str) -> None:
+        for pane in self.query(RunPane):
+            if pane.run_id == run_id:
+                pane.token_gap()
+
     def _focused(self) -> RunPane | None:
         node = self.focused
         while node is not None and not isinstance(node, RunPane):
