@@ -207,3 +207,167 @@ def test_a_subscriber_that_never_reads_does_not_stall_the_worker(tmp_path):
         out = _stop(worker)
         provider.close()
     assert "Traceback" not in out, out
+
+
+def test_a_listener_that_never_reads_does_not_stall_a_worker_on_postgres(pg_dsn):
+    import psycopg
+
+    from kernel.live.pgchan import channel
+
+    big = " ".join(f"{i:04d}" + "x" * 995 for i in range(3000))
+    answer = Gated(big, gates=(0,))
+    provider = Provider(answer.plan)
+    env = _env(pg_dsn, provider)
+    worker = _worker(env)
+    deaf = psycopg.connect(pg_dsn, autocommit=True)
+    try:
+        run_id = _queue(env)
+        deaf.execute(f"LISTEN {channel(run_id)}")  # and never a look at what arrives
+        _wait(answer.reached[0], "the model call")
+        answer.gates[0].set()
+        deadline = time.monotonic() + 60
+        while _info(env, run_id)["status"] != "completed":
+            assert time.monotonic() < deadline, "the worker stalled behind a listener that never reads"
+            time.sleep(0.2)
+        events = _events(env, run_id)
+        assert any(e["type"] == "ActionSucceeded" and e["output"]["content"].strip() == big for e in events)
+    finally:
+        deaf.close()
+        answer.gates[0].set()
+        out = _stop(worker)
+        provider.close()
+    assert "Traceback" not in out, out
+
+
+def test_a_dead_owners_socket_is_ignored_then_cleaned(tmp_path):
+    """A worker killed mid-stream leaves its socket file. A console watching the run carries on
+    (nothing to connect to, no error); the next worker removes the stale file, adopts the run and
+    its tokens reach the same pane."""
+    from console.app import VigilApp
+    from console.widgets.runpane import RunPane
+    from kernel.live.unix import connect
+    from kernel.registry import Registry
+
+    db = tmp_path / "vigil.db"
+    answers = [Gated(gates=(0,)), Gated()]
+    provider = Provider(lambda path, body: answers[min(sum(a.calls for a in answers), 1)].plan(path, body))
+    env = _env(db, provider)
+    first = _worker(env)
+    second = None
+    try:
+        run_id = _queue(env)
+        _wait(answers[0].reached[0], "the first worker's model call")
+        dead_owner = _info(env, run_id)["owner"]
+        first.kill()
+        first.wait(10)  # reaped: a zombie's pid still looks alive
+        stale = _owner_socket(db, dead_owner)
+        assert stale.exists()
+
+        async def go():
+            nonlocal second
+            app = VigilApp(db, Registry(), adopt=False)
+            async with app.run_test(size=(120, 30)) as pilot:
+                app.open_panes([run_id])
+                await _until(pilot, lambda: bool(app.screen.query(RunPane)))
+                pane = app.screen.query_one(RunPane)
+                await _until(pilot, lambda: pane._loaded)
+                await pilot.pause(0.6)  # a few rounds of the feed with the stale socket there
+                with pytest.raises(OSError):
+                    await connect(stale, dead_owner)  # nobody answers on it
+                assert not app.live_tokens.feed.connected
+                second = await asyncio.to_thread(_worker, env)
+                assert not stale.exists()  # the new owner cleaned it up
+                await _until(pilot, lambda: answers[1].reached[0].is_set() and app.live_tokens.feed.listening(run_id))
+                answers[1].gates[0].set()
+                await _until(pilot, lambda: "alpha bravo charlie" in pane.stream)
+                answers[1].gates[3].set()
+                await _until(pilot, lambda: pane.info is not None and pane.info.status == "completed"
+                             and pane.shown_seq == pane.info.last_seq)
+                return [n.message for n in app._notifications]
+
+        notices = asyncio.run(go())
+        assert not any("Traceback" in str(n) or "error" in str(n).lower() for n in notices), notices
+        _no_tokens_in_the_log(_events(env, run_id))
+    finally:
+        for answer in answers:
+            for gate in answer.gates.values():
+                gate.set()
+        out = _stop(second) if second is not None else ""
+        if first.poll() is None:
+            first.kill()
+        provider.close()
+    assert "Traceback" not in out, out
+
+
+def test_a_token_bigger_than_a_notify_payload_arrives_whole_on_postgres(pg_dsn):
+    """NOTIFY refuses 8000 bytes: a long delta goes in pieces, and they join up in order."""
+    from kernel.live import LiveFeed
+    from kernel.live.publish import start_publisher
+    from kernel.store import Store
+
+    text = "".join(chr(0x400 + i % 200) + "\"\\" for i in range(20_000))  # escapes and 2-byte UTF-8
+
+    async def go():
+        async with await Store.open(pg_dsn) as store:
+            got: list = []
+            feed = LiveFeed(store, got.append, interval=0.05)
+            feed.want({"r1"})
+            task = asyncio.create_task(feed.run())
+            publisher = await start_publisher(store, "elsewhere:1:1")
+            try:
+                for _ in range(200):
+                    if feed.listening("r1"):
+                        break
+                    await asyncio.sleep(0.05)
+                publisher.publish("r1", "a1", text)
+                publisher.publish("r2", "a1", "not wanted")
+                for _ in range(200):
+                    if sum(len(d.text) for d in got) >= len(text):
+                        break
+                    await asyncio.sleep(0.05)
+            finally:
+                task.cancel()
+                await publisher.close()
+            return got
+
+    got = asyncio.run(go())
+    assert len(got) > 1 and "".join(d.text for d in got) == text
+    assert {d.run for d in got} == {"r1"} and all(d.owner == "elsewhere:1:1" for d in got)
+
+
+def test_an_owners_socket_is_private_sends_each_subscriber_its_runs_and_goes_with_it(tmp_path):
+    import stat
+
+    from kernel.live.paths import live_dir
+    from kernel.live.publish import start_publisher
+    from kernel.live.unix import connect, want_line
+    from kernel.live.wire import decode
+    from kernel.store import Store
+
+    db = tmp_path / "vigil.db"
+
+    async def go():
+        async with await Store.open(db) as store:
+            publisher = await start_publisher(store, "here:1:1")
+            path = publisher.sink.path
+            modes = stat.S_IMODE(live_dir(db).stat().st_mode), stat.S_IMODE(path.stat().st_mode)
+            (ra, wa), (rb, wb) = await connect(path, "here:1:1"), await connect(path, "here:1:1")
+            wa.write(want_line({"r1"}))
+            wb.write(want_line({"r2", "r3"}))
+            while publisher.sink.wanted != {"r1", "r2", "r3"}:
+                await asyncio.sleep(0.01)
+            for run in ("r1", "r2", "r3", "r4"):
+                publisher.publish(run, "a", f"to {run}")
+            a = decode(await ra.readline())
+            b = {decode(await rb.readline()).run for _ in range(2)}
+            publisher.publish("r1", "a", "again")
+            a2 = decode(await ra.readline())
+            with pytest.raises(OSError):
+                await connect(path, "someone:2:2")  # the hello names who answers
+            await publisher.close()
+            return modes, a, b, a2, await ra.readline(), live_dir(db).exists()
+
+    modes, a, b, a2, eof, left = asyncio.run(go())
+    assert modes == (0o700, 0o600)
+    assert (a.run, a.text) == ("r1", "to r1") and b == {"r2", "r3"} and a2.text == "again"
+    assert eof == b"" and not left  # closed: the subscriber is told, the socket and its dir are gone
