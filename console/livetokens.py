@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from kernel.live import Delta, LiveFeed
+from kernel.live.feed import LiveFeed
+from kernel.live.wire import Delta
 from kernel.live.publish import Publisher, start_publisher
 
 __all__ = ["LiveTokens"]

@@ -17,7 +17,7 @@ from kernel.engine.runtime import Runtime, choice_problem
 from kernel.engine.steer import steer
 from kernel.errors import NotFound, VigilError
 from kernel.events import InterruptRaised, InterruptResolved
-from kernel.live import publishing
+from kernel.live.publish import publishing
 from kernel.owner import current_actor
 from kernel.projection import TERMINAL
 from kernel.registry import Registry

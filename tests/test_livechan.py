@@ -301,7 +301,7 @@ def test_a_dead_owners_socket_is_ignored_then_cleaned(tmp_path):
 
 def test_a_token_bigger_than_a_notify_payload_arrives_whole_on_postgres(pg_dsn):
     """NOTIFY refuses 8000 bytes: a long delta goes in pieces, and they join up in order."""
-    from kernel.live import LiveFeed
+    from kernel.live.feed import LiveFeed
     from kernel.live.publish import start_publisher
     from kernel.store import Store
 

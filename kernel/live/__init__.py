@@ -3,9 +3,9 @@ processes (a second `vigil` over SSH, a console watching a `vigil worker`). Neve
 token is never written to the log (only the final message is, in ActionSucceeded), and a token
 nobody is listening for is gone.
 
-    async with publishing(runtime, store):        # in the owner (worker, console, `vigil run`)
+    async with publish.publishing(runtime, store):     # in the owner (worker, console, `vigil run`)
         ...
-    feed = LiveFeed(store, on_delta, on_reset, skip_owner=runtime.owner)   # in a viewer
+    feed = feed.LiveFeed(store, on_delta, on_reset, skip_owner=runtime.owner)   # in a viewer
     feed.want({"run-id"}); task = asyncio.create_task(feed.run())
 
 SQLite: a unix socket per owner process beside the database (`<db>.live/<hash of owner>.sock`).
@@ -13,8 +13,4 @@ PostgreSQL: NOTIFY on a channel per run, so it works across hosts. See README "L
 across processes" for why.
 """
 
-from .feed import LiveFeed
-from .publish import Publisher, publishing
-from .wire import Delta
-
-__all__ = ["Delta", "LiveFeed", "Publisher", "publishing"]
+# Nothing is imported here: a package that imports its own modules is in a cycle with them.
