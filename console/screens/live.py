@@ -60,6 +60,9 @@ class LiveScreen(Screen[None]):
         records = list(batch.records)
         for pane in self.query(RunPane):
             pane.log_changed(records)
+        live = getattr(self.app, "live_tokens", None)
+        if batch.interrupts and live is not None and live.feed is not None:
+            live.feed.poke()  # a run started, was adopted or released: its owner may have changed
 
     def on_token(self, run_id: str, action_id: str, token: str) -> None:
         for pane in self.query(RunPane):

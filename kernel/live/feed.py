@@ -55,6 +55,11 @@ class LiveFeed:
             writer.transport.write(want_line(runs))
         self._changed.set()
 
+    def poke(self) -> None:
+        """Look the owners up now (the log says a wanted run changed hands): a worker adopting
+        a run starts streaming at once, and the next round could be `interval` away."""
+        self._changed.set()
+
     @property
     def wanted(self) -> set[str]:
         return set(self._want)
