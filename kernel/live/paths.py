@@ -17,7 +17,9 @@ _SUN_PATH = 100
 
 
 def live_dir(db: Path | str) -> Path:
-    db = Path(db)
+    # resolved: an owner and a viewer reaching one file by different paths (a symlink, another
+    # working directory) must meet at one directory
+    db = Path(db).resolve()
     return db.with_name(db.name + ".live")
 
 
