@@ -65,6 +65,13 @@ async def main(target: str, mode: str, watched: int, background: int) -> dict:
         original_flush(self)
 
     LiveTokens._delta, RunPane.token, RunPane._flush_stream = delta, token, flush
+    if os.environ.get("VIGIL_LIVEBENCH_SLOW"):  # profiling a miss: name every callback over 40 ms
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.04
     registry = Registry()
     for graph in GRAPHS:
         registry.add(graph)
