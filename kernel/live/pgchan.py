@@ -42,10 +42,7 @@ class PgSink:
         self._n = 0
 
     async def start(self) -> bool:
-        try:
-            self.conn = await _connect(self.dsn, "live")
-        except Exception:
-            self.conn = None  # tried again with the first batch: tokens are never worth failing a run
+        # connected by the first batch: a process that never streams costs the server nothing
         return True
 
     async def send(self, deltas: list[Delta]) -> bool:
@@ -96,6 +93,9 @@ class PgListener:
 
         while True:
             listening: set[str] = set()
+            if not wanted():  # no pane open: no connection held
+                await asyncio.sleep(self.interval)
+                continue
             try:
                 conn = await _connect(self.dsn, "live listener")
                 try:
@@ -106,6 +106,8 @@ class PgListener:
                         for run in listening - want:
                             await conn.execute(f"UNLISTEN {channel(run)}")
                         listening = self.listening = want
+                        if not want:
+                            break  # every pane closed: give the connection back
                         async for note in conn.notifies(timeout=self.interval):
                             try:
                                 delta = decode(note.payload)
