@@ -36,12 +36,24 @@ def _row(backend: str, how: str, watched: int, background: int, tokens: int, cro
     )
 
 
+def _bare_row(backend: str, watched: int, background: int, tokens: int, bare: dict) -> dict:
+    return dict(
+        case=f"live tokens: the channel alone ({backend})",
+        setup=f"the same worker and runs; a LiveFeed in a plain asyncio process, no console; per delta "
+              f"(tokens sent together are one delta): {bare['n']} deltas",
+        vigil=f"p50 {bare['p50']:.1f} ms, p99 {bare['p99']:.1f} ms, max {bare['max']:.0f} ms",
+        peer="-", ratio=None, goal="p99 <= 100 ms", ok=bare["p99"] <= 100,
+    )
+
+
 def livechan(quick: bool) -> list[dict]:
     watched, background, tokens = (4, 4, 100) if quick else (4, 16, 300)
     WORK.mkdir(parents=True, exist_ok=True)
     cross = _probe(str(fresh_db("livechan-cross.db")), "cross", watched, background, tokens)
     inproc = _probe(str(fresh_db("livechan-inproc.db")), "inproc", watched, background, tokens)
-    rows = [_row("SQLite", "unix socket", watched, background, tokens, cross, inproc)]
+    bare = _probe(str(fresh_db("livechan-bare.db")), "bare", watched, background, tokens)
+    rows = [_row("SQLite", "unix socket", watched, background, tokens, cross, inproc),
+            _bare_row("SQLite", watched, background, tokens, bare)]
     from .pg_cases import pgserver
 
     try:
@@ -51,10 +63,12 @@ def livechan(quick: bool) -> list[dict]:
                             ratio=None, goal="-", ok=None)]
     server = pgserver.PgServer().start()
     try:
-        dsns = [server.create_database(), server.create_database()]
+        dsns = [server.create_database() for _ in range(3)]
         cross = _probe(dsns[0], "cross", watched, background, tokens)
         inproc = _probe(dsns[1], "inproc", watched, background, tokens)
-        rows.append(_row("PostgreSQL", "NOTIFY through a local server", watched, background, tokens, cross, inproc))
+        bare = _probe(dsns[2], "bare", watched, background, tokens)
+        rows += [_row("PostgreSQL", "NOTIFY through a local server", watched, background, tokens, cross, inproc),
+                 _bare_row("PostgreSQL", watched, background, tokens, bare)]
     finally:
         server.stop()
     return rows

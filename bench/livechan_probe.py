@@ -3,6 +3,7 @@
     python -m bench.livechan_probe TARGET MODE WATCHED BACKGROUND
     MODE: cross  - a `vigil worker` subprocess drives the runs; tokens come over the live channel
           inproc - this console's own runtime drives them (the in-process path: the ceiling)
+          bare   - no console: a plain LiveFeed in this process (the channel alone, to the feed)
 
 A token's time starts when the owner publishes it (Delta.t0, CLOCK_MONOTONIC, shared by the
 processes of one host; in-process: when the runtime tells its listeners) and ends when the pane
@@ -77,10 +78,12 @@ async def main(target: str, mode: str, watched: int, background: int) -> dict:
         registry.add(graph)
     worker = None
     env = {**os.environ, "VIGIL_DB": target, "VIGIL_WORKFLOWS": "bench.livechan_workflows"}
-    if mode == "cross":
+    if mode in ("cross", "bare"):
         async with await Store.open(target) as store:
             rt = Runtime(store, registry)
             runs = [await rt.enqueue("livebench", INPUT) for _ in range(watched + background)]
+    if mode == "bare":
+        return await _bare(target, env, runs[:watched], latencies)
     app = VigilApp(target, registry if mode == "inproc" else Registry(), adopt=False)
     started = time.monotonic()
     async with app.run_test(size=(200, 50)) as pilot:
@@ -108,6 +111,33 @@ async def main(target: str, mode: str, watched: int, background: int) -> dict:
     return dict(n=len(latencies), expected=watched * TOKENS, p50=_pct(latencies, 0.5),
                 p99=_pct(latencies, 0.99), max=max(latencies, default=float("nan")),
                 transport_p50=_pct(transport, 0.5), transport_p99=_pct(transport, 0.99))
+
+
+async def _bare(target: str, env: dict, watched: list[str], latencies: list[float]) -> dict:
+    from kernel.live.feed import LiveFeed
+    from kernel.store import Store
+
+    from .livechan_workflows import TOKENS
+
+    def arrived(delta) -> None:
+        latencies.append((time.monotonic_ns() - delta.t0) / 1e6)
+
+    async with await Store.open(target) as store:
+        feed = LiveFeed(store, arrived)
+        feed.want(set(watched))
+        task = asyncio.create_task(feed.run())
+        worker = subprocess.Popen([sys.executable, "-m", "console.cli", "worker", "--concurrency", "64"],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while not all([(await store.run(r)).status == "completed" for r in watched]):
+                await asyncio.sleep(0.2)
+        finally:
+            task.cancel()
+            worker.terminate()
+            worker.wait(30)
+    # deltas, not tokens: a delta carries every token coalesced since the last send
+    return dict(n=len(latencies), expected=len(watched) * TOKENS, p50=_pct(latencies, 0.5),
+                p99=_pct(latencies, 0.99), max=max(latencies, default=float("nan")))
 
 
 if __name__ == "__main__":
