@@ -371,3 +371,47 @@ def test_an_owners_socket_is_private_sends_each_subscriber_its_runs_and_goes_wit
     assert modes == (0o700, 0o600)
     assert (a.run, a.text) == ("r1", "to r1") and b == {"r2", "r3"} and a2.text == "again"
     assert eof == b"" and not left  # closed: the subscriber is told, the socket and its dir are gone
+
+
+def test_a_console_that_drives_a_run_publishes_its_tokens_to_other_viewers(both_backends):
+    """The console is an owner too: a run it starts streams to a viewer in another process
+    (here a bare LiveFeed on its own connection, as a second console's would be)."""
+    from console.app import VigilApp
+    from kernel.agents.agent import agent_graph
+    from kernel.agents.models.openai import OpenAIChat
+    from kernel.live.feed import LiveFeed
+    from kernel.registry import Registry
+    from kernel.store import Store
+
+    answer = Gated()
+    provider = Provider(answer.plan)
+    registry = Registry()
+    registry.add(agent_graph("livechat", model=OpenAIChat("m", base_url=provider.url + "/v1", key_env=None),
+                             tools=[], system="Answer in a few words."))
+
+    async def go():
+        app = VigilApp(both_backends, registry, adopt=False)
+        async with app.run_test(size=(120, 30)) as pilot:
+            run_id = await app.runtime.start("livechat", {"messages": [{"role": "user", "content": "spell it"}]})
+            async with await Store.open(both_backends) as other:
+                got: list = []
+                feed = LiveFeed(other, got.append, interval=0.05)  # another viewer: no skip_owner
+                feed.want({run_id})
+                task = asyncio.create_task(feed.run())
+                try:
+                    await _until(pilot, lambda: answer.reached[0].is_set() and feed.listening(run_id))
+                    answer.gates[0].set()
+                    await _until(pilot, lambda: "alpha bravo charlie" in "".join(d.text for d in got))
+                    answer.gates[3].set()
+                    await _until(pilot, lambda: TEXT in "".join(d.text for d in got))
+                finally:
+                    task.cancel()
+            return got, app.runtime.owner
+
+    try:
+        got, owner = asyncio.run(go())
+    finally:
+        for gate in answer.gates.values():
+            gate.set()
+        provider.close()
+    assert "".join(d.text for d in got).strip() == TEXT and {d.owner for d in got} == {owner}
