@@ -13,11 +13,11 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import console_cases, log_cases, pg_cases, runtime_cases, startup_cases, tail_cases
+from . import console_cases, livechan_cases, log_cases, pg_cases, runtime_cases, startup_cases, tail_cases
 from .common import WORK, machine, rss_mb
 
 CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup,
-         pg_cases.postgres]
+         pg_cases.postgres, livechan_cases.livechan]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 

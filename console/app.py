@@ -27,6 +27,7 @@ from themes import DEFAULT, load_themes
 
 from . import config
 from .feed import Batch, follow
+from .livetokens import LiveTokens
 from .runactions import RunActions
 
 __all__ = ["VigilApp"]
@@ -137,6 +138,8 @@ class VigilApp(RunActions, App[None]):
         if not self.readonly:
             await self.runtime.__aenter__()
         self.runtime.listen(self._from_runtime)
+        self.live_tokens = LiveTokens(self)  # tokens of runs other processes drive, and ours for them
+        await self.live_tokens.start()
         self.follow_log(await self.store.head())
         await self.refresh_pending()
         await self.push_screen(RunsScreen())
@@ -208,6 +211,8 @@ class VigilApp(RunActions, App[None]):
         if hasattr(self, "runtime") and not self.readonly:
             # Steps under way finish (briefly) rather than leave their effects in doubt.
             await self.runtime.drain(5.0, release=getattr(self, "_release_on_exit", True))
+        if hasattr(self, "live_tokens"):
+            await self.live_tokens.close()
         if hasattr(self, "store"):
             await self.store.close()
 

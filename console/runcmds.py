@@ -17,6 +17,7 @@ from kernel.engine.runtime import Runtime, choice_problem
 from kernel.engine.steer import steer
 from kernel.errors import NotFound, VigilError
 from kernel.events import InterruptRaised, InterruptResolved
+from kernel.live.publish import publishing
 from kernel.owner import current_actor
 from kernel.projection import TERMINAL
 from kernel.registry import Registry
@@ -149,7 +150,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         _out(f"run {run_id} ({args.graph}) queued; a `vigil worker` with this graph picks it up")
         return 0
     async with await Store.open(_db_path(args)) as store:
-        async with Runtime(store, registry) as runtime:
+        async with Runtime(store, registry) as runtime, publishing(runtime, store):  # tokens to viewers
             lost: list[tuple[str, str]] = []
             runtime.listen(lambda what, rid, why: lost.append((rid, why)) if what == "lost" else None)
             start = await store.head()
@@ -238,7 +239,7 @@ def _print_errors(what: str, run_id: str, data: Any) -> None:
 
 async def cmd_resume(args: argparse.Namespace) -> int:
     async with await Store.open(_db_path(args)) as store:
-        async with Runtime(store, _registry(args)) as runtime:
+        async with Runtime(store, _registry(args)) as runtime, publishing(runtime, store):
             target = await store.resolve(args.run) if args.run else None
             runtime.listen(_print_errors)
             adopted = await runtime.resume(target)
@@ -440,7 +441,7 @@ async def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with await Store.open(_db_path(args)) as store:
-        async with Runtime(store, registry, lease_seconds=args.lease) as runtime:
+        async with Runtime(store, registry, lease_seconds=args.lease) as runtime, publishing(runtime, store):
             worker = Worker(runtime, concurrency=args.concurrency, graphs=graphs, grace=args.grace, say=say)
             names = ", ".join(sorted(graphs or (g.name for g in registry)))
             say(f"worker {runtime.owner} on {store.where}: graphs {names}; up to {args.concurrency} at once")

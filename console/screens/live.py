@@ -60,11 +60,19 @@ class LiveScreen(Screen[None]):
         records = list(batch.records)
         for pane in self.query(RunPane):
             pane.log_changed(records)
+        live = getattr(self.app, "live_tokens", None)
+        if batch.interrupts and live is not None and live.feed is not None:
+            live.feed.poke()  # a run started, was adopted or released: its owner may have changed
 
     def on_token(self, run_id: str, action_id: str, token: str) -> None:
         for pane in self.query(RunPane):
             if pane.run_id == run_id:
                 pane.token(action_id, token)
+
+    def on_token_gap(self, run_id: str) -> None:
+        for pane in self.query(RunPane):
+            if pane.run_id == run_id:
+                pane.token_gap()
 
     def _focused(self) -> RunPane | None:
         node = self.focused

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Log, Static, Tree
 
 from kernel.codec import Record
-from kernel.events import RunStarted, StepCompleted, StepStarted
+from kernel.events import ActionSucceeded, RunStarted, StepCompleted, StepStarted
 from kernel.limits import describe, waiting
 
 from ..format import duration, summary
@@ -41,6 +41,8 @@ class RunPane(Vertical, can_focus=True):
         self.nodes: set[str] = set()
         self.steps = 0
         self.stream = ""
+        self._streaming: str | None = None  # the action whose tokens `stream` shows
+        self._finished: set[str] = set()  # actions whose result is in the log: late tokens are dropped
         self._stream_dirty = False
         self._state_due = True
         self.tokens = ""
@@ -70,6 +72,14 @@ class RunPane(Vertical, can_focus=True):
         self.set_interval(0.5, self._maybe_state)
         self.set_interval(1.0, self._tick)
         self.set_interval(0.25, self._show_queue)
+        live = getattr(self.app, "live_tokens", None)
+        if live is not None:  # tokens from the process that drives this run, if not this one
+            live.opened(self.run_id)
+
+    def on_unmount(self) -> None:
+        live = getattr(self.app, "live_tokens", None)
+        if live is not None:
+            live.closed(self.run_id)
 
     @work(group="pane-load")
     async def load(self) -> None:
@@ -134,6 +144,15 @@ class RunPane(Vertical, can_focus=True):
                 self.steps += 1
                 self._state_due = True
                 self.stream = ""
+                self._stream_dirty = True
+            elif isinstance(event, ActionSucceeded):
+                # The durable result replaces the streamed text; a token still in flight from
+                # another process (it can arrive after the event) must not bring it back.
+                self._finished.add(event.action_id)
+                if event.action_id == self._streaming:
+                    self._streaming = None
+                    self.stream = ""
+                    self._stream_dirty = True
             elif isinstance(event, RunStarted):
                 self.border_title = f"{self.run_id} · {event.graph}"
         if lines:
@@ -149,8 +168,17 @@ class RunPane(Vertical, can_focus=True):
         self.refresh_info()
 
     def token(self, action_id: str, token: str) -> None:
+        if action_id in self._finished:
+            return
+        self._streaming = action_id
         self.stream = (self.stream + token)[-400:]
         self._stream_dirty = True
+
+    def token_gap(self) -> None:
+        """Tokens were lost on the way (a dropped connection): start again rather than glue."""
+        if self.stream:
+            self.stream = "… "
+            self._stream_dirty = True
 
     def _flush_stream(self) -> None:
         if self._stream_dirty:
