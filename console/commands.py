@@ -71,12 +71,14 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 
 
 async def cmd_events(args: argparse.Namespace) -> int:
-    unknown = [t for t in args.type or () if t not in EVENT_TYPES]
+    # `--type Note,RunFailed` or `--type Note --type RunFailed`: the same filter.
+    types = [t.strip() for value in args.type or () for t in value.split(",")] or None
+    unknown = [t for t in types or () if t not in EVENT_TYPES]
     if unknown:
         raise VigilError(f"--type {unknown[0]!r} is not an event type (one of {', '.join(EVENT_TYPES)})")
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-        async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=args.type):
+        async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=types):
             _out(_json.encode(record_json(record)) if args.json else event_line(record))
     return 0
 

@@ -77,8 +77,27 @@ CREATE TABLE vigil.interrupts(
 CREATE INDEX interrupts_pending ON vigil.interrupts(raised_ns) WHERE resolved_seq IS NULL
 """
 
-# MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's).
-MIGRATIONS = [_V1]
+async def _v2_error_category(conn: psycopg.AsyncConnection) -> None:
+    """A failed run's error category (ErrorInfo.category), for `vigil runs --error-category`;
+    backfilled from the RunFailed rows already in the log."""
+    from ...codec import decode
+    from ...events import RunFailed
+    from ...projection import failure_category
+
+    await conn.execute("ALTER TABLE vigil.runs ADD COLUMN error_category text")
+    cur = await conn.execute(
+        "SELECT e.run_id, e.type, e.body, e.crc FROM vigil.events e JOIN vigil.runs r ON r.run_id = e.run_id"
+        " WHERE e.type = 'RunFailed' AND r.status = 'failed'"
+    )
+    for run_id, type_, body, crc in await cur.fetchall():
+        event = decode(type_, bytes(body), crc)
+        category = failure_category(event) if isinstance(event, RunFailed) else "internal"
+        await conn.execute("UPDATE vigil.runs SET error_category = %s WHERE run_id = %s", (category, run_id))
+
+
+# MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's): SQL
+# text, or a function for a step that has to read bodies.
+MIGRATIONS = [_V1, _v2_error_category]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -106,25 +125,29 @@ def _newer(version: int) -> SchemaError:
     )
 
 
-async def migrate(conn: psycopg.AsyncConnection) -> int:
-    """Bring the schema up to date in one transaction (one migrator at a time); refuse a newer."""
+async def migrate(conn: psycopg.AsyncConnection, *, upto: int = SCHEMA_VERSION) -> int:
+    """Bring the schema up to date (or to `upto`, for tests of a migration) in one transaction,
+    one migrator at a time; refuse a newer."""
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
         await conn.execute("CREATE SCHEMA IF NOT EXISTS vigil")
         version = await _version(conn)
         if version > SCHEMA_VERSION:
             raise _newer(version)
-        for step in range(version, SCHEMA_VERSION):
+        for step in range(version, upto):
+            if callable(MIGRATIONS[step]):
+                await MIGRATIONS[step](conn)
+                continue
             for statement in MIGRATIONS[step].split(";"):
                 if statement.strip():
                     await conn.execute(statement)
-        if SCHEMA_VERSION > version:
+        if upto > version:
             await conn.execute(
                 "INSERT INTO vigil.meta VALUES ('schema_version', %s)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (str(SCHEMA_VERSION),),
+                (str(upto),),
             )
-    return max(version, SCHEMA_VERSION)
+    return max(version, upto)
 
 
 async def check_readable(conn: psycopg.AsyncConnection) -> int:
