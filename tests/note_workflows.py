@@ -71,7 +71,7 @@ gathering = _linear("gathering", _gathering)
 @tool()
 async def flaky(what: str) -> dict:
     """A tool that always fails."""
-    raise RuntimeError(f"{what} broke")
+    raise RuntimeError(f"{what} broke (key {TOKEN})")
 
 
 async def _tool_fails(state, ctx):
