@@ -103,3 +103,28 @@ def test_the_scrubber_jumps_to_notes_and_filters_to_them(tmp_path, monkeypatch):
                 assert words in text, words
 
     asyncio.run(go())
+
+
+def test_the_runs_list_shows_a_failed_runs_category(tmp_path, monkeypatch):
+    from kernel.events import RunFailed
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    db = tmp_path / "failed.db"
+
+    async def build():
+        async with await Store.open(db) as store:
+            await store.append("run-limited", [RunStarted(graph="support", input={}, start_at=("work",)),
+                                               RunFailed(error="node work failed", error_info=LIMIT)],
+                               expected_seq=0, ts_ns=T0)
+
+    asyncio.run(build())
+
+    async def go():
+        app = VigilApp(db, default_registry(), theme="vigil-dark", now=lambda: NOW, adopt=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunList).count == 1)
+            await until(pilot, lambda: "run-limited" in screen_text(app))
+            row = next(line for line in screen_text(app).splitlines() if "run-limited" in line)
+            assert "failed" in row and "rate_limit" in row
+
+    asyncio.run(go())
