@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from . import scopes
 from ..codec import canonical_hash, short
 from ..errorinfo import classify, info
+from ..events import Note
 from ..errors import ActionError, Diverged, Failed, Suspended, ToolInputError, ToolRejected
-from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved, Note
+from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
 from ..redact import recordable, redact
 from ..secrets import restore
 from ..tools import Tool
@@ -160,13 +161,10 @@ class Effects:
                 action_id=action_id, step_id=ctx.step_id, kind=kind, name=name, input=input,
                 idempotency_key=key, due_ns=due_ns,
             ))
-        # What an exception out of the effect is, unless it says: a tool's is the tool's failure.
-        default = "tool" if kind == "tool" else "internal"
-        return await self._run_effect(action_id, run, due_ns, idempotent, default)
+        return await self._run_effect(action_id, run, due_ns, idempotent)
 
     async def _run_effect(
-        self, action_id: str, run: Callable[[], Awaitable[Any]] | None, due_ns: int | None, idempotent: bool,
-        default: str = "internal",
+        self, action_id: str, run: Callable[[], Awaitable[Any]] | None, due_ns: int | None, idempotent: bool
     ) -> Any:
         token = scopes.outside()  # tasks the effect's own code starts take no call positions
         try:
@@ -179,7 +177,7 @@ class Effects:
         except Exception as exc:
             retryable = bool(getattr(exc, "retryable", False))
             error = error_text(exc)
-            what = classify(exc, default=default)
+            what = classify(exc, default=self._failure_default(action_id))
             self.post(ActionFailed(action_id=action_id, error=error, retryable=retryable, error_info=what))
             # The same exception a replay raises from the record, so code sees no difference.
             raise ActionError(error, retryable, what) from exc
@@ -189,6 +187,12 @@ class Effects:
         if not idempotent:  # keep the window in which a crash leaves it in doubt small
             await self._wait(done)
         return output
+
+    def _failure_default(self, action_id: str) -> str:
+        """What an exception out of an effect is, unless it says: a tool's is the tool's failure
+        (its request is in the view already: recorded before the effect ran)."""
+        record = self.view.actions.get(action_id)
+        return "tool" if record is not None and record.requested.kind == "tool" else "internal"
 
     async def in_doubt(self, ctx: "Ctx", action_id: str, occurrence: int, req: ActionRequested) -> Any:
         """Ask whether an interrupted non-idempotent effect ran. Returns its output if a human

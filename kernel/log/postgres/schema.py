@@ -84,7 +84,7 @@ async def _v2_error_category(conn: psycopg.AsyncConnection) -> None:
     from ...events import RunFailed
     from ...projection import failure_category
 
-    await conn.execute("ALTER TABLE vigil.runs ADD COLUMN error_category text")
+    await conn.execute("ALTER TABLE vigil.runs ADD COLUMN IF NOT EXISTS error_category text")
     cur = await conn.execute(
         "SELECT e.run_id, e.type, e.body, e.crc FROM vigil.events e JOIN vigil.runs r ON r.run_id = e.run_id"
         " WHERE e.type = 'RunFailed' AND r.status = 'failed'"
