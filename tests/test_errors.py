@@ -270,3 +270,38 @@ def test_a_child_failure_keeps_the_childs_category(new_log):
     info, events = run(go())
     assert info.status == "failed" and info.error_category == "rate_limit"
     assert _of(events, ActionFailed)[0].error_info.code == "child_failed"
+
+
+@pytest.mark.parametrize("status, category", [
+    (429, "rate_limit"), (529, "rate_limit"), (503, "transport"), (504, "timeout"), (401, "policy"), (400, "internal"),
+])
+def test_a_providers_status_is_classified_by_the_client(status, category):
+    from kernel.agents.models import ModelError
+    from kernel.agents.models.openai import OpenAIChat
+
+    provider = Provider(lambda path, body: (status, [json.dumps({"error": {"message": "no"}}).encode()], False))
+    try:
+        model = OpenAIChat("m", base_url=provider.url + "/v1", key_env=None)
+        with pytest.raises(ModelError) as raised:
+            asyncio.run(model.complete([{"role": "user", "content": "hi"}], [], lambda token: None))
+    finally:
+        provider.close()
+    info = raised.value.error_info
+    assert (info.code, info.category) == (f"http_{status}", category)
+    assert info.retryable == raised.value.retryable
+
+
+def test_exceptions_without_their_own_info_are_classified_by_type():
+    import httpx
+
+    from kernel.errorinfo import classify
+    from kernel.errors import ToolError, ToolInputError, ToolRejected
+
+    assert classify(httpx.ReadTimeout("slow")).category == "timeout"
+    assert classify(httpx.ConnectError("refused")).category == "transport"
+    assert classify(TimeoutError()).category == "timeout"
+    assert classify(ToolRejected("no")).category == "policy"
+    assert classify(ToolInputError("bad")).category == "tool"
+    assert classify(ToolError("broke", retryable=True)).retryable is True
+    assert classify(ValueError("x"), default="tool") == ErrorInfo(code="value_error", category="tool", message="x")
+    assert classify(ValueError("x")).category == "internal"
