@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("runs", help="list runs, newest first")
     p.add_argument("--status", help="running, waiting, paused, completed, failed, cancelled, diverged")
     p.add_argument("--graph", help="only runs of this graph")
+    p.add_argument("--error-category", metavar="C",
+                   help="only failed runs whose failure was of this category: rate_limit, transport, "
+                        "tool, policy, timeout, internal")
     p.add_argument("--limit", type=_int64, default=50, help="at most this many (default 50; 0 = all)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
@@ -104,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run id or a unique prefix of one")
     p.add_argument("--from", dest="from_seq", type=_int64, default=1, metavar="SEQ")
     p.add_argument("--to", dest="to_seq", type=_int64, metavar="SEQ")
-    p.add_argument("--type", action="append", help="only events of this type (repeatable)")
+    p.add_argument("--type", action="append", metavar="TYPE[,TYPE]",
+                   help="only events of these types, e.g. Note,RunFailed (repeatable)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
     p = sub.add_parser("state", help="a run's state as of a seq (default: the last)")

@@ -14,7 +14,7 @@ import msgspec
 from kernel.log import target_of
 from kernel.codec import to_builtins
 from kernel.errors import NotFound, VigilError
-from kernel.events import EVENT_TYPES
+from kernel.events import ERROR_CATEGORIES, EVENT_TYPES
 from kernel.projection import STATUSES
 from kernel.exchange import export_lines, import_lines
 from kernel.store import Store
@@ -47,6 +47,9 @@ def _out(line: str | bytes) -> None:
 async def cmd_runs(args: argparse.Namespace) -> int:
     if args.status is not None and args.status not in STATUSES:
         raise VigilError(f"--status {args.status!r} is not a status (one of {', '.join(STATUSES)})")
+    category = args.error_category
+    if category is not None and category not in ERROR_CATEGORIES:
+        raise VigilError(f"--error-category {category!r} is not a category (one of {', '.join(ERROR_CATEGORIES)})")
     async with await _open(args) as store:
         page, offset, shown = 500, 0, 0
         limit = args.limit if args.limit > 0 else None
@@ -55,7 +58,9 @@ async def cmd_runs(args: argparse.Namespace) -> int:
         now = time.time_ns()
         while limit is None or shown < limit:
             take = page if limit is None else min(page, limit - shown)
-            runs = await store.runs(status=args.status, graph=args.graph, limit=take, offset=offset)
+            runs = await store.runs(
+                status=args.status, graph=args.graph, limit=take, offset=offset, error_category=category,
+            )
             for run in runs:
                 if args.json:
                     row = to_builtins(run)
@@ -71,12 +76,14 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 
 
 async def cmd_events(args: argparse.Namespace) -> int:
-    unknown = [t for t in args.type or () if t not in EVENT_TYPES]
+    # `--type Note,RunFailed` or `--type Note --type RunFailed`: the same filter.
+    types = [t.strip() for value in args.type or () for t in value.split(",")] or None
+    unknown = [t for t in types or () if t not in EVENT_TYPES]
     if unknown:
         raise VigilError(f"--type {unknown[0]!r} is not an event type (one of {', '.join(EVENT_TYPES)})")
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
-        async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=args.type):
+        async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=types):
             _out(_json.encode(record_json(record)) if args.json else event_line(record))
     return 0
 

@@ -14,6 +14,7 @@ from kernel.events import (
     ActionSucceeded,
     InterruptRaised,
     InterruptResolved,
+    Note,
     RunCancelled,
     RunCompleted,
     RunDiverged,
@@ -70,7 +71,9 @@ def summary(event: Any) -> str:
             return f"{event.graph} v{event.graph_version} input={short(event.input)}{fork}"
         case RunCompleted():
             return f"output={short(event.output)}"
-        case RunFailed() | RunDiverged():
+        case RunFailed():
+            return f"{event.error}{_category(event.error_info)}"
+        case RunDiverged():
             return event.error
         case RunCancelled() | RunPaused():
             who = _by(event.actor)
@@ -85,13 +88,14 @@ def summary(event: Any) -> str:
             nxt = ",".join(event.next) or "end"
             return f"{event.node} [{event.step_id}] {_patches(event.update)} -> {nxt}"
         case StepFailed():
-            return f"{event.node} attempt {event.attempt}: {event.error}"
+            return f"{event.node} attempt {event.attempt}: {event.error}{_category(event.error_info)}"
         case ActionRequested():
             return f"{event.kind} {event.name}({short(event.input, 48)}) [{event.action_id}]"
         case ActionSucceeded():
             return f"[{event.action_id}] -> {short(event.output)}"
         case ActionFailed():
-            return f"[{event.action_id}] {event.error}" + (" (retryable)" if event.retryable else "")
+            return (f"[{event.action_id}] {event.error}{_category(event.error_info)}"
+                    + (" (retryable)" if event.retryable else ""))
         case InterruptRaised():
             return f"{event.kind}: {event.title} [{event.interrupt_id}]"
         case InterruptResolved():
@@ -99,11 +103,17 @@ def summary(event: Any) -> str:
             return f"{event.decision} [{event.interrupt_id}]{who}"
         case ToolApprovedForRun():
             return f"{event.tool} approved for the rest of the run"
+        case Note():
+            return f"{event.name} {short(event.payload, 80)} [{event.note_id}]"
         case Unknown():
             return f"unknown event type ({len(event.body)} bytes; written by a newer vigil?)"
         case Corrupt():
             return f"CORRUPT: {event.error}"
     return ""
+
+
+def _category(info) -> str:
+    return f" [{info.category}:{info.code}]" if info is not None else ""
 
 
 def event_line(record: Record) -> str:
@@ -145,9 +155,11 @@ def owner_text(run: RunInfo) -> str:
 def run_line(run: RunInfo, now_ns: int) -> str:
     end = run.updated_ns if run.status in TERMINAL else now_ns
     pending = str(run.pending) if run.pending else "-"
+    # A failed run says what kind of failure after its owner column (`-` for an ended run).
+    category = f"  {run.error_category}" if run.status == "failed" and run.error_category else ""
     return (
         f"{run.run_id:<16}  {run.graph[:18]:<18}  {run.status:<9}  {clock(run.created_ns, date=True)}"
-        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}  {owner_text(run)}"
+        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}  {owner_text(run)}{category}"
     )
 
 

@@ -32,7 +32,8 @@ __all__ = ["CopyReport", "copy_log", "verify_copy"]
 
 _PAGE = 2000
 # Compared between source and target; owner and lease are not copied (nobody drives a copy yet).
-_SAME = ("graph", "graph_version", "status", "created_ns", "pending", "parent_run_id", "labels", "error", "last_seq", "updated_ns")
+_SAME = ("graph", "graph_version", "status", "created_ns", "pending", "parent_run_id", "labels", "error", "last_seq", "updated_ns",
+         "error_category")
 
 
 class CopyReport(msgspec.Struct, kw_only=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .events import ERROR_CATEGORIES, ErrorInfo
+
 __all__ = [
     "VigilError",
     "ConcurrencyError",
@@ -29,6 +31,7 @@ __all__ = [
     "Failed",
     "Lost",
     "StepDiverged",
+    "NodeError",
 ]
 
 
@@ -101,11 +104,13 @@ class BadSignal(VigilError):
 
 
 class ToolError(VigilError):
-    """A tool failed; `retryable` says whether running it again may help."""
+    """A tool failed; `retryable` says whether running it again may help. `info` classifies it
+    when the tool knows better than "tool" (a timeout, a refused policy)."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, info: ErrorInfo | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.error_info = info
 
 
 class ToolInputError(ToolError):
@@ -117,11 +122,13 @@ class ToolRejected(ToolError):
 
 
 class ModelError(VigilError):
-    """A provider refused or broke off; `retryable` for rate limits, 5xx and dropped streams."""
+    """A provider refused or broke off; `retryable` for rate limits, 5xx and dropped streams;
+    `info` says which (the HTTP status, the transport error), set where the client saw it."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, info: ErrorInfo | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.error_info = info
 
 
 class InterruptRefused(VigilError):
@@ -129,11 +136,13 @@ class InterruptRefused(VigilError):
 
 
 class ActionError(VigilError):
-    """A recorded effect failed; replayed as the same error within the same attempt."""
+    """A recorded effect failed; replayed as the same error within the same attempt (and the
+    same classification, so a step that fails on it records what the effect recorded)."""
 
-    def __init__(self, message: str, retryable: bool = False) -> None:
+    def __init__(self, message: str, retryable: bool = False, info: ErrorInfo | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.error_info = info
 
 
 class Diverged(VigilError):
@@ -154,11 +163,12 @@ class Suspended(BaseException):
 
 
 class Failed(Exception):
-    """Ends the run as failed, with this message."""
+    """Ends the run as failed, with this message (and what kind of failure it was)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, info: ErrorInfo | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.info = info
 
 
 class Lost(Exception):
@@ -170,3 +180,20 @@ class StepDiverged(Exception):
 
     def __init__(self, inner: Diverged) -> None:
         self.inner = inner
+
+
+class NodeError(VigilError):
+    """Raised by node or tool code that knows what kind of failure it is: the step (and, if it
+    is not retried, the run) fails with this classification instead of a guessed one.
+
+        raise NodeError("quota for today is used up", code="quota", category="rate_limit")
+    """
+
+    def __init__(
+        self, message: str, *, code: str, category: str = "internal", retryable: bool = False
+    ) -> None:
+        if category not in ERROR_CATEGORIES:
+            raise ValueError(f"category {category!r} is not one of {', '.join(ERROR_CATEGORIES)}")
+        super().__init__(message)
+        self.retryable = retryable
+        self.error_info = ErrorInfo(code=code, category=category, retryable=retryable, message=message)

@@ -32,6 +32,9 @@ __all__ = [
     "InterruptRaised",
     "InterruptResolved",
     "ToolApprovedForRun",
+    "Note",
+    "ErrorInfo",
+    "ERROR_CATEGORIES",
 ]
 
 PatchOp = Literal["set", "append", "extend", "merge", "delete"]
@@ -92,6 +95,7 @@ class RunCompleted(_Event):
 
 class RunFailed(_Event):
     error: str
+    error_info: ErrorInfo | None = None  # None in bodies written before error_info existed
 
 
 class RunCancelled(_Event):
@@ -147,6 +151,7 @@ class StepFailed(_Event):
     attempt: int
     error: str
     retry_at_ns: int | None = None
+    error_info: ErrorInfo | None = None
 
 
 # action (every effect) ----------------------------------------------------------------
@@ -172,6 +177,7 @@ class ActionFailed(_Event):
     action_id: str
     error: str
     retryable: bool = False
+    error_info: ErrorInfo | None = None
 
 
 # interrupt ---------------------------------------------------------------------------
@@ -201,6 +207,34 @@ class ToolApprovedForRun(_Event):
     actor: Actor | None = None
 
 
+# notes and errors (added last: a merge with other branches' events stays a pure addition) ------
+
+
+class Note(_Event):
+    """A domain event a node records with `ctx.note(name, payload)`: what the run decided or
+    found, for people and tools reading the log. Never part of the state (the fold skips it);
+    `note_id` is the call position, so a re-executed step does not note twice."""
+
+    note_id: str
+    step_id: str
+    name: str
+    payload: Any = None
+
+
+# What a failure was, for filtering and retry decisions; the free text stays in `error`.
+ERROR_CATEGORIES = ("rate_limit", "transport", "tool", "policy", "timeout", "internal")
+
+
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A failure, classified where it happened. `category` is a str, not a Literal, so a body
+    written by a newer vigil with a category this one does not know still decodes."""
+
+    code: str
+    category: str = "internal"
+    retryable: bool = False
+    message: str = ""
+
+
 Event = Union[
     RunStarted,
     RunCompleted,
@@ -219,6 +253,7 @@ Event = Union[
     InterruptRaised,
     InterruptResolved,
     ToolApprovedForRun,
+    Note,
 ]
 
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in Event.__args__}

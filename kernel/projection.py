@@ -21,7 +21,8 @@ from .events import (
     RunStarted,
 )
 
-__all__ = ["RunInfo", "RUN_COLUMNS", "PROJECTED", "TERMINAL", "STATUSES", "new_row", "advance", "run_info"]
+__all__ = ["RunInfo", "RUN_COLUMNS", "PROJECTED", "TERMINAL", "STATUSES", "new_row", "advance", "run_info",
+           "failure_category"]
 
 # Stored in `runs`; RunInfo adds last_seq and updated_ns, read from the run's last event.
 RUN_COLUMNS = (
@@ -36,6 +37,7 @@ RUN_COLUMNS = (
     "parent_run_id",
     "labels",
     "error",
+    "error_category",  # a failed run's ErrorInfo.category (schema v4 on SQLite, v2 on PostgreSQL)
 )
 
 # The event types that change a run's row; any other append leaves `runs` untouched.
@@ -71,6 +73,7 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None
     last_seq: int
     updated_ns: int
+    error_category: str | None = None
     # The database's clock when this row was read: leases are compared with it, never with the
     # reading host's clock (hosts sharing a PostgreSQL log may disagree by seconds).
     seen_ns: int = 0
@@ -91,6 +94,12 @@ def run_info(row: tuple, seen_ns: int | None = None) -> RunInfo:
         **values, last_seq=row[-2] or 0, updated_ns=row[-1] or values["created_ns"],
         seen_ns=seen_ns if seen_ns is not None else time.time_ns(),
     )
+
+
+def failure_category(event: RunFailed) -> str:
+    """A body written before ErrorInfo existed says nothing: the catch-all, so every failed run
+    has a category to filter on."""
+    return event.error_info.category if event.error_info is not None else "internal"
 
 
 def new_row(run_id: str, ts_ns: int) -> dict[str, Any]:
@@ -130,6 +139,7 @@ def advance(
     elif isinstance(event, RunFailed):
         row["status"] = "failed"
         row["error"] = event.error
+        row["error_category"] = failure_category(event)
     elif isinstance(event, RunCancelled):
         row["status"] = "cancelled"
         row["error"] = event.reason or None

@@ -29,6 +29,7 @@ _json = msgspec.json.Encoder()
 STEP = ("StepCompleted",)
 INTERRUPTS = ("InterruptRaised",)
 FAILURES = ("StepFailed", "ActionFailed", "RunFailed", "RunDiverged")
+ONLY = {"note": ("Note",), "failure": FAILURES}  # what `o` and `e` narrow the timeline to
 FILTERS: list[tuple[str, ...] | None] = [None, ("StepStarted", "StepCompleted", "StepFailed"),
                                          ("ActionRequested", "ActionSucceeded", "ActionFailed"),
                                          ("InterruptRaised", "InterruptResolved", "ToolApprovedForRun"), FAILURES]
@@ -44,6 +45,10 @@ class ScrubberScreen(Screen[None]):
         Binding("N", "jump('interrupt', False)", "prev interrupt", show=False, id="scrubber.prev_interrupt"),
         Binding("x", "jump('failure', True)", "next failure", show=False, id="scrubber.next_failure"),
         Binding("X", "jump('failure', False)", "prev failure", show=False, id="scrubber.prev_failure"),
+        Binding("m", "jump('note', True)", "next note", show=False, id="scrubber.next_note"),
+        Binding("M", "jump('note', False)", "prev note", show=False, id="scrubber.prev_note"),
+        Binding("o", "only('note')", "notes only", show=False, id="scrubber.notes"),
+        Binding("e", "only('failure')", "errors only", show=False, id="scrubber.errors"),
         Binding("g", "edge(0)", "first", show=False, id="scrubber.first"),
         Binding("G", "edge(-1)", "last", show=False, id="scrubber.last"),
         Binding("colon", "goto", "go to seq", show=False, id="scrubber.goto"),
@@ -209,7 +214,7 @@ class ScrubberScreen(Screen[None]):
 
     @work(exclusive=True, group="scrub-jump")
     async def action_jump(self, what: str, forward: bool) -> None:
-        types = {"step": STEP, "interrupt": INTERRUPTS, "failure": FAILURES}[what]
+        types = {"step": STEP, "interrupt": INTERRUPTS, "failure": FAILURES, "note": ONLY["note"]}[what]
         t = self.timeline
         seq = t.seq_at(t.cursor) if t.count else 0
         found = await self.app.store.find(self.run_id, seq, types, forward=forward)
@@ -286,12 +291,27 @@ class ScrubberScreen(Screen[None]):
         if types is None:
             self.clear_filter()
         else:
-            t.seqs = await self.app.store.seqs(self.run_id, types)
-            t.types = types
-            t._pages.clear()
-            t.set_count(len(t.seqs))
-            t.cursor = t.index_of(current) if t.count else 0
+            await self._narrow(types, current)
         self.update_bar()
+
+    @work(exclusive=True, group="scrub-filter")
+    async def action_only(self, what: str) -> None:
+        """Only notes (or only failures); the same key again shows every event."""
+        t, types = self.timeline, ONLY[what]
+        if t.types == types:
+            self.clear_filter()
+        else:  # `t` then goes on from here in its cycle
+            self.filter_index = FILTERS.index(types) if types in FILTERS else 0
+            await self._narrow(types, t.seq_at(t.cursor) if t.count else 1)
+        self.update_bar()
+
+    async def _narrow(self, types: tuple[str, ...], current: int) -> None:
+        t = self.timeline
+        t.seqs = await self.app.store.seqs(self.run_id, types)
+        t.types = types
+        t._pages.clear()
+        t.set_count(len(t.seqs))
+        t.cursor = t.index_of(current) if t.count else 0
 
     def clear_filter(self) -> None:
         t = self.timeline

@@ -125,7 +125,11 @@ class RunList(VirtualList):
         text.append(f"{duration(max(0, end - run.created_ns)):>6} ")
         text.append(f"{run.last_seq:>5} ", style=dim)
         text.append(f"{'⚑' + str(run.pending) if run.pending else '':>2} ", style=status_style)
-        text.append(f"{owner[:owner_w]:<{owner_w}}", style=dim if owner in ("-", "free") else None)
+        if run.status == "failed" and run.error_category:
+            # An ended run has no owner; what kind of failure it was says more in that place.
+            text.append(f"{run.error_category[:owner_w]:<{owner_w}}", style=status_style)
+        else:
+            text.append(f"{owner[:owner_w]:<{owner_w}}", style=dim if owner in ("-", "free") else None)
         if width > 100:
             lineage = f"fork of {run.parent_run_id}" if run.labels.get("fork_of") else (
                 f"child of {run.parent_run_id}" if run.parent_run_id else "")

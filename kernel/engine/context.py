@@ -114,6 +114,14 @@ class Ctx:
             self, self._next_id(), "random", "random", None, _async(random.random), idempotent=True
         )
 
+    def note(self, name: str, payload: Any = None) -> None:
+        """Record a domain event (a Note) in the run's log: what the node decided or found.
+        Not awaited: it is queued in order with the step's other appends. Redacted like every
+        event, left out of the state, and made once per call position (a replay notes nothing)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError("a note needs a name (a non-empty str)")
+        self._driver.note(self, self._next_id(), name, payload)
+
     async def child(self, graph: str, input: Any = None, *, labels: dict[str, str] | None = None) -> Any:
         """Start a child run (with lineage) and return its output when it completes."""
         return await self._driver.child(self, self._next_id(), graph, input, labels or {})

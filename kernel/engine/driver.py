@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import scopes
 from ..codec import canonical_hash
+from ..errorinfo import classify, info
 from ..errors import Failed, Lost, StepDiverged
 from ..events import RunCompleted, RunDiverged, RunFailed
 from ..graph import Graph
@@ -66,7 +67,9 @@ class RunDriver(Appends, Supersteps, Effects):
                 raise
             except BaseException as exc:  # a bug, or a log this code cannot follow: say so in the log
                 if self.view.terminal is None and self._error is None:
-                    self.post(RunFailed(error=f"the driver stopped: {error_text(exc)}"))
+                    self.post(RunFailed(
+                        error=f"the driver stopped: {error_text(exc)}", error_info=classify(exc),
+                    ))
             await self.flush()
         except Lost as exc:
             self.host.lost(self.run_id, str(exc))
@@ -84,7 +87,9 @@ class RunDriver(Appends, Supersteps, Effects):
                     self.post(RunCompleted(output=clone(self.view.state)))
                     return
                 if n > self.graph.step_limit:
-                    self.post(RunFailed(error=f"step limit {self.graph.step_limit} reached"))
+                    message = f"step limit {self.graph.step_limit} reached"
+                    # The graph's own limit stopped it, not a fault: a policy, like a rejection.
+                    self.post(RunFailed(error=message, error_info=info("step_limit", "policy", message)))
                     return
                 if time.perf_counter() > self._busy_until:
                     # A step boundary after 5 ms without a pause: nodes that never await must
@@ -100,7 +105,7 @@ class RunDriver(Appends, Supersteps, Effects):
         except StepDiverged as d:
             self.post(RunDiverged(step_id=d.inner.step_id, error=str(d.inner)))
         except Failed as f:
-            self.post(RunFailed(error=f.message))
+            self.post(RunFailed(error=f.message, error_info=f.info or info("failed", "internal", f.message)))
 
     # what nodes see of the driver ------------------------------------------------------
 

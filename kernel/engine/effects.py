@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import scopes
 from ..codec import canonical_hash, short
+from ..errorinfo import classify, info
+from ..events import Note
 from ..errors import ActionError, Diverged, Failed, Suspended, ToolInputError, ToolRejected
 from ..events import ActionFailed, ActionRequested, ActionSucceeded, InterruptRaised, InterruptResolved
 from ..limits import Limit
@@ -33,6 +35,10 @@ def error_text(exc: BaseException) -> str:
     text = redact(str(exc))  # as the log will hold it, so a replay raises the same text
     text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _info_of_child(category: str | None, error: str):
+    return info("child_failed", category or "internal", error)
 
 
 def _who(resolution: InterruptResolved) -> str:
@@ -61,6 +67,9 @@ class Effects:
         if record is not None:
             req = record.requested
             return req.kind, req.name, req.input
+        note = view.notes.get(position)
+        if note is not None:
+            return "note", note.name, note.payload
         entry = view.interrupts.get(position)
         if entry is not None:
             raised = entry[0]
@@ -140,7 +149,7 @@ class Effects:
             if isinstance(out, ActionSucceeded):
                 return out.output
             if isinstance(out, ActionFailed) and record.attempt == ctx.attempt:
-                raise ActionError(out.error, out.retryable)
+                raise ActionError(out.error, out.retryable, out.error_info)
             due_ns = req.due_ns
             if out is None and not idempotent:
                 # Requested, then the process died: did it run? Only a human can say.
@@ -175,15 +184,22 @@ class Effects:
         except Exception as exc:
             retryable = bool(getattr(exc, "retryable", False))
             error = error_text(exc)
-            self.post(ActionFailed(action_id=action_id, error=error, retryable=retryable))
+            what = classify(exc, default=self._failure_default(action_id))
+            self.post(ActionFailed(action_id=action_id, error=error, retryable=retryable, error_info=what))
             # The same exception a replay raises from the record, so code sees no difference.
-            raise ActionError(error, retryable) from exc
+            raise ActionError(error, retryable, what) from exc
         finally:
             scopes.leave(token)
         done = self.post(ActionSucceeded(action_id=action_id, output=output))
         if not idempotent:  # keep the window in which a crash leaves it in doubt small
             await self._wait(done)
         return output
+
+    def _failure_default(self, action_id: str) -> str:
+        """What an exception out of an effect is, unless it says: a tool's is the tool's failure
+        (its request is in the view already: recorded before the effect ran)."""
+        record = self.view.actions.get(action_id)
+        return "tool" if record is not None and record.requested.kind == "tool" else "internal"
 
     async def in_doubt(self, ctx: "Ctx", action_id: str, occurrence: int, req: ActionRequested) -> Any:
         """Ask whether an interrupted non-idempotent effect ran. Returns its output if a human
@@ -200,7 +216,8 @@ class Effects:
             await self.emit(ActionSucceeded(action_id=action_id, output=output))
             return output
         if resolution.decision == "fail":
-            raise Failed(f"{req.name} was in doubt after a crash; failed by {_who(resolution)}")
+            message = f"{req.name} was in doubt after a crash; failed by {_who(resolution)}"
+            raise Failed(message, info("failed_in_doubt", "policy", message))
         return None  # "retry"
 
     async def approve(self, ctx: "Ctx", action_id: str, spec: Tool, args: dict) -> dict:
@@ -225,6 +242,15 @@ class Effects:
         if resolution.decision == "edit":
             return spec.validate(restore(resolution.value, args))
         return args
+
+    def note(self, ctx: "Ctx", position: str, name: str, payload: Any) -> None:
+        """Record a Note at its call position, once: a re-executed step (after a crash, a decision,
+        a retry) that notes the same thing there finds it in the log and appends nothing."""
+        payload = recordable(payload)
+        position = self.expect(ctx, position, "note", name, payload)
+        if position in self.view.notes:
+            return
+        self.post(Note(note_id=position, step_id=ctx.step_id, name=name, payload=payload))
 
     async def interrupt(
         self, ctx: "Ctx", interrupt_id: str, kind: str, title: str, payload: Any, *, position: bool = True
@@ -274,7 +300,7 @@ class Effects:
             if isinstance(record.outcome, ActionSucceeded):
                 return record.outcome.output
             if isinstance(record.outcome, ActionFailed):
-                raise ActionError(record.outcome.error)
+                raise ActionError(record.outcome.error, False, record.outcome.error_info)
             child_id = record.requested.idempotency_key
         info = await self.host.child_status(child_id)
         if info is None or info.status in ("running", "waiting"):
@@ -285,8 +311,11 @@ class Effects:
             await self.emit(ActionSucceeded(action_id=action_id, output=output))
             return output
         error = f"child run {child_id} {info.status}: {info.error or ''}".strip()
-        await self.emit(ActionFailed(action_id=action_id, error=error))
-        raise ActionError(error)
+        # The child's own category travels up: a parent failing on a child's rate limit is
+        # a rate limit too.
+        what = _info_of_child(info.error_category, error)
+        await self.emit(ActionFailed(action_id=action_id, error=error, error_info=what))
+        raise ActionError(error, False, what)
 
     def tool(self, tool: Tool | str) -> Tool:
         name = tool if isinstance(tool, str) else tool.name

@@ -15,6 +15,7 @@ from ..events import (
     ActionSucceeded,
     InterruptRaised,
     InterruptResolved,
+    Note,
     RunCancelled,
     RunCompleted,
     RunDiverged,
@@ -106,6 +107,7 @@ class RunView:
     # step_id -> {call position: the attempt that recorded it}: what a re-execution must consume
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    notes: dict[str, Note] = field(default_factory=dict)  # call position -> the Note made there
 
     def pending_interrupts(self) -> list[InterruptRaised]:
         return [raised for raised, resolved in self.interrupts.values() if resolved is None]
@@ -148,6 +150,9 @@ class RunView:
                 self.problems.append((seq, problem))
             else:
                 entry[1] = event
+        elif isinstance(event, Note):
+            self.notes[event.note_id] = event
+            self.calls.setdefault(event.step_id, {})[event.note_id] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, StepFailed):
             self.failures.setdefault(event.step_id, []).append(event)
         elif isinstance(event, ToolApprovedForRun):

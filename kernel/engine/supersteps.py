@@ -13,6 +13,7 @@ import anyio
 
 from . import scopes
 from ..codec import canonical_hash, encode
+from ..errorinfo import classify
 from ..errors import Diverged, EncodeFailed, Failed, Lost, RunEnded, StepDiverged, Suspended
 from ..events import Patch, StepCompleted, StepFailed, StepStarted
 from ..graph import DELETE, END
@@ -125,15 +126,18 @@ class Supersteps:
                 if isinstance(error, (Lost, Failed, RunEnded)):
                     raise error
                 policy = spec.retry
+                what = classify(error)  # an effect's failure keeps the class it was recorded with
                 if policy and isinstance(error, policy.retry_on) and attempt < policy.attempts:
                     delay = policy.delay(attempt, random.random())
                     self.post(StepFailed(
                         step_id=step_id, node=node, attempt=attempt, error=error_text(error),
-                        retry_at_ns=time.time_ns() + int(delay * 1e9),
+                        retry_at_ns=time.time_ns() + int(delay * 1e9), error_info=what,
                     ))
                     continue
-                self.post(StepFailed(step_id=step_id, node=node, attempt=attempt, error=error_text(error)))
-                raise Failed(f"node {node} failed after {attempt} attempt(s): {error_text(error)}") from None
+                self.post(StepFailed(
+                    step_id=step_id, node=node, attempt=attempt, error=error_text(error), error_info=what,
+                ))
+                raise Failed(f"node {node} failed after {attempt} attempt(s): {error_text(error)}", what) from None
             await self._complete(step_id, node, patches)
             outcome[node] = "done"
             return

@@ -239,15 +239,19 @@ class EventLog(abc.ABC):
 
     async def runs(
         self, *, status: str | None = None, graph: str | None = None, search: str | None = None,
-        limit: int = 100, offset: int = 0, order: str = "newest",
+        limit: int = 100, offset: int = 0, order: str = "newest", error_category: str | None = None,
     ) -> list[RunInfo]:
-        """One page of runs (newest first, or oldest / status / graph)."""
-        return await self._read(self._reads.list_runs, status, graph, search, limit, offset, order)
+        """One page of runs (newest first, or oldest / status / graph); `error_category`: only
+        failed runs whose failure was of that category."""
+        return await self._read(
+            self._reads.list_runs, status, graph, search, limit, offset, order, error_category
+        )
 
     async def count_runs(
-        self, *, status: str | None = None, graph: str | None = None, search: str | None = None
+        self, *, status: str | None = None, graph: str | None = None, search: str | None = None,
+        error_category: str | None = None,
     ) -> int:
-        return await self._read(self._reads.count_runs, status, graph, search)
+        return await self._read(self._reads.count_runs, status, graph, search, error_category)
 
     async def interrupts(self, run_id: str | None = None, *, pending_only: bool = True) -> list[InterruptInfo]:
         return await self._read(self._reads.list_interrupts, run_id, pending_only)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ToolError
+from ..events import ErrorInfo
 
 __all__ = ["Transport", "Connection", "McpUnavailable"]
 
@@ -22,8 +23,10 @@ __all__ = ["Transport", "Connection", "McpUnavailable"]
 class McpUnavailable(ToolError):
     """The server could not be started or reached, or broke off: running again may help."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retryable=True)
+    def __init__(self, message: str, *, code: str = "mcp_unavailable", category: str = "transport") -> None:
+        super().__init__(message, retryable=True, info=ErrorInfo(
+            code=code, category=category, retryable=True, message=message,
+        ))
 
 
 class Gone(Exception):
@@ -129,7 +132,9 @@ class Connection:
             # A server that does not answer in time is restarted on the next call, so one stuck
             # call does not block every later one.
             self._stop.set()
-            raise McpUnavailable(f"{self.name}.{tool} did not answer within {timeout:g}s") from None
+            raise McpUnavailable(
+                f"{self.name}.{tool} did not answer within {timeout:g}s", code="timeout", category="timeout"
+            ) from None
         except Exception as exc:
             if self.alive and not _closed(exc):
                 raise ToolError(f"{self.name}.{tool}: {_why(exc)}") from None

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from ...errorinfo import info
 from ...errors import ModelError
 from ...limits import Limit
 from . import TokenSink
@@ -86,10 +87,14 @@ class AnthropicMessages:
                     stopped = True
                 elif kind == "error":
                     error = doc.get("error", {})
-                    raise ModelError(
-                        f"anthropic stream error: {error.get('message', error)}",
-                        retryable=error.get("type") in ("overloaded_error", "api_error", "rate_limit_error"),
-                    )
+                    kind = error.get("type")
+                    message = f"anthropic stream error: {error.get('message', error)}"
+                    retryable = kind in ("overloaded_error", "api_error", "rate_limit_error")
+                    category = {"overloaded_error": "rate_limit", "rate_limit_error": "rate_limit",
+                                "api_error": "transport"}.get(kind, "internal")
+                    raise ModelError(message, retryable=retryable, info=info(
+                        str(kind or "stream_error"), category, message, retryable=retryable,
+                    ))
         if not stopped:
             raise ModelError("anthropic: the stream ended before message_stop", retryable=True)
         text, calls = [], []

@@ -8,6 +8,7 @@ from typing import Any, AsyncIterator
 
 import httpx
 
+from ...errorinfo import info
 from ...errors import ModelError
 
 __all__ = ["api_key", "post_stream"]
@@ -28,13 +29,32 @@ async def post_stream(
         async with client.stream("POST", url, headers=headers, json=body) as response:
             if response.status_code >= 400:
                 text = (await response.aread()).decode(errors="replace")
-                raise ModelError(
-                    f"{provider} answered {response.status_code}: {_message(text)}",
-                    retryable=response.status_code in _RETRYABLE,
-                )
+                status = response.status_code
+                message = f"{provider} answered {status}: {_message(text)}"
+                retryable = status in _RETRYABLE
+                raise ModelError(message, retryable=retryable, info=info(
+                    f"http_{status}", _category(status), message, retryable=retryable,
+                ))
             yield response
     except httpx.TransportError as exc:  # refused, reset, dropped mid-stream, timed out
-        raise ModelError(f"{provider}: connection failed ({type(exc).__name__}: {exc})", retryable=True) from None
+        message = f"{provider}: connection failed ({type(exc).__name__}: {exc})"
+        timeout = isinstance(exc, httpx.TimeoutException)
+        raise ModelError(message, retryable=True, info=info(
+            "timeout" if timeout else "connection_failed", "timeout" if timeout else "transport",
+            message, retryable=True,
+        )) from None
+
+
+def _category(status: int) -> str:
+    if status == 429 or status == 529:  # 529: Anthropic's "overloaded", its rate limit for everyone
+        return "rate_limit"
+    if status in (408, 504):
+        return "timeout"
+    if status >= 500:
+        return "transport"  # the provider broke, not the request: the same call may succeed later
+    if status in (401, 403):
+        return "policy"  # the key is refused or not allowed this model
+    return "internal"  # a request the provider cannot take: a bug on this side
 
 
 def _message(text: str) -> str:

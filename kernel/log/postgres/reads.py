@@ -152,11 +152,16 @@ def _info(row: tuple) -> RunInfo:
     return run_info(row[:-1], seen_ns=row[-1])
 
 
-def _run_filter(status: str | None, graph: str | None, search: str | None) -> tuple[str, list]:
+def _run_filter(
+    status: str | None, graph: str | None, search: str | None, category: str | None = None
+) -> tuple[str, list]:
     clauses, args = [], []
     if status:
         clauses.append("r.status = %s")
         args.append(status)
+    if category:
+        clauses.append("r.error_category = %s")
+        args.append(category)
     if graph:
         clauses.append("r.graph = %s")
         args.append(graph)
@@ -167,14 +172,16 @@ def _run_filter(status: str | None, graph: str | None, search: str | None) -> tu
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
-async def list_runs(conn: Conn, status, graph, search, limit: int, offset: int, order: str = "newest") -> list[RunInfo]:
-    where, args = _run_filter(status, graph, search)
+async def list_runs(
+    conn: Conn, status, graph, search, limit: int, offset: int, order: str = "newest", category=None
+) -> list[RunInfo]:
+    where, args = _run_filter(status, graph, search, category)
     rows = await _all(conn, f"{_RUN_SELECT}{where} ORDER BY {ORDERS[order]} LIMIT %s OFFSET %s", [*args, limit, offset])
     return [_info(r) for r in rows]
 
 
-async def count_runs(conn: Conn, status, graph, search) -> int:
-    where, args = _run_filter(status, graph, search)
+async def count_runs(conn: Conn, status, graph, search, category=None) -> int:
+    where, args = _run_filter(status, graph, search, category)
     return (await _one(conn, f"SELECT count(*) FROM vigil.runs r{where}", args))[0]
 
 

@@ -127,9 +127,30 @@ async def _backfill_chain(conn: psycopg.AsyncConnection, page: int = 5000) -> No
     await conn.execute("ALTER TABLE vigil.events ALTER COLUMN chain SET NOT NULL")
 
 
+# v3: a failed run's error category, as SQLite's v5.
+async def _v3_error_category(conn: psycopg.AsyncConnection) -> None:
+    """A failed run's error category (ErrorInfo.category), for `vigil runs --error-category`;
+    backfilled from the RunFailed rows already in the log."""
+    from ...codec import decode
+    from ...events import RunFailed
+    from ...projection import failure_category
+
+    await conn.execute("ALTER TABLE vigil.runs ADD COLUMN IF NOT EXISTS error_category text")
+    cur = await conn.execute(
+        "SELECT e.run_id, e.type, e.body, e.crc FROM vigil.events e JOIN vigil.runs r ON r.run_id = e.run_id"
+        " WHERE e.type = 'RunFailed' AND r.status = 'failed'"
+    )
+    for run_id, type_, body, crc in await cur.fetchall():
+        event = decode(type_, bytes(body), crc)
+        category = failure_category(event) if isinstance(event, RunFailed) else "internal"
+        await conn.execute("UPDATE vigil.runs SET error_category = %s WHERE run_id = %s", (category, run_id))
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's): SQL
 # run statement by statement, then an optional async step on the same transaction.
-MIGRATIONS: list[tuple[str, object]] = [(_V1, None), (_V2, _backfill_chain)]
+MIGRATIONS: list[tuple[str, object]] = [
+    (_V1, None), (_V2, _backfill_chain), ("", _v3_error_category),
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

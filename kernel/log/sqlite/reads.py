@@ -190,11 +190,16 @@ def last_seq(conn: sqlite3.Connection, run_id: str) -> int:
     return row[0] or 0
 
 
-def _run_filter(status: str | None, graph: str | None, search: str | None) -> tuple[str, list]:
+def _run_filter(
+    status: str | None, graph: str | None, search: str | None, category: str | None = None
+) -> tuple[str, list]:
     clauses, args = [], []
     if status:
         clauses.append("r.status = ?")
         args.append(status)
+    if category:
+        clauses.append("r.error_category = ?")
+        args.append(category)
     if graph:
         clauses.append("r.graph = ?")
         args.append(graph)
@@ -214,8 +219,9 @@ def list_runs(
     limit: int,
     offset: int,
     order: str = "newest",
+    category: str | None = None,
 ) -> list[RunInfo]:
-    where, args = _run_filter(status, graph, search)
+    where, args = _run_filter(status, graph, search, category)
     rows = conn.execute(
         f"{_RUN_SELECT}{where} ORDER BY {ORDERS[order]} LIMIT ? OFFSET ?",
         [*args, limit, offset],
@@ -224,9 +230,10 @@ def list_runs(
 
 
 def count_runs(
-    conn: sqlite3.Connection, status: str | None, graph: str | None, search: str | None
+    conn: sqlite3.Connection, status: str | None, graph: str | None, search: str | None,
+    category: str | None = None,
 ) -> int:
-    where, args = _run_filter(status, graph, search)
+    where, args = _run_filter(status, graph, search, category)
     return conn.execute(f"SELECT count(*) FROM runs r{where}", args).fetchone()[0]
 
 

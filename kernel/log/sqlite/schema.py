@@ -166,12 +166,33 @@ def _v4(conn: sqlite3.Connection) -> None:
         _backfill_chain(conn)
 
 
+# v5: a failed run's error category (ErrorInfo.category), for `vigil runs --error-category`.
+def _v5_error_category(conn: sqlite3.Connection) -> None:
+    from ...codec import decode
+    from ...events import RunFailed
+    from ...projection import failure_category
+
+    # A file whose version was set back by hand (tests, a downgrade) may have the column already.
+    if "error_category" not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
+        conn.execute("ALTER TABLE runs ADD COLUMN error_category TEXT")
+    rows = conn.execute(
+        "SELECT e.run_id, e.type, e.body, e.crc FROM events e JOIN runs r ON r.run_id = e.run_id"
+        " WHERE e.type = 'RunFailed' AND r.status = 'failed'"
+    )
+    for run_id, type_, body, crc in rows.fetchall():
+        event = decode(type_, body, crc)
+        # A corrupt row still ended a failed run: it gets the catch-all, never no category.
+        category = failure_category(event) if isinstance(event, RunFailed) else "internal"
+        conn.execute("UPDATE runs SET error_category = ? WHERE run_id = ?", (category, run_id))
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
     lambda conn: (_run_script(conn, _V2), _backfill_interrupts(conn)),
     lambda conn: _run_script(conn, _V3),
     lambda conn: _v4(conn),
+    _v5_error_category,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,130 @@
+"""The scrubber and notes: `m`/`M` jump to the next/previous Note, `o` shows only notes (again:
+everything), `e` only failures; the help lists the keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+from conftest import NOW, T0
+from console.app import VigilApp
+from console.screens.help import HelpScreen
+from console.screens.runs import RunsScreen
+from console.screens.scrubber import ScrubberScreen
+from console.widgets.runlist import RunList
+from console.widgets.timeline import Timeline
+from console.workflows import default_registry
+from kernel.events import (
+    ErrorInfo,
+    Note,
+    Patch,
+    RunCompleted,
+    RunStarted,
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+)
+from kernel.store import Store
+from textual.widgets import Log
+from ui_helpers import screen_text, until
+
+LIMIT = ErrorInfo(code="http_429", category="rate_limit", retryable=True, message="slow down")
+EVENTS = [
+    RunStarted(graph="support", input={}, start_at=("work",)),                       # 1
+    StepStarted(step_id="1.work", node="work"),                                      # 2
+    Note(note_id="1.work#0", step_id="1.work", name="order.checked", payload={"order": "A-1"}),  # 3
+    StepFailed(step_id="1.work", node="work", attempt=1, error="ModelError: 429", error_info=LIMIT),  # 4
+    StepStarted(step_id="1.work", node="work", attempt=2),                           # 5
+    Note(note_id="1.work#1@2", step_id="1.work", name="refund.decided", payload={"amount": 89}),  # 6
+    Note(note_id="1.work#2@2", step_id="1.work", name="customer.told", payload={"via": "mail"}),  # 7
+    StepCompleted(step_id="1.work", node="work", update=(Patch("set", "done", True),), next=()),  # 8
+    RunCompleted(output={"done": True}),                                             # 9
+]
+
+
+async def _build(path) -> None:
+    async with await Store.open(path) as store:
+        for i, event in enumerate(EVENTS):
+            await store.append("run-notes", [event], expected_seq=i, ts_ns=T0 + i * 10**9)
+
+
+def test_the_scrubber_jumps_to_notes_and_filters_to_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    db = tmp_path / "notes.db"
+    asyncio.run(_build(db))
+
+    async def go():
+        app = VigilApp(db, default_registry(), theme="vigil-dark", now=lambda: NOW, adopt=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunList).count == 1)
+            app.open_scrubber("run-notes")
+            await until(pilot, lambda: isinstance(app.screen, ScrubberScreen) and bool(app.screen.query(Timeline))
+                        and app.screen.query_one(Timeline).count == 9)
+            t = app.screen.query_one(Timeline)
+
+            def at() -> int:
+                return t.seq_at(t.cursor)
+
+            await until(pilot, lambda: at() == 9)
+            await pilot.press("g")
+            await until(pilot, lambda: at() == 1)
+            await pilot.press("m")
+            await until(pilot, lambda: at() == 3)
+            doc = app.screen.query_one("#doc", Log)
+            await until(pilot, lambda: any("order.checked" in line for line in doc.lines))
+            await pilot.press("m")
+            await until(pilot, lambda: at() == 6)
+            await pilot.press("M")
+            await until(pilot, lambda: at() == 3)
+
+            await pilot.press("o")  # notes only
+            await until(pilot, lambda: t.types == ("Note",) and t.count == 3)
+            assert at() == 3
+            await until(pilot, lambda: "· Note" in screen_text(app))
+            await pilot.press("right")
+            await until(pilot, lambda: at() == 6)
+            await pilot.press("right")
+            await until(pilot, lambda: at() == 7)
+            await pilot.press("o")  # again: every event, the cursor where it was
+            await until(pilot, lambda: t.types is None and t.count == 9)
+            await until(pilot, lambda: at() == 7)
+
+            await pilot.press("e")  # failures only: the rate-limited attempt
+            await until(pilot, lambda: t.types is not None and "StepFailed" in t.types and t.count == 1)
+            await until(pilot, lambda: at() == 4)
+            await until(pilot, lambda: any("rate_limit" in line for line in doc.lines))
+            await pilot.press("e")
+            await until(pilot, lambda: t.types is None and t.count == 9)
+
+            await pilot.press("question_mark")
+            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.pause(0.2)
+            text = screen_text(app)
+            for words in ("next note", "prev note", "notes only", "errors only", "scrubber.notes"):
+                assert words in text, words
+
+    asyncio.run(go())
+
+
+def test_the_runs_list_shows_a_failed_runs_category(tmp_path, monkeypatch):
+    from kernel.events import RunFailed
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    db = tmp_path / "failed.db"
+
+    async def build():
+        async with await Store.open(db) as store:
+            await store.append("run-limited", [RunStarted(graph="support", input={}, start_at=("work",)),
+                                               RunFailed(error="node work failed", error_info=LIMIT)],
+                               expected_seq=0, ts_ns=T0)
+
+    asyncio.run(build())
+
+    async def go():
+        app = VigilApp(db, default_registry(), theme="vigil-dark", now=lambda: NOW, adopt=False)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunList).count == 1)
+            await until(pilot, lambda: "run-limited" in screen_text(app))
+            row = next(line for line in screen_text(app).splitlines() if "run-limited" in line)
+            assert "failed" in row and "rate_limit" in row
+
+    asyncio.run(go())
