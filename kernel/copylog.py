@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from .artifactio import compare_artifacts, copy_artifacts
 from .codec import decode
 from .errors import ImportConflict, NotFound, VigilError
 
@@ -32,6 +33,7 @@ class CopyReport(msgspec.Struct, kw_only=True):
     runs: int = 0
     events: int = 0
     seconds: float = 0.0
+    artifacts: int = 0
 
 
 async def _run_ids(store: Any):
@@ -52,6 +54,7 @@ async def copy_log(source: Any, target: Any, *, progress: Callable[[CopyReport],
         except NotFound:
             continue
         raise ImportConflict(f"run {run_id} is already in {target.where}; nothing was copied")
+    report.artifacts = await copy_artifacts(source, target)  # before the events that reference them
     last_told = started
     async for run_id in _run_ids(source):
         seq = 0
@@ -77,7 +80,7 @@ async def copy_log(source: Any, target: Any, *, progress: Callable[[CopyReport],
 
 async def verify_copy(source: Any, target: Any) -> list[str]:
     """What differs between the two logs, run by run (empty: identical)."""
-    problems: list[str] = []
+    problems: list[str] = await compare_artifacts(source, target)
     async for run_id in _run_ids(source):
         try:
             a, b = await source.run(run_id), await target.run(run_id)

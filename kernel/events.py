@@ -32,6 +32,7 @@ __all__ = [
     "InterruptRaised",
     "InterruptResolved",
     "ToolApprovedForRun",
+    "ArtifactStored",
 ]
 
 PatchOp = Literal["set", "append", "extend", "merge", "delete"]
@@ -201,6 +202,21 @@ class ToolApprovedForRun(_Event):
     actor: Actor | None = None
 
 
+# artifact ----------------------------------------------------------------------------
+
+
+class ArtifactStored(_Event):
+    """Bytes stored in the log's artifacts table (kernel/artifacts.py), by `ctx.artifact` at
+    call position `action_id`, or as the output of the effect `action_id` (its ActionSucceeded,
+    next, holds the reference): export, copy and verify find a run's artifacts by these."""
+
+    artifact_id: str
+    kind: str
+    size: int
+    step_id: str
+    action_id: str
+
+
 Event = Union[
     RunStarted,
     RunCompleted,
@@ -219,6 +235,7 @@ Event = Union[
     InterruptRaised,
     InterruptResolved,
     ToolApprovedForRun,
+    ArtifactStored,
 ]
 
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in Event.__args__}

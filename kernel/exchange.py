@@ -18,6 +18,7 @@ from typing import Any, AsyncIterator, Iterable, Iterator
 
 import msgspec
 
+from .artifactio import ImportedArtifacts, export_artifact_lines
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .errors import ImportConflict, ImportFailed, NotFound
@@ -45,6 +46,8 @@ class ExportLine(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 async def export_lines(store: Any, run_id: str, *, page: int = 2000) -> AsyncIterator[bytes]:
+    async for line in export_artifact_lines(store, run_id):  # first: import stores them first
+        yield line
     lo = 1
     while True:
         rows = await store.raw_rows(run_id, lo, page)
@@ -132,6 +135,8 @@ async def import_lines(
     """Load an export. `read_lines()` returns a fresh iterable of the file's lines (read twice:
     once to validate everything, once to append, so a bad line writes nothing).
     Returns {run_id: events imported}."""
+    artifacts = ImportedArtifacts()
+    file_lines, read_lines = read_lines, artifacts.events_only(read_lines)  # kernel/artifactio.py
     counts: dict[str, int] = {}
     decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
     for n, line, _, event in _parse(read_lines()):
@@ -150,6 +155,9 @@ async def import_lines(
         problem = _decision_problem(decisions.setdefault(line.run_id, ({}, [None])), event)
         if problem is not None:
             raise ImportFailed(f"run {line.run_id} seq {line.seq}: {problem}; nothing was imported")
+        artifacts.saw(line.run_id, line.seq, event)
+    await artifacts.check(store)
+    await artifacts.store_all(store, file_lines)
 
     last: dict[str, int] = {}
     pending: dict[str, tuple[list, list]] = {}

@@ -13,6 +13,7 @@ from ..events import (
     ActionFailed,
     ActionRequested,
     ActionSucceeded,
+    ArtifactStored,
     InterruptRaised,
     InterruptResolved,
     RunCancelled,
@@ -106,6 +107,8 @@ class RunView:
     # step_id -> {call position: the attempt that recorded it}: what a re-execution must consume
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    # call position or effect action id -> the ArtifactStored recorded there (kernel/artifacts.py)
+    artifacts: dict[str, ArtifactStored] = field(default_factory=dict)
 
     def pending_interrupts(self) -> list[InterruptRaised]:
         return [raised for raised, resolved in self.interrupts.values() if resolved is None]
@@ -150,6 +153,10 @@ class RunView:
                 entry[1] = event
         elif isinstance(event, StepFailed):
             self.failures.setdefault(event.step_id, []).append(event)
+        elif isinstance(event, ArtifactStored):
+            self.artifacts[event.action_id] = event
+            if event.action_id not in self.actions:  # a ctx.artifact call: a position of its own
+                self.calls.setdefault(event.step_id, {})[event.action_id] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, ToolApprovedForRun):
             self.approved_tools.add(event.tool)
         elif isinstance(event, RunStarted):

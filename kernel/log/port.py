@@ -27,6 +27,7 @@ from .folding import InterruptInfo, StateAt
 if TYPE_CHECKING:  # pragma: no cover
     from array import array
 
+    from ..artifacts import ArtifactInfo
     from ..secretscan import Finding
     from ..signals import Signal
 
@@ -282,3 +283,59 @@ class EventLog(abc.ABC):
     async def scan_secrets(self, run_id: str | None = None) -> "tuple[list[Finding], int]":
         """`vigil verify --secrets`: findings, and how many rows were looked at."""
         return await self._read(self._scan, run_id)
+
+    # artifacts (kernel/artifacts.py): content-addressed bytes beside the events ----------------
+    # `_artifacts` is the backend's artifacts module (put, get, info, page, match).
+
+    _artifacts: Any
+
+    async def put_artifact(self, data: bytes, kind: str, *, created_ns: int | None = None) -> "ArtifactInfo":
+        """Store `data` under its sha256 (once: the same bytes again are not sent or stored
+        again) and return its info; committed when this returns."""
+        from ..artifacts import ArtifactInfo, artifact_id
+
+        data = bytes(data)
+        aid = artifact_id(data)
+        known = await self.artifact_info(aid)
+        if known is None:
+            await self._write(self._artifacts.put, aid, kind, data, created_ns)
+            known = await self.artifact_info(aid)
+        return known or ArtifactInfo(artifact_id=aid, kind=kind, size=len(data), created_ns=created_ns or 0)
+
+    async def get_artifact(self, artifact_id: str) -> bytes:
+        """One artifact's bytes (loaded whole: one artifact, never a run's)."""
+        from ..artifacts import ArtifactMissing
+
+        data = await self._read(self._artifacts.get, artifact_id)
+        if data is None:
+            raise ArtifactMissing(f"no artifact {artifact_id} in {self.where}")
+        return data
+
+    async def artifact_info(self, artifact_id: str) -> "ArtifactInfo | None":
+        """Kind, size and creation time, without reading the bytes."""
+        return await self._read(self._artifacts.info, artifact_id)
+
+    async def artifact_infos(self, after: str = "", limit: int = 500) -> "list[ArtifactInfo]":
+        """One page of every artifact's info, in id order after `after`."""
+        return await self._read(self._artifacts.page, after, limit)
+
+    async def iter_artifacts(self, *, page: int = 500) -> "AsyncIterator[ArtifactInfo]":
+        after = ""
+        while batch := await self.artifact_infos(after, page):
+            for info in batch:
+                yield info
+            if len(batch) < page:
+                return
+            after = batch[-1].artifact_id
+
+    async def resolve_artifact(self, prefix: str) -> str:
+        """A full artifact id from a unique prefix of one."""
+        from ..artifacts import check_id
+
+        prefix = check_id(prefix)
+        matches = await self._read(self._artifacts.match, prefix)
+        if not matches:
+            raise NotFound(f"no artifact {prefix!r}")
+        if len(matches) > 1:
+            raise Ambiguous(f"{prefix!r} matches more than one artifact; give more of the id")
+        return matches[0]

@@ -77,8 +77,20 @@ CREATE TABLE vigil.interrupts(
 CREATE INDEX interrupts_pending ON vigil.interrupts(raised_ns) WHERE resolved_seq IS NULL
 """
 
+# v2: artifacts (kernel/artifacts.py), content-addressed by sha256, beside the events; a large
+# bytea is TOASTed out of line, so reading kind/size/created_ns never reads the bytes.
+_V2_ARTIFACTS = """
+CREATE TABLE IF NOT EXISTS vigil.artifacts(
+    artifact_id text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL,
+    size bigint NOT NULL,
+    created_ns bigint NOT NULL,
+    data bytea NOT NULL
+)
+"""
+
 # MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's).
-MIGRATIONS = [_V1]
+MIGRATIONS = [_V1, _V2_ARTIFACTS]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

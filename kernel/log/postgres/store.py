@@ -18,7 +18,7 @@ from ...codec import Record
 from ...errors import StoreError
 from ..groupcommit import Committed
 from ..port import EventLog, describe_target
-from . import leases, reads, schema
+from . import artifacts, leases, reads, schema
 from .secretscan import scan
 from .writer import postgres_writer
 
@@ -64,6 +64,7 @@ class PostgresLog(EventLog):
     _reads = reads
     _leases = leases
     _scan = staticmethod(scan)
+    _artifacts = artifacts
 
     def __init__(self, dsn: str, readonly: bool, snapshot_every: int, poll_interval: float) -> None:
         self.dsn = dsn

@@ -117,11 +117,25 @@ UPDATE runs SET pending = 0
 """
 
 
+# v4: artifacts (kernel/artifacts.py), content-addressed by sha256, beside the events. A rowid
+# table with `data` last: reading kind/size/created_ns never touches the blob's overflow pages.
+_V4_ARTIFACTS = """
+CREATE TABLE IF NOT EXISTS artifacts(
+    artifact_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    data BLOB NOT NULL
+)
+"""
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
     lambda conn: (_run_script(conn, _V2), _backfill_interrupts(conn)),
     lambda conn: _run_script(conn, _V3),
+    lambda conn: _run_script(conn, _V4_ARTIFACTS),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
-from . import leases, reads, schema, secretscan, walguard
+from . import artifacts, leases, reads, schema, secretscan, walguard
 from ...codec import Record
 from ...errors import StoreError
 from ..port import EventLog
@@ -28,6 +28,7 @@ class SqliteLog(EventLog):
     _reads = reads
     _leases = leases
     _scan = staticmethod(secretscan.scan)
+    _artifacts = artifacts
 
     def __init__(
         self,

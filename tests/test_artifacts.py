@@ -1,0 +1,261 @@
+"""Artifacts: content-addressed bytes beside the events, in the same database, on both backends.
+ctx.artifact is recorded once and replayed; a big tool output leaves its event for an artifact
+and still reaches the node, live and on replay; export/import, copy and verify carry and check
+them; `vigil artifact` prints one."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from kernel.artifacts import ArtifactMissing, ArtifactRef
+from kernel.errors import Ambiguous, ImportFailed, NotFound, VigilError
+from kernel.events import ActionSucceeded, ArtifactStored
+from kernel.graph import END, START, Graph
+from kernel.store import Store
+from kernel.tools import tool
+from runtime_helpers import events_of, pending, run, runtime
+
+
+def one_node(name: str, fn, *, tools=(), version: str = "1") -> Graph:
+    g = Graph(name, version=version, tools=list(tools))
+    g.add_node("work", fn)
+    g.add_edge(START, "work")
+    g.add_edge("work", END)
+    return g
+
+
+async def raw(db, sql_sqlite: str, sql_pg: str, args=()):
+    """Rows straight from the database (not through vigil), to see what is really stored."""
+    if isinstance(db, Path):
+        with sqlite3.connect(db) as conn:
+            return conn.execute(sql_sqlite, args).fetchall()
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        cur = await conn.execute(sql_pg, args)
+        return await cur.fetchall() if cur.description else []
+
+
+# the port -----------------------------------------------------------------------------------
+
+
+def test_put_is_content_addressed_idempotent_and_info_skips_the_bytes(both_backends):
+    db = both_backends
+
+    async def go():
+        async with await Store.open(db) as store:
+            a = await store.put_artifact(b"hello world", "text/plain")
+            again = await store.put_artifact(b"hello world", "application/other")
+            b = await store.put_artifact(bytearray(b"\x00\xff" * 1000), "application/octet-stream")
+            assert a == again  # the same bytes: one row, the first kind kept
+            assert a.artifact_id == hashlib.sha256(b"hello world").hexdigest()
+            assert (a.kind, a.size) == ("text/plain", 11) and a.created_ns > 0
+            assert await store.get_artifact(a.artifact_id) == b"hello world"
+            assert await store.get_artifact(b.artifact_id) == b"\x00\xff" * 1000
+            assert await store.artifact_info(b.artifact_id) == b
+            assert await store.artifact_info("0" * 64) is None
+            with pytest.raises(ArtifactMissing):
+                await store.get_artifact("0" * 64)
+            listed = [i async for i in store.iter_artifacts(page=1)]
+            assert listed == sorted([a, b], key=lambda i: i.artifact_id)
+            rows = await raw(db, "SELECT artifact_id, size FROM artifacts", "SELECT artifact_id, size FROM vigil.artifacts")
+            assert sorted(rows) == sorted([(a.artifact_id, 11), (b.artifact_id, 2000)])  # one row per content
+            assert await store.resolve_artifact(a.artifact_id[:10].upper()) == a.artifact_id
+            with pytest.raises(NotFound):
+                await store.resolve_artifact("f" * 64 if not a.artifact_id.startswith("f") else "e" * 64)
+            # 17 artifacts: two of them share a first hex digit, so that digit is ambiguous
+            ids = [(await store.put_artifact(str(i).encode(), "text/plain")).artifact_id for i in range(17)]
+            shared = next(x[0] for x in ids if sum(y[0] == x[0] for y in ids) > 1)
+            with pytest.raises(Ambiguous):
+                await store.resolve_artifact(shared)
+            with pytest.raises(VigilError, match="not an artifact id"):
+                await store.resolve_artifact("")
+            with pytest.raises(VigilError, match="not an artifact id"):
+                await store.resolve_artifact("xyz%")
+
+    run(go())
+
+
+def test_a_read_only_log_refuses_put(both_backends):
+    async def go():
+        async with await Store.open(both_backends) as store:
+            await store.put_artifact(b"x", "text/plain")
+        async with await Store.open(both_backends, readonly=True) as store:
+            assert await store.get_artifact(hashlib.sha256(b"x").hexdigest()) == b"x"
+            with pytest.raises(VigilError, match="read-only"):
+                await store.put_artifact(b"y", "text/plain")
+
+    run(go())
+
+
+# ctx.artifact ---------------------------------------------------------------------------------
+
+
+def report_graph(made: list, content: bytes = b"a,b\n1,2\n", version: str = "1") -> Graph:
+    async def work(state, ctx):
+        made.append(content)
+        ref = await ctx.artifact(content, "text/csv")
+        answer = await ctx.interrupt("publish it?", {"artifact": ref.artifact_id})
+        return {"ref": {"id": ref.artifact_id, "kind": ref.kind, "size": ref.size}, "answer": answer}
+
+    return one_node("report", work, version=version)
+
+
+def test_ctx_artifact_is_stored_and_recorded_once_across_a_restart(both_backends):
+    db = both_backends
+    made: list = []
+
+    async def first():
+        async with runtime(db, report_graph(made)) as (store, rt):
+            run_id = await rt.start("report")
+            await rt.settle()
+            return run_id, pending(rt, run_id)[0]
+
+    run_id, raised = run(first())
+
+    async def second():  # another process: the node runs again from the top
+        async with runtime(db, report_graph(made)) as (store, rt):
+            await rt.resolve(run_id, raised.interrupt_id, "answer", "yes", payload_hash=raised.payload_hash)
+            await rt.settle()
+            return await store.run(run_id), (await store.state_at(run_id)).state, await events_of(store, run_id)
+
+    info, state, events = run(second())
+    assert info.status == "completed" and len(made) == 2  # the node ran twice...
+    stored = [e for e in events if isinstance(e, ArtifactStored)]
+    assert len(stored) == 1  # ...the artifact was recorded once
+    digest = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    assert (stored[0].artifact_id, stored[0].kind, stored[0].size, stored[0].step_id) == (digest, "text/csv", 8, "1.work")
+    assert state["ref"] == {"id": digest, "kind": "text/csv", "size": 8}
+    rows = run(raw(db, "SELECT count(*) FROM artifacts", "SELECT count(*) FROM vigil.artifacts"))
+    assert rows == [(1,)]
+
+
+def test_ctx_artifact_with_other_bytes_on_replay_diverges(both_backends):
+    db = both_backends
+
+    async def first():
+        async with runtime(db, report_graph([])) as (store, rt):
+            run_id = await rt.start("report")
+            await rt.settle()
+            return run_id, pending(rt, run_id)[0]
+
+    run_id, raised = run(first())
+
+    async def second():
+        async with runtime(db, report_graph([], b"other", version="2")) as (store, rt):
+            await rt.resolve(run_id, raised.interrupt_id, "answer", "yes", payload_hash=raised.payload_hash)
+            await rt.settle()
+            return await store.run(run_id)
+
+    info = run(second())
+    assert info.status == "diverged" and "artifact text/csv" in info.error
+
+
+def test_ctx_artifact_refuses_text(both_backends):
+    async def work(state, ctx):
+        try:
+            await ctx.artifact("not bytes", "text/plain")
+        except TypeError as exc:
+            return {"error": str(exc)}
+        return {}
+
+    async def go():
+        async with runtime(both_backends, one_node("t", work)) as (store, rt):
+            run_id = await rt.start("t")
+            await rt.settle()
+            return (await store.state_at(run_id)).state
+
+    assert run(go()) == {"error": "ctx.artifact takes bytes, not str"}
+
+
+# tool outputs over the threshold ---------------------------------------------------------------
+
+
+def big_output_graph(calls: list, make) -> Graph:
+    @tool(idempotent=True)
+    async def fetch() -> object:
+        calls.append(1)
+        return make()
+
+    async def work(state, ctx):
+        out = await ctx.tool("fetch")
+        digest = hashlib.sha256(repr(out).encode()).hexdigest()
+        answer = await ctx.interrupt("go on?", {"digest": digest})
+        return {"digest": digest, "answer": answer, "type": type(out).__name__}
+
+    return one_node("fetch", work, tools=[fetch])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: "line of tool output\n" * 600,
+    lambda: {"rows": [{"n": i, "text": "é" * 10} for i in range(400)]},
+], ids=["text", "structured"])
+def test_a_tool_output_over_the_threshold_is_an_artifact_and_replays_whole(both_backends, make):
+    db = both_backends
+    calls: list = []
+    expected = hashlib.sha256(repr(make()).encode()).hexdigest()
+
+    async def first():
+        async with runtime(db, big_output_graph(calls, make)) as (store, rt):
+            rt.artifact_threshold = 1024
+            run_id = await rt.start("fetch")
+            await rt.settle()
+            raised = pending(rt, run_id)[0]
+            assert raised.payload == {"digest": expected}  # the node saw the real output live
+            return run_id, raised
+
+    run_id, raised = run(first())
+
+    async def second():  # a new process: the node re-executes, the tool does not
+        async with runtime(db, big_output_graph(calls, make)) as (store, rt):
+            rt.artifact_threshold = 1024
+            await rt.resolve(run_id, raised.interrupt_id, "answer", "ok", payload_hash=raised.payload_hash)
+            await rt.settle()
+            return (await store.state_at(run_id)).state, await events_of(store, run_id), store
+
+    state, events, _ = run(second())
+    assert calls == [1]
+    assert state["digest"] == expected and state["type"] == type(make()).__name__  # and on replay
+    out = next(e for e in events if isinstance(e, ActionSucceeded))
+    stored = next(e for e in events if isinstance(e, ArtifactStored))
+    assert out.output == {"artifact_id": stored.artifact_id, "kind": stored.kind, "size": stored.size}
+    assert stored.action_id == out.action_id and stored.size > 1024
+
+
+def test_a_small_tool_output_stays_in_its_event(both_backends):
+    calls: list = []
+
+    async def go():
+        async with runtime(both_backends, big_output_graph(calls, lambda: "small")) as (store, rt):
+            run_id = await rt.start("fetch")
+            await rt.settle()
+            return await events_of(store, run_id)
+
+    events = run(go())
+    assert not [e for e in events if isinstance(e, ArtifactStored)]
+    assert next(e for e in events if isinstance(e, ActionSucceeded)).output == "small"
+
+
+def test_a_100_mb_tool_output_is_not_in_any_event_row(both_backends):
+    db = both_backends
+    line = "2026-11-30T08:00:00Z INFO request served in 12 ms, bytes=123456\n"  # 64 characters
+    size = 100 * 1024 * 1024
+    calls: list = []
+
+    async def go():
+        async with runtime(db, big_output_graph(calls, lambda: line * (size // len(line)))) as (store, rt):
+            run_id = await rt.start("fetch")
+            await rt.settle()
+            return run_id
+
+    run_id = run(go())
+    biggest = run(raw(db, "SELECT max(length(body)), count(*) FROM events WHERE run_id = ?",
+                      "SELECT max(octet_length(body)), count(*) FROM vigil.events WHERE run_id = %s", (run_id,)))
+    assert biggest[0][0] < 4096, f"an event row of {biggest[0][0]} bytes"
+    stored = run(raw(db, "SELECT size, length(data) FROM artifacts", "SELECT size, octet_length(data) FROM vigil.artifacts"))
+    assert stored == [(size, size)]
