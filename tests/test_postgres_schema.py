@@ -55,7 +55,7 @@ def test_the_writer_outlives_a_server_restart():
     from kernel.errors import StoreError
     from kernel.events import ActionSucceeded, RunStarted
 
-    server = pgserver.PgServer()
+    server = pgserver.PgServer(durable=True)  # it asserts a committed append survives a crash
     server.start()
     try:
         dsn = server.create_database()
