@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from kernel.artifactio import output_ref, run_artifacts
-from kernel.artifacts import ArtifactRef
+from kernel.artifacts import ArtifactRef, BadArtifactId, check_id
 from kernel.errors import NotFound, VigilError
 from kernel.events import ArtifactStored
 
@@ -87,8 +87,9 @@ async def cmd_artifact(args: argparse.Namespace) -> int:
             raise VigilError(f"--seq needs a run, and there is no run {args.ref!r}")
         else:
             try:
+                check_id(args.ref)
                 aid = await store.resolve_artifact(args.ref)
-            except NotFound:
+            except (NotFound, BadArtifactId):
                 raise NotFound(f"no run or artifact {args.ref!r}") from None
         info = await store.artifact_info(aid)
         if info is None:

@@ -23,6 +23,7 @@ __all__ = [
     "ArtifactRef",
     "ArtifactInfo",
     "ArtifactMissing",
+    "BadArtifactId",
     "DEFAULT_THRESHOLD",
     "artifact_id",
     "threshold",
@@ -39,6 +40,10 @@ DEFAULT_THRESHOLD = 64 * 1024
 _ID = re.compile(r"[0-9a-f]{1,64}")
 # The kinds an offloaded effect output is stored as: how to turn the bytes back into the output.
 OUTPUT_KINDS = ("text/plain; charset=utf-8", "application/msgpack")
+
+
+class BadArtifactId(VigilError):
+    """Text that cannot be an artifact id or a prefix of one."""
 
 
 class ArtifactMissing(VigilError):
@@ -70,7 +75,7 @@ def check_id(text: str) -> str:
     """An artifact id or a prefix of one, lower-cased; refused if it is not hex."""
     text = text.strip().lower().removeprefix("sha256:")
     if not _ID.fullmatch(text):
-        raise VigilError(f"{text!r} is not an artifact id (up to 64 hex digits of its sha256)")
+        raise BadArtifactId(f"{text!r} is not an artifact id (up to 64 hex digits of its sha256)")
     return text
 
 
