@@ -400,3 +400,94 @@ def test_vigil_artifact_prints_saves_and_lists(both_backends, tmp_path):
         err = out.stderr.decode()
         assert out.returncode != 0 and message in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# a real crash (kill -9) between ctx.artifact and the end of the step ----------------------------
+
+CRASH_WORKER = '''
+import asyncio, hashlib, os, sys
+from pathlib import Path
+from kernel.engine.runtime import Runtime
+from kernel.graph import END, START, Graph
+from kernel.registry import Registry
+from kernel.store import Store
+from kernel.tools import tool
+
+MARK = Path(sys.argv[2])
+
+@tool(idempotent=True)
+async def build() -> str:
+    if not MARK.exists():  # the first time: say so, then hang until killed
+        MARK.write_text("started")
+        await asyncio.sleep(3600)
+    return "compiled object code\\n" * 10000
+
+async def work(state, ctx):
+    ref = await ctx.artifact(b"the report", "text/plain")
+    out = await ctx.tool("build")
+    return {"report": ref.artifact_id, "build": hashlib.sha256(out.encode()).hexdigest()}
+
+g = Graph("crashy", tools=[build])
+g.add_node("work", work)
+g.add_edge(START, "work")
+g.add_edge("work", END)
+
+async def main():
+    reg = Registry()
+    reg.add(g)
+    async with await Store.open(sys.argv[1]) as store:
+        async with Runtime(store, reg) as rt:
+            if sys.argv[3] == "start":
+                print(await rt.start("crashy"), flush=True)
+            await rt.resume()
+            await rt.settle()
+
+asyncio.run(main())
+'''
+
+
+def test_after_a_kill_9_ctx_artifact_is_not_stored_or_recorded_twice(both_backends, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli_helpers import ROOT
+
+    db, mark = both_backends, tmp_path / "mark"
+
+    def worker(mode: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", CRASH_WORKER, str(db), str(mark), mode], cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    proc = worker("start")
+    run_id = proc.stdout.readline().strip()
+    deadline = time.monotonic() + 60
+    while not mark.exists():  # ctx.artifact has committed; the tool is running
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    async def before():
+        async with await Store.open(db, readonly=True) as store:
+            return [type(e).__name__ for e in await events_of(store, run_id)]
+
+    assert run(before()).count("ArtifactStored") == 1
+    # Same host: the dead owner's pid frees the run at once, and the new process resumes it.
+    out, err = worker("resume").communicate(timeout=120)
+    assert "Traceback" not in err, err
+
+    async def after():
+        async with await Store.open(db, readonly=True) as store:
+            return await store.run(run_id), (await store.state_at(run_id)).state, await events_of(store, run_id)
+
+    info, state, events = run(after())
+    assert info.status == "completed", info
+    stored = [e for e in events if isinstance(e, ArtifactStored)]
+    assert [(s.action_id, s.kind) for s in stored] == [
+        ("1.work#0", "text/plain"), ("1.work#1", "text/plain; charset=utf-8")]  # the report once; the output
+    assert state == {"report": hashlib.sha256(b"the report").hexdigest(),
+                     "build": hashlib.sha256(("compiled object code\n" * 10000).encode()).hexdigest()}
+    rows = run(raw(db, "SELECT count(*) FROM artifacts", "SELECT count(*) FROM vigil.artifacts"))
+    assert rows == [(2,)]
