@@ -491,3 +491,32 @@ def test_after_a_kill_9_ctx_artifact_is_not_stored_or_recorded_twice(both_backen
                      "build": hashlib.sha256(("compiled object code\n" * 10000).encode()).hexdigest()}
     rows = run(raw(db, "SELECT count(*) FROM artifacts", "SELECT count(*) FROM vigil.artifacts"))
     assert rows == [(2,)]
+
+
+def test_a_fork_replays_artifact_outputs_and_cuts_one_in_flight(both_backends):
+    db = both_backends
+    run_id = run(shipped_run(db))
+
+    async def go():
+        async with runtime(db, shipping_graph()) as (store, rt):
+            rt.artifact_threshold = 1024
+            events = [r async for r in store.iter_events(run_id)]
+            output_stored = next(r.seq for r in events if isinstance(r.event, ArtifactStored)
+                                 and r.event.action_id == "1.work#1")
+            forks = [await rt.fork(run_id, output_stored), await rt.fork(run_id, output_stored + 1)]
+            for fork in forks:
+                await rt.adopt(fork)
+            await rt.settle()
+            return [(await store.run(f), (await store.state_at(f)).state, await events_of(store, f)) for f in forks]
+
+    parent_state = run(_state(db, run_id))
+    for info, state, events in run(go()):
+        assert info.status == "completed", info.error
+        assert state == parent_state  # the same output reached the node
+        outputs = [e for e in events if isinstance(e, ArtifactStored) and e.action_id == "1.work#1"]
+        assert len(outputs) == 1  # cut and stored afresh, or kept: never both
+
+
+async def _state(db, run_id):
+    async with await Store.open(db, readonly=True) as store:
+        return (await store.state_at(run_id)).state
