@@ -520,3 +520,24 @@ def test_a_fork_replays_artifact_outputs_and_cuts_one_in_flight(both_backends):
 async def _state(db, run_id):
     async with await Store.open(db, readonly=True) as store:
         return (await store.state_at(run_id)).state
+
+
+def test_a_log_from_before_artifacts_is_migrated_and_keeps_its_runs(both_backends):
+    """The artifacts table is one self-contained migration step on each backend."""
+    db = both_backends
+    run_id = run(shipped_run(db))
+    run(raw(db, "DROP TABLE artifacts", "DROP TABLE vigil.artifacts"))
+    old = "3" if isinstance(db, Path) else "1"  # the version before the step, per backend
+    run(raw(db, "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+            "UPDATE vigil.meta SET value = %s WHERE key = 'schema_version'", (old,)))
+
+    async def reopen():
+        async with await Store.open(db) as store:
+            assert (await store.run(run_id)).status == "completed"
+            info = await store.put_artifact(b"after the upgrade", "text/plain")
+            return await store.get_artifact(info.artifact_id)
+
+    assert run(reopen()) == b"after the upgrade"
+    version = run(raw(db, "SELECT value FROM meta WHERE key = 'schema_version'",
+                      "SELECT value FROM vigil.meta WHERE key = 'schema_version'"))
+    assert version == [("4",)] if isinstance(db, Path) else [("2",)]
