@@ -289,6 +289,11 @@ class EventLog(abc.ABC):
 
     _artifacts: Any
 
+    async def _bulk(self, write: bool, fn: Callable, *args: Any) -> Any:
+        """Where an artifact's bytes go over: `_write`/`_read` here; a backend may give them a
+        connection of their own (PostgreSQL does)."""
+        return await (self._write(fn, *args) if write else self._read(fn, *args))
+
     async def put_artifact(self, data: bytes, kind: str, *, created_ns: int | None = None) -> "ArtifactInfo":
         """Store `data` under its sha256 (once: the same bytes again are not sent or stored
         again) and return its info; committed when this returns."""
@@ -298,7 +303,7 @@ class EventLog(abc.ABC):
         aid = artifact_id(data)
         known = await self.artifact_info(aid)
         if known is None:
-            await self._write(self._artifacts.put, aid, kind, data, created_ns)
+            await self._bulk(True, self._artifacts.put, aid, kind, data, created_ns)
             known = await self.artifact_info(aid)
         return known or ArtifactInfo(artifact_id=aid, kind=kind, size=len(data), created_ns=created_ns or 0)
 
@@ -306,7 +311,7 @@ class EventLog(abc.ABC):
         """One artifact's bytes (loaded whole: one artifact, never a run's)."""
         from ..artifacts import ArtifactMissing
 
-        data = await self._read(self._artifacts.get, artifact_id)
+        data = await self._bulk(False, self._artifacts.get, artifact_id)
         if data is None:
             raise ArtifactMissing(f"no artifact {artifact_id} in {self.where}")
         return data
