@@ -541,3 +541,47 @@ def test_a_log_from_before_artifacts_is_migrated_and_keeps_its_runs(both_backend
     version = run(raw(db, "SELECT value FROM meta WHERE key = 'schema_version'",
                       "SELECT value FROM vigil.meta WHERE key = 'schema_version'"))
     assert version == [("4",)] if isinstance(db, Path) else [("2",)]
+
+
+def test_a_log_that_refuses_the_bytes_loses_the_run_and_a_later_process_finishes_it(both_backends):
+    """The artifacts table refuses writes (a trigger standing in for a full disk): the driver
+    stops as it does when an append fails; the run is let go, nothing references missing bytes;
+    once the table takes writes again, the next process drives the run to its end."""
+    db = both_backends
+    calls: list = []
+    make = lambda: "x" * 5000  # noqa: E731
+    sqlite_trigger = ("CREATE TRIGGER refuse BEFORE INSERT ON artifacts "
+                      "BEGIN SELECT RAISE(ABORT, 'no space left on device'); END")
+    pg_trigger = ("CREATE FUNCTION vigil.refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$ BEGIN RAISE EXCEPTION 'no space left on device'; END $$;")
+    run(shipped_run(db))  # makes the tables
+    run(raw(db, sqlite_trigger, pg_trigger))
+    if not isinstance(db, Path):
+        run(raw(db, "", "CREATE TRIGGER refuse BEFORE INSERT ON vigil.artifacts FOR EACH ROW EXECUTE FUNCTION vigil.refuse()"))
+
+    async def first():
+        async with runtime(db, big_output_graph(calls, make)) as (store, rt):
+            rt.artifact_threshold = 1024
+            run_id = await rt.start("fetch")
+            await rt.settle()
+            assert run_id not in rt.drivers  # lost, and let go: its owner is cleared (by a task)
+            for _ in range(200):
+                if (await store.run(run_id)).owner is None:
+                    break
+                await asyncio.sleep(0.05)
+            assert (await store.run(run_id)).owner is None
+            return run_id, await events_of(store, run_id)
+
+    run_id, events = run(first())
+    assert calls == [1] and not [e for e in events if isinstance(e, (ArtifactStored, ActionSucceeded))]
+    run(raw(db, "DROP TRIGGER refuse", "DROP TRIGGER refuse ON vigil.artifacts"))
+
+    async def second():
+        async with runtime(db, big_output_graph(calls, make)) as (store, rt):
+            rt.artifact_threshold = 1024
+            await rt.resume()
+            await rt.settle()
+            return pending(rt, run_id)
+
+    waiting = run(second())
+    assert [w.title for w in waiting] == ["go on?"] and calls == [1, 1]  # idempotent: run again

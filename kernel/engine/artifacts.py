@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..artifacts import ArtifactMissing, ArtifactRef, artifact_id, decode_output, encode_output, ref_of, threshold
-from ..errors import Failed
+from ..errors import Failed, Lost, StoreError
 from ..events import ArtifactStored
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -34,7 +34,7 @@ async def record_artifact(driver: "RunDriver", ctx: "Ctx", position: str, data: 
     position = driver.expect(ctx, position, "artifact", kind, {"artifact_id": ref.artifact_id, "size": ref.size})
     if position in driver.view.artifacts:
         return ref
-    await driver.store.put_artifact(data, kind)
+    await _put(driver, data, kind)
     await driver.emit(ArtifactStored(
         artifact_id=ref.artifact_id, kind=kind, size=ref.size, step_id=ctx.step_id, action_id=position,
     ))
@@ -48,13 +48,23 @@ async def offload_output(driver: "RunDriver", action_id: str, output: Any) -> An
     if encoded is None:
         return output
     data, kind = encoded
-    info = await driver.store.put_artifact(data, kind)
+    info = await _put(driver, data, kind)
     record = driver.view.actions.get(action_id)
     step_id = record.requested.step_id if record is not None else action_id.partition("#")[0]
     driver.post(ArtifactStored(
         artifact_id=info.artifact_id, kind=kind, size=len(data), step_id=step_id, action_id=action_id,
     ))
     return {"artifact_id": info.artifact_id, "kind": kind, "size": len(data)}
+
+
+async def _put(driver: "RunDriver", data: bytes, kind: str) -> Any:
+    """A log that cannot take the bytes is lost to this driver, as when it cannot take an append
+    (Appends._wait): the run stops here and whoever adopts it next goes on from the log."""
+    try:
+        return await driver.store.put_artifact(data, kind)
+    except StoreError as exc:
+        driver._error = driver._error or exc
+        raise Lost(f"run {driver.run_id}: {exc}") from exc
 
 
 async def replayed_output(driver: "RunDriver", action_id: str, output: Any) -> Any:
