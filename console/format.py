@@ -26,6 +26,7 @@ from kernel.events import (
     StepFailed,
     StepStarted,
     ToolApprovedForRun,
+    ArtifactStored,
 )
 from kernel.owner import owner_alive
 from kernel.projection import TERMINAL, RunInfo
@@ -99,6 +100,8 @@ def summary(event: Any) -> str:
             return f"{event.decision} [{event.interrupt_id}]{who}"
         case ToolApprovedForRun():
             return f"{event.tool} approved for the rest of the run"
+        case ArtifactStored():
+            return f"{event.kind}, {event.size:,} bytes, {event.artifact_id[:12]} [{event.action_id}]"
         case Unknown():
             return f"unknown event type ({len(event.body)} bytes; written by a newer vigil?)"
         case Corrupt():

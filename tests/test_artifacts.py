@@ -386,6 +386,8 @@ def test_vigil_artifact_prints_saves_and_lists(both_backends, tmp_path):
     out = vigil("artifact", csv_id, "--info", db=db)
     assert out.stdout.decode().startswith(f"{csv_id}  {len(CSV)} bytes  text/csv")
 
+    events = vigil("events", run_id, "--type", "ArtifactStored", db=db).stdout.decode().splitlines()
+    assert len(events) == 2 and f"text/csv, {len(CSV):,} bytes, {csv_id[:12]} [1.work#0]" in events[0]
     listing = vigil("artifact", run_id, db=db).stdout.decode().splitlines()
     assert len(listing) == 2 and listing[0].startswith(f"{csv_id}  seq ") and "text/csv" in listing[0]
     page_seq = int(listing[1].split()[2])
