@@ -224,6 +224,6 @@ async def cmd_copy(args: argparse.Namespace) -> int:
     if problems:
         print(f"vigil: the copy differs from {src.where} in {len(problems)} place(s)", file=sys.stderr)
         return 1
-    print(f"copied {report.runs} runs, {report.events} events to {dst.where} in {report.seconds:.1f}s; "
+    print(f"copied {report.runs} runs, {report.events} events, {report.artifacts} artifacts to {dst.where} in {report.seconds:.1f}s; "
           "verified identical, row by row")
     return 0

@@ -334,7 +334,7 @@ def test_copy_brings_the_artifacts_along(tmp_path, pg_dsn):
     src, back = tmp_path / "src.db", tmp_path / "back.db"
     run_id = run(shipped_run(src))
     out = vigil("copy", "--to", pg_dsn, db=src)
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 0 and b"copied 1 runs, 8 events, 2 artifacts" in out.stdout, out.stdout + out.stderr
     out = vigil("copy", "--from", pg_dsn, "--to", str(back), db=src)
     assert out.returncode == 0, out.stderr
 
