@@ -156,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
     p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
     p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
+
+    from .artifactcmds import add_parser as add_artifact_parser
+
+    add_artifact_parser(sub)
     return parser
 
 
@@ -257,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .otelcmds import cmd_otel as handler
     elif handler_for(args) is not None:
         handler = handler_for(args)
+    elif args.command == "artifact":
+        from .artifactcmds import cmd_artifact as handler
     else:
         handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
     try:

@@ -127,9 +127,22 @@ async def cmd_verify(args: argparse.Namespace) -> int:
                 elapsed = time.perf_counter() - started
                 _out(f"run {run_id}: ok ({result.next_seq - 1} events, "
                      f"{result.steps_checked} state hashes, {elapsed:.2f}s)")
+        broken = await _verify_artifacts(store, run_ids if args.run else None)
     if bad:
         print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)
-    return 1 if bad else 0
+    return 1 if bad or broken else 0
+
+
+async def _verify_artifacts(store: Store, run_ids: list[str] | None) -> int:
+    """Re-hash the artifacts (kernel/artifactio.py); prints each problem, returns how many."""
+    from kernel.artifactio import verify_artifacts
+
+    problems = await verify_artifacts(store, run_ids)
+    for problem in problems:
+        _out(problem)
+    if problems:
+        print(f"vigil: {len(problems)} artifact problem(s)", file=sys.stderr)
+    return len(problems)
 
 
 async def _verify_secrets(args: argparse.Namespace) -> int:
@@ -220,6 +233,6 @@ async def cmd_copy(args: argparse.Namespace) -> int:
     if problems:
         print(f"vigil: the copy differs from {src.where} in {len(problems)} place(s)", file=sys.stderr)
         return 1
-    print(f"copied {report.runs} runs, {report.events} events to {dst.where} in {report.seconds:.1f}s; "
+    print(f"copied {report.runs} runs, {report.events} events, {report.artifacts} artifacts to {dst.where} in {report.seconds:.1f}s; "
           "verified identical, row by row")
     return 0

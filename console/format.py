@@ -27,6 +27,7 @@ from kernel.events import (
     StepFailed,
     StepStarted,
     ToolApprovedForRun,
+    ArtifactStored,
 )
 from kernel.owner import owner_alive
 from kernel.projection import TERMINAL, RunInfo
@@ -105,6 +106,8 @@ def summary(event: Any) -> str:
             return f"{event.tool} approved for the rest of the run"
         case Note():
             return f"{event.name} {short(event.payload, 80)} [{event.note_id}]"
+        case ArtifactStored():
+            return f"{event.kind}, {event.size:,} bytes, {event.artifact_id[:12]} [{event.action_id}]"
         case Unknown():
             return f"unknown event type ({len(event.body)} bytes; written by a newer vigil?)"
         case Corrupt():

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import msgspec
 
 from .chain import ChainCheck
+from .artifactio import compare_artifacts, copy_artifacts
 from .codec import decode
 from .errors import ImportConflict, NotFound, VigilError
 
@@ -41,6 +42,7 @@ class CopyReport(msgspec.Struct, kw_only=True):
     events: int = 0
     seconds: float = 0.0
     broken: list[str] = msgspec.field(default_factory=list)  # "run R: its hash chain breaks at seq N ..."
+    artifacts: int = 0
 
 
 async def _run_ids(store: Any):
@@ -61,6 +63,7 @@ async def copy_log(source: Any, target: Any, *, progress: Callable[[CopyReport],
         except NotFound:
             continue
         raise ImportConflict(f"run {run_id} is already in {target.where}; nothing was copied")
+    report.artifacts = await copy_artifacts(source, target)  # before the events that reference them
     last_told = started
     async for run_id in _run_ids(source):
         seq = 0
@@ -111,7 +114,7 @@ async def _chain_differs(source: Any, target: Any, run_id: str) -> str | None:
 
 async def verify_copy(source: Any, target: Any) -> list[str]:
     """What differs between the two logs, run by run (empty: identical)."""
-    problems: list[str] = []
+    problems: list[str] = await compare_artifacts(source, target)
     async for run_id in _run_ids(source):
         try:
             a, b = await source.run(run_id), await target.run(run_id)

@@ -35,6 +35,7 @@ __all__ = [
     "Note",
     "ErrorInfo",
     "ERROR_CATEGORIES",
+    "ArtifactStored",
 ]
 
 PatchOp = Literal["set", "append", "extend", "merge", "delete"]
@@ -235,6 +236,21 @@ class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     message: str = ""
 
 
+# artifact ----------------------------------------------------------------------------
+
+
+class ArtifactStored(_Event):
+    """Bytes stored in the log's artifacts table (kernel/artifacts.py), by `ctx.artifact` at
+    call position `action_id`, or as the output of the effect `action_id` (its ActionSucceeded,
+    next, holds the reference): export, copy and verify find a run's artifacts by these."""
+
+    artifact_id: str
+    kind: str
+    size: int
+    step_id: str
+    action_id: str
+
+
 Event = Union[
     RunStarted,
     RunCompleted,
@@ -254,6 +270,7 @@ Event = Union[
     InterruptResolved,
     ToolApprovedForRun,
     Note,
+    ArtifactStored,
 ]
 
 EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in Event.__args__}

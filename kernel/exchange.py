@@ -29,6 +29,7 @@ from typing import Any, AsyncIterator, Callable, Iterable, Iterator
 import msgspec
 
 from .chain import GENESIS, link
+from .artifactio import ImportedArtifacts, export_artifact_lines
 from .codec import Corrupt, Unknown, decode, encode, to_builtins
 from .engine.runview import ENDS, after_end_problem, resolution_problem
 from .errors import ImportConflict, ImportFailed, NotFound
@@ -70,6 +71,8 @@ async def export_lines(store: Any, run_id: str, *, page: int = 2000) -> AsyncIte
         seals.setdefault(seq, []).append(SealLine(
             chain=chain.hex(), key_id=kid, sealed_ns=sealed_ns, signature=base64.b64encode(signature).decode()
         ))
+    async for line in export_artifact_lines(store, run_id):  # first: import stores them first
+        yield line
     lo = 1
     while True:
         rows = await store.raw_rows(run_id, lo, page)
@@ -173,6 +176,8 @@ async def import_lines(
     once to validate everything, once to append, so a bad line writes nothing). `warn(message)`
     hears of each run whose hash chain breaks (it is imported as it is).
     Returns {run_id: events imported}."""
+    artifacts = ImportedArtifacts()
+    file_lines, read_lines = read_lines, artifacts.events_only(read_lines)  # kernel/artifactio.py
     counts: dict[str, int] = {}
     decisions: dict[str, tuple[dict[str, list], list]] = {}  # run -> (interrupts, [terminal])
     chains: dict[str, bytes] = {}  # run -> the chain recomputed up to its last line read
@@ -196,6 +201,9 @@ async def import_lines(
         chains[line.run_id], problem = _check_chain(line, row, chains.get(line.run_id, GENESIS))
         if problem is not None:
             broken.setdefault(line.run_id, problem)
+        artifacts.saw(line.run_id, line.seq, event)
+    await artifacts.check(store)
+    await artifacts.store_all(store, file_lines)
 
     last: dict[str, int] = {}
     pending: dict[str, tuple[list, list]] = {}

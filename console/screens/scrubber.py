@@ -20,6 +20,7 @@ from kernel.errors import VigilError
 from kernel.events import StepCompleted
 from kernel.verify import verify_run
 
+from ..artifactcmds import page_artifact, ref_in, ref_lines
 from ..format import record_json
 from ..widgets.timeline import Timeline
 
@@ -29,7 +30,7 @@ _json = msgspec.json.Encoder()
 STEP = ("StepCompleted",)
 INTERRUPTS = ("InterruptRaised",)
 FAILURES = ("StepFailed", "ActionFailed", "RunFailed", "RunDiverged")
-ONLY = {"note": ("Note",), "failure": FAILURES}  # what `o` and `e` narrow the timeline to
+ONLY = {"note": ("Note",), "failure": FAILURES}  # what `w` and `e` narrow the timeline to
 FILTERS: list[tuple[str, ...] | None] = [None, ("StepStarted", "StepCompleted", "StepFailed"),
                                          ("ActionRequested", "ActionSucceeded", "ActionFailed"),
                                          ("InterruptRaised", "InterruptResolved", "ToolApprovedForRun"), FAILURES]
@@ -47,7 +48,7 @@ class ScrubberScreen(Screen[None]):
         Binding("X", "jump('failure', False)", "prev failure", show=False, id="scrubber.prev_failure"),
         Binding("m", "jump('note', True)", "next note", show=False, id="scrubber.next_note"),
         Binding("M", "jump('note', False)", "prev note", show=False, id="scrubber.prev_note"),
-        Binding("o", "only('note')", "notes only", show=False, id="scrubber.notes"),
+        Binding("w", "only('note')", "notes only (what nodes wrote)", show=False, id="scrubber.notes"),
         Binding("e", "only('failure')", "errors only", show=False, id="scrubber.errors"),
         Binding("g", "edge(0)", "first", show=False, id="scrubber.first"),
         Binding("G", "edge(-1)", "last", show=False, id="scrubber.last"),
@@ -56,6 +57,7 @@ class ScrubberScreen(Screen[None]):
         Binding("t", "filter", "filter types", show=False, id="scrubber.filter"),
         Binding("v", "verify", "verify", show=False, id="scrubber.verify"),
         Binding("F", "fork", "fork here", id="scrubber.fork"),
+        Binding("o", "open_artifact", "open artifact in $PAGER", show=False, id="scrubber.artifact"),
         Binding("q,escape", "back", "back", id="scrubber.back"),
     ]
     DEFAULT_CSS = """
@@ -178,7 +180,9 @@ class ScrubberScreen(Screen[None]):
             return
         event = record.event
         changes = diff_lines(before.state, now.state) or ["(no change to the state)"]
+        ref = ref_in(event)
         lines = [
+            *(ref_lines(ref, "o") if ref is not None else ()),
             "── event ──", *_pretty(record_json(record)).splitlines(), "",
             "── changed by it ──", *changes, "",
             f"── state as of seq {record.seq} ──", *_pretty(to_builtins(now.state)).splitlines(),
@@ -358,6 +362,16 @@ class ScrubberScreen(Screen[None]):
         self.notify(f"forked at seq {seq} as {new_id}")
         self.app.pop_screen()
         self.app.open_panes([new_id])
+
+    @work(exclusive=True, group="scrub-artifact")
+    async def action_open_artifact(self) -> None:
+        t = self.timeline
+        record = t.item(t.cursor) if t.count else None
+        ref = ref_in(record.event) if record is not None else None
+        if ref is None:
+            self.notify("this event references no artifact")
+            return
+        await page_artifact(self.app, ref)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -10,10 +10,12 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import scopes
+from .artifacts import record_artifact
 from ..errors import ToolRejected
 from ..tools import Tool
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..artifacts import ArtifactRef
     from .driver import RunDriver
 
 __all__ = ["Ctx"]
@@ -121,6 +123,11 @@ class Ctx:
         if not isinstance(name, str) or not name:
             raise ValueError("a note needs a name (a non-empty str)")
         self._driver.note(self, self._next_id(), name, payload)
+
+    async def artifact(self, data: bytes, kind: str) -> "ArtifactRef":
+        """Store bytes (a report, a file) in the log, content-addressed; recorded once, so a
+        replay returns the same reference without storing or recording it again."""
+        return await record_artifact(self._driver, self, self._next_id(), data, kind)
 
     async def child(self, graph: str, input: Any = None, *, labels: dict[str, str] | None = None) -> Any:
         """Start a child run (with lineage) and return its output when it completes."""

@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from . import scopes
+from .artifacts import offload_output, replayed_output
 from ..codec import canonical_hash, short
 from ..errorinfo import classify, info
 from ..events import Note
@@ -74,6 +75,9 @@ class Effects:
         if entry is not None:
             raised = entry[0]
             return "interrupt", raised.title, raised.payload
+        stored = view.artifacts.get(position)
+        if stored is not None:  # a ctx.artifact call (kernel/engine/artifacts.py)
+            return "artifact", stored.kind, {"artifact_id": stored.artifact_id, "size": stored.size}
         return None
 
     def expect(self, ctx: "Ctx", position: str, kind: str, name: str, input: Any) -> str:
@@ -147,7 +151,7 @@ class Effects:
             req = record.requested
             out = record.outcome
             if isinstance(out, ActionSucceeded):
-                return out.output
+                return await replayed_output(self, action_id, out.output)
             if isinstance(out, ActionFailed) and record.attempt == ctx.attempt:
                 raise ActionError(out.error, out.retryable, out.error_info)
             due_ns = req.due_ns
@@ -190,7 +194,8 @@ class Effects:
             raise ActionError(error, retryable, what) from exc
         finally:
             scopes.leave(token)
-        done = self.post(ActionSucceeded(action_id=action_id, output=output))
+        # A big output goes to an artifact; the node still gets the output itself.
+        done = self.post(ActionSucceeded(action_id=action_id, output=await offload_output(self, action_id, output)))
         if not idempotent:  # keep the window in which a crash leaves it in doubt small
             await self._wait(done)
         return output

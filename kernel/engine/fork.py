@@ -13,6 +13,7 @@ from ..events import (
     ActionFailed,
     ActionRequested,
     ActionSucceeded,
+    ArtifactStored,
     InterruptRaised,
     RunStarted,
 )
@@ -46,6 +47,7 @@ async def fork_run(store: Any, registry: Any, run_id: str, at_seq: int) -> str:
         elif isinstance(event, InterruptRaised) and event.kind == "in_doubt":
             settled[event.interrupt_id.split(".doubt", 1)[0]] = record.seq
     events: list[Any] = []
+    cut: set[str] = set()
     async for record in store.iter_events(run_id, 1, at_seq):
         event = record.event
         if isinstance(event, RunStarted):
@@ -54,7 +56,10 @@ async def fork_run(store: Any, registry: Any, run_id: str, at_seq: int) -> str:
                 labels={**event.labels, "fork_of": f"{run_id}@{at_seq}"},
             )
         elif isinstance(event, ActionRequested) and settled.get(event.action_id, 0) < record.seq:
+            cut.add(event.action_id)
             continue  # in flight at the fork point
+        elif isinstance(event, ArtifactStored) and event.action_id in cut:
+            continue  # the output of an effect cut above: the fork runs it afresh
         elif isinstance(event, ENDS):
             continue
         events.append(event)

@@ -13,6 +13,7 @@ from ..events import (
     ActionFailed,
     ActionRequested,
     ActionSucceeded,
+    ArtifactStored,
     InterruptRaised,
     InterruptResolved,
     Note,
@@ -108,6 +109,8 @@ class RunView:
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
     notes: dict[str, Note] = field(default_factory=dict)  # call position -> the Note made there
+    # call position or effect action id -> the ArtifactStored recorded there (kernel/artifacts.py)
+    artifacts: dict[str, ArtifactStored] = field(default_factory=dict)
 
     def pending_interrupts(self) -> list[InterruptRaised]:
         return [raised for raised, resolved in self.interrupts.values() if resolved is None]
@@ -155,6 +158,10 @@ class RunView:
             self.calls.setdefault(event.step_id, {})[event.note_id] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, StepFailed):
             self.failures.setdefault(event.step_id, []).append(event)
+        elif isinstance(event, ArtifactStored):
+            self.artifacts[event.action_id] = event
+            if event.action_id not in self.actions:  # a ctx.artifact call: a position of its own
+                self.calls.setdefault(event.step_id, {})[event.action_id] = self.attempts.get(event.step_id, 1)
         elif isinstance(event, ToolApprovedForRun):
             self.approved_tools.add(event.tool)
         elif isinstance(event, RunStarted):

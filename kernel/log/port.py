@@ -27,6 +27,7 @@ from .folding import InterruptInfo, StateAt
 if TYPE_CHECKING:  # pragma: no cover
     from array import array
 
+    from ..artifacts import ArtifactInfo
     from ..secretscan import Finding
     from ..signals import Signal
 
@@ -307,3 +308,64 @@ class EventLog(abc.ABC):
     async def add_seal(self, run_id: str, seq: int, chain: bytes, key_id: str, sealed_ns: int, signature: bytes) -> bool:
         """Record a seal (False: this key had already sealed this seq; the first one stays)."""
         return await self._write(self._chains.add_seal, (run_id, seq, chain, key_id, sealed_ns, signature))
+
+    # artifacts (kernel/artifacts.py): content-addressed bytes beside the events ----------------
+    # `_artifacts` is the backend's artifacts module (put, get, info, page, match).
+
+    _artifacts: Any
+
+    async def _bulk(self, write: bool, fn: Callable, *args: Any) -> Any:
+        """Where an artifact's bytes go over: `_write`/`_read` here; a backend may give them a
+        connection of their own (PostgreSQL does)."""
+        return await (self._write(fn, *args) if write else self._read(fn, *args))
+
+    async def put_artifact(self, data: bytes, kind: str, *, created_ns: int | None = None) -> "ArtifactInfo":
+        """Store `data` under its sha256 (once: the same bytes again are not sent or stored
+        again) and return its info; committed when this returns."""
+        from ..artifacts import ArtifactInfo, artifact_id
+
+        data = bytes(data)
+        aid = artifact_id(data)
+        known = await self.artifact_info(aid)
+        if known is None:
+            await self._bulk(True, self._artifacts.put, aid, kind, data, created_ns)
+            known = await self.artifact_info(aid)
+        return known or ArtifactInfo(artifact_id=aid, kind=kind, size=len(data), created_ns=created_ns or 0)
+
+    async def get_artifact(self, artifact_id: str) -> bytes:
+        """One artifact's bytes (loaded whole: one artifact, never a run's)."""
+        from ..artifacts import ArtifactMissing
+
+        data = await self._bulk(False, self._artifacts.get, artifact_id)
+        if data is None:
+            raise ArtifactMissing(f"no artifact {artifact_id} in {self.where}")
+        return data
+
+    async def artifact_info(self, artifact_id: str) -> "ArtifactInfo | None":
+        """Kind, size and creation time, without reading the bytes."""
+        return await self._read(self._artifacts.info, artifact_id)
+
+    async def artifact_infos(self, after: str = "", limit: int = 500) -> "list[ArtifactInfo]":
+        """One page of every artifact's info, in id order after `after`."""
+        return await self._read(self._artifacts.page, after, limit)
+
+    async def iter_artifacts(self, *, page: int = 500) -> "AsyncIterator[ArtifactInfo]":
+        after = ""
+        while batch := await self.artifact_infos(after, page):
+            for info in batch:
+                yield info
+            if len(batch) < page:
+                return
+            after = batch[-1].artifact_id
+
+    async def resolve_artifact(self, prefix: str) -> str:
+        """A full artifact id from a unique prefix of one."""
+        from ..artifacts import check_id
+
+        prefix = check_id(prefix)
+        matches = await self._read(self._artifacts.match, prefix)
+        if not matches:
+            raise NotFound(f"no artifact {prefix!r}")
+        if len(matches) > 1:
+            raise Ambiguous(f"{prefix!r} matches more than one artifact; give more of the id")
+        return matches[0]

@@ -580,3 +580,31 @@ def test_keys_in_the_palette_opens_vigils_help(make_app):
             assert "runs.open" in app.screen.text()
 
     asyncio.run(go())
+
+
+def test_no_two_bindings_of_one_class_share_a_key():
+    """Two features once both took `o` in the scrubber (open an artifact, show only notes): the
+    second binding silently won. Every key of a screen or widget does one thing."""
+    import importlib
+    import pkgutil
+
+    from textual.dom import DOMNode
+
+    from console import app, screens, widgets
+    from console.screens.help import _own_bindings
+
+    classes: list[type] = [app.VigilApp]
+    for package in (screens, widgets):
+        for info in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{info.name}")
+            classes += [c for c in vars(module).values()
+                        if isinstance(c, type) and issubclass(c, DOMNode) and c.__module__ == module.__name__]
+    clashes = []
+    for cls in classes:
+        seen: dict[str, str] = {}
+        for binding in _own_bindings(cls):
+            for key in binding.key.split(","):
+                if key in seen and seen[key] != binding.id:
+                    clashes.append(f"{cls.__name__}: {key!r} is {seen[key]} and {binding.id}")
+                seen.setdefault(key, binding.id)
+    assert clashes == []

@@ -1,4 +1,4 @@
-"""The scrubber and notes: `m`/`M` jump to the next/previous Note, `o` shows only notes (again:
+"""The scrubber and notes: `m`/`M` jump to the next/previous Note, `w` shows only notes (again:
 everything), `e` only failures; the help lists the keys."""
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_the_scrubber_jumps_to_notes_and_filters_to_them(tmp_path, monkeypatch):
             await pilot.press("M")
             await until(pilot, lambda: at() == 3)
 
-            await pilot.press("o")  # notes only
+            await pilot.press("w")  # notes only
             await until(pilot, lambda: t.types == ("Note",) and t.count == 3)
             assert at() == 3
             await until(pilot, lambda: "· Note" in screen_text(app))
@@ -84,7 +84,7 @@ def test_the_scrubber_jumps_to_notes_and_filters_to_them(tmp_path, monkeypatch):
             await until(pilot, lambda: at() == 6)
             await pilot.press("right")
             await until(pilot, lambda: at() == 7)
-            await pilot.press("o")  # again: every event, the cursor where it was
+            await pilot.press("w")  # again: every event, the cursor where it was
             await until(pilot, lambda: t.types is None and t.count == 9)
             await until(pilot, lambda: at() == 7)
 

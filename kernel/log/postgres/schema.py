@@ -146,10 +146,24 @@ async def _v3_error_category(conn: psycopg.AsyncConnection) -> None:
         await conn.execute("UPDATE vigil.runs SET error_category = %s WHERE run_id = %s", (category, run_id))
 
 
+# v4: artifacts (kernel/artifacts.py), content-addressed by sha256, beside the events; a large
+# bytea is TOASTed out of line, so reading kind/size/created_ns never reads the bytes.
+_V4_ARTIFACTS = """
+CREATE TABLE IF NOT EXISTS vigil.artifacts(
+    artifact_id text COLLATE "C" PRIMARY KEY,
+    kind text NOT NULL,
+    size bigint NOT NULL,
+    created_ns bigint NOT NULL,
+    data bytea NOT NULL
+)
+"""
+
+
 # MIGRATIONS[i] takes the schema from version i to i + 1 (its own numbering, not SQLite's): SQL
 # run statement by statement, then an optional async step on the same transaction.
 MIGRATIONS: list[tuple[str, object]] = [
     (_V1, None), (_V2, _backfill_chain), ("", _v3_error_category),
+    (_V4_ARTIFACTS, None),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

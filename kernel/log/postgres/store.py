@@ -18,7 +18,7 @@ from ...codec import Record
 from ...errors import StoreError
 from ..groupcommit import Committed
 from ..port import EventLog, describe_target
-from . import chainrows, leases, reads, schema
+from . import artifacts, chainrows, leases, reads, schema
 from .secretscan import scan
 from .writer import postgres_writer
 
@@ -65,6 +65,7 @@ class PostgresLog(EventLog):
     _leases = leases
     _chains = chainrows
     _scan = staticmethod(scan)
+    _artifacts = artifacts
 
     def __init__(self, dsn: str, readonly: bool, snapshot_every: int, poll_interval: float) -> None:
         self.dsn = dsn
@@ -74,6 +75,8 @@ class PostgresLog(EventLog):
         self.poll_interval = poll_interval
         self._reader = _Link(dsn, "reader")
         self._writer_link = _Link(dsn, "writer")
+        self._bulk_link = _Link(dsn, "artifacts")
+        self._bulk_lock = asyncio.Lock()
         self._listen_link: _Link | None = None
         self._listening: asyncio.Task | None = None
         self._changed = asyncio.Event()
@@ -113,7 +116,7 @@ class PostgresLog(EventLog):
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
         finally:
-            for link in (self._reader, self._writer_link, self._listen_link):
+            for link in (self._reader, self._writer_link, self._listen_link, self._bulk_link):
                 if link is not None:
                     await link.close()
 
@@ -138,6 +141,22 @@ class PostgresLog(EventLog):
             except (psycopg.Error, UnicodeError) as exc:
                 raise StoreError(_short(exc)) from None
         raise AssertionError("unreachable")
+
+    async def _bulk(self, write: bool, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Artifact bytes (up to hundreds of MB) on a connection of their own, one at a time:
+        seconds of upload must not hold up the reader's small reads, nor run inside, or around,
+        a lease or signal transaction another task has open on the reader's connection."""
+        if write and self.readonly:
+            raise StoreError(f"{self.where} is open read-only")
+        async with self._bulk_lock:
+            conn = await self._bulk_link.get()
+            try:
+                if not write:
+                    return await fn(conn, *args)
+                async with conn.transaction():
+                    return await fn(conn, *args)
+            except psycopg.Error as exc:
+                raise StoreError(f"artifact {'write' if write else 'read'} failed: {_short(exc)}") from None
 
     # writing --------------------------------------------------------------------------------
 

@@ -186,6 +186,19 @@ def _v5_error_category(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE runs SET error_category = ? WHERE run_id = ?", (category, run_id))
 
 
+# v6: artifacts (kernel/artifacts.py), content-addressed by sha256, beside the events. A rowid
+# table with `data` last: reading kind/size/created_ns never touches the blob's overflow pages.
+_V6_ARTIFACTS = """
+CREATE TABLE IF NOT EXISTS artifacts(
+    artifact_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL,
+    data BLOB NOT NULL
+)
+"""
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
@@ -193,6 +206,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V3),
     lambda conn: _v4(conn),
     _v5_error_category,
+    lambda conn: _run_script(conn, _V6_ARTIFACTS),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -13,7 +13,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, AsyncIterator, Sequence
 
-from . import chainrows, leases, reads, schema, secretscan, walguard
+from . import artifacts, chainrows, leases, reads, schema, secretscan, walguard
 from ...codec import Record
 from ...errors import StoreError
 from ..port import EventLog
@@ -29,6 +29,7 @@ class SqliteLog(EventLog):
     _leases = leases
     _chains = chainrows
     _scan = staticmethod(secretscan.scan)
+    _artifacts = artifacts
 
     def __init__(
         self,
