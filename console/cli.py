@@ -149,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("copy", help="copy every run to another log (SQLite <-> PostgreSQL), then verify it")
     p.add_argument("--from", dest="source", metavar="LOG", help="sqlite:PATH, a path or a postgresql:// URL (default: --db)")
     p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
+
+    from .replaycmd import add_parser as add_replay
+
+    add_replay(sub)
     return parser
 
 
@@ -246,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "otel":
         from .otelcmds import cmd_otel as handler
+    elif args.command == "replay":
+        from .replaycmd import cmd_replay as handler
     else:
         handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
     try:
