@@ -218,6 +218,74 @@ def test_an_effect_in_doubt_after_a_crash_replays_ok(both_backends):
     assert verdict.ok, verdict
 
 
+def family(started: list) -> tuple[Graph, Graph]:
+    @tool()
+    async def double(n: int) -> int:
+        started.append(n)
+        return 2 * n
+
+    async def work(state, ctx):
+        return {"n": await ctx.tool("double", n=state["n"])}
+
+    kid = Graph("kid", tools=[double])
+    kid.add_node("work", work)
+    kid.add_edge(START, "work")
+    kid.add_edge("work", END)
+
+    async def ask_kid(state, ctx):
+        return {"got": await ctx.child("kid", {"n": 21})}
+
+    parent = Graph("parent")
+    parent.add_node("ask_kid", ask_kid)
+    parent.add_edge(START, "ask_kid")
+    parent.add_edge("ask_kid", END)
+    return parent, kid
+
+
+def test_a_parent_replays_its_child_runs_outcome_without_starting_it(both_backends):
+    db = both_backends
+    started: list = []
+    parent, kid = family(started)
+
+    async def go():
+        async with runtime(db, parent, kid) as (store, rt):
+            run_id = await rt.start("parent")
+            for _ in range(500):
+                await rt.settle()
+                if (await store.run(run_id)).status == "completed":
+                    break
+                await asyncio.sleep(0.01)
+            return run_id, (await store.state_at(run_id)).state
+
+    run_id, state = run(go())
+    assert state["got"] == {"n": 42} and started == [21]
+
+    async def check():
+        async with await Store.open(db, readonly=True) as store:
+            verdicts = [v async for v in replay_all(store, registry(*family(started)))]
+            return verdicts, await store.count_runs()
+
+    verdicts, runs = run(check())
+    assert [v.status for v in verdicts] == ["ok", "ok"] and runs == 2
+    assert started == [21], "replay ran the child's tool"
+
+
+def test_a_paused_then_cancelled_run_replays_ok(both_backends, tmp_path):
+    db = both_backends
+    run_id = record(db, shop(out=tmp_path), approve=False)
+
+    async def steer():
+        async with runtime(db, shop(out=tmp_path)) as (store, rt):
+            await rt.pause(run_id, "lunch")
+            await rt.unpause(run_id, drive=False)
+            await rt.cancel(run_id, "changed my mind")
+            return (await store.run(run_id)).status
+
+    assert run(steer()) == "cancelled"
+    verdict = replay(db, shop(out=tmp_path), run_id)
+    assert verdict.ok and not verdict.in_flight, verdict
+
+
 # changed code is named by run and seq ----------------------------------------------------------
 
 
@@ -373,3 +441,86 @@ async def _only_run(db) -> str:
     async with await Store.open(db, readonly=True) as store:
         (info,) = await store.runs()
         return info.run_id
+
+
+def test_replay_all_streams_runs_with_progress_on_stderr(both_backends, tmp_path):
+    db = both_backends
+    flows = tmp_path / "flows_v1.py"
+    flows.write_text(FLOWS.format(amount=5))
+    from kernel.registry import Registry
+
+    reg = Registry()
+    reg.load(str(flows))
+
+    async def queue():
+        from kernel.engine.runtime import Runtime
+
+        async with await Store.open(db) as store:
+            async with Runtime(store, reg) as rt:
+                for _ in range(120):  # queued, never driven: in flight at their first event
+                    await rt.enqueue("cli_shop")
+
+    run(queue())
+    out = vigil("replay", "--all", "--workflows", str(flows), db=db)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    assert len(lines) == 120 and all(line.endswith("OK (in flight: replayed up to seq 1)") for line in lines)
+    err = out.stderr.decode().splitlines()
+    assert err == ["replay: 100/120 runs", "replayed 120 runs: 120 ok, 0 diverged"]
+
+
+def test_siblings_completed_in_another_order_after_a_restart_replay_ok(both_backends):
+    """A slow branch's effect was in flight when its process stopped; after the restart its
+    sibling (approved meanwhile) completed first. The replay completes them in that order."""
+    db = both_backends
+
+    def fan(gate: asyncio.Event) -> Graph:
+        @tool(idempotent=True)
+        async def slow(n: int) -> int:
+            await gate.wait()
+            return n
+
+        @tool(requires_approval=True)
+        async def risky(n: int) -> int:
+            return n
+
+        async def a(state, ctx):
+            return {"log": await ctx.tool("slow", n=1)}
+
+        async def b(state, ctx):
+            return {"log": await ctx.tool("risky", n=2)}
+
+        g = Graph("fan", tools=[slow, risky], reducers={"log": "append"})
+        g.add_node("a", a)
+        g.add_node("b", b)
+        g.add_edge(START, "a")
+        g.add_edge(START, "b")
+        g.add_edge("a", END)
+        g.add_edge("b", END)
+        return g
+
+    async def first():
+        async with runtime(db, fan(asyncio.Event())) as (store, rt):
+            run_id = await rt.start("fan")
+            while len([e for e in await events_of(store, run_id)
+                       if isinstance(e, (ActionRequested, InterruptRaised))]) < 2:
+                await asyncio.sleep(0.01)
+            raised = pending(rt, run_id)[0]
+            await rt.resolve(run_id, raised.interrupt_id, "approve", payload_hash=raised.payload_hash)
+            return run_id  # stops with a's effect in flight and b approved, not yet re-run
+
+    run_id = run(first())
+
+    async def second():
+        gate = asyncio.Event()
+        async with runtime(db, fan(gate)) as (store, rt):
+            await rt.resume()
+            while not [e for e in await events_of(store, run_id) if isinstance(e, StepCompleted)]:
+                await asyncio.sleep(0.01)
+            gate.set()
+            await rt.settle()
+            return [e.step_id for e in await events_of(store, run_id) if isinstance(e, StepCompleted)]
+
+    assert run(second()) == ["1.b", "1.a"]
+    verdict = replay(db, fan(asyncio.Event()), run_id)
+    assert verdict.ok, verdict

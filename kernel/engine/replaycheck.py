@@ -61,6 +61,10 @@ class _Halt(BaseException):
     like Suspended, so a node's `except Exception` cannot swallow it."""
 
 
+class _Later(BaseException):
+    """A branch whose completion the recording has after a sibling's that is not replayed yet."""
+
+
 class _MemoryStore:
     """Where a replay's driver appends: nowhere. Each append 'commits' at once."""
 
@@ -194,16 +198,21 @@ class ReplayDriver(RunDriver):
     async def _branch(self, n: int, node: str, outcome: dict[str, str]) -> None:
         try:
             await super()._branch(n, node, outcome)
+        except _Later:
+            outcome[node] = "suspended"  # completed again, in its turn, by a later activation
         finally:
             self._running[n] -= 1
             self._poke()
 
     async def _complete(self, step_id: str, node: str, patches: tuple) -> None:
         # Branches complete in the recorded order (live, it was whichever finished first): the
-        # state a completion hashes holds the completions before it. A sibling that no longer
-        # completes (it waits, or failed) does not hold the others back.
+        # state a completion hashes holds the completions before it. If the sibling recorded
+        # first now waits (live it was driven on first, after a decision or a restart), this one
+        # waits too and completes in a later activation, after it.
         n = int(step_id.split(".", 1)[0])
-        while self.checker.recording.completes_after_another(step_id) and self._running.get(n, 0) > 1:
+        while self.checker.recording.completes_after_another(step_id):
+            if self._running.get(n, 0) <= 1:
+                raise _Later()
             await self._changed.wait()
         await super()._complete(step_id, node, patches)
 
