@@ -524,3 +524,36 @@ def test_siblings_completed_in_another_order_after_a_restart_replay_ok(both_back
     assert run(second()) == ["1.b", "1.a"]
     verdict = replay(db, fan(asyncio.Event()), run_id)
     assert verdict.ok, verdict
+
+
+def test_a_run_waiting_for_a_retry_hours_away_replays_without_waiting(both_backends):
+    db = both_backends
+    from kernel.graph import RetryPolicy
+
+    def patient() -> Graph:
+        async def work(state, ctx):
+            await ctx.now()
+            raise ValueError("not yet")
+
+        g = Graph("patient")
+        g.add_node("work", work, retry=RetryPolicy(attempts=3, backoff="fixed", initial=3600, jitter=False))
+        g.add_edge(START, "work")
+        g.add_edge("work", END)
+        return g
+
+    async def go():
+        async with runtime(db, patient()) as (store, rt):
+            run_id = await rt.start("patient")
+            while "StepFailed" not in [type(e).__name__ for e in await events_of(store, run_id)]:
+                await asyncio.sleep(0.01)
+            return run_id  # the process stops while the run sleeps until its retry
+
+    run_id = run(go())
+
+    async def check():
+        async with await Store.open(db, readonly=True) as store:
+            # A guard against a hang, not a timing assertion: the retry is an hour away.
+            return await asyncio.wait_for(replay_run(store, registry(patient()), run_id), 120)
+
+    verdict = run(check())
+    assert verdict.ok and verdict.in_flight, verdict

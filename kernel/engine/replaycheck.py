@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, AsyncIterator, Iterable
 
+import msgspec
+
 from . import scopes
 from ..errors import ActionError, NotFound, Suspended
 from ..events import (
@@ -29,6 +31,7 @@ from ..events import (
     RunDiverged,
     RunFailed,
     RunStarted,
+    StepFailed,
 )
 from ..graph import Graph
 from .driver import RunDriver
@@ -154,6 +157,10 @@ class _Checker:
             raise _Halt() from None
         if found is not None:
             self.halted = False
+            if isinstance(found[1], StepFailed):
+                # A replay never waits for a durable timer: a retry the recording made is
+                # replayed at once, and one it has not reached is its frontier anyway.
+                return msgspec.structs.replace(found[1], retry_at_ns=0)
             return found[1]
         if isinstance(event, RunDiverged):  # the engine's own matcher found it: its words
             self.divergence = Mismatch(self._seq_of(event), event.error)
