@@ -51,7 +51,9 @@ async def cmd_replay(args: argparse.Namespace) -> int:
             ids, total = None, await store.count_runs()
         else:
             run_id = await store.resolve(args.run)
-            registry.get((await store.run(run_id)).graph)  # one run we cannot check is bad input
+            graph = (await store.run(run_id)).graph
+            if graph not in registry:  # one run we cannot check is bad input
+                raise VigilError(f"run {run_id} is a {graph!r} run, a graph not registered here (--workflows MODULE)")
             ids, total = [run_id], 1
         done = 0
         async for verdict in replay_all(store, registry, ids):

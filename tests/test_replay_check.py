@@ -557,3 +557,31 @@ def test_a_run_waiting_for_a_retry_hours_away_replays_without_waiting(both_backe
 
     verdict = run(check())
     assert verdict.ok and verdict.in_flight, verdict
+
+
+def test_code_that_is_not_deterministic_is_caught_by_the_engines_own_matcher(both_backends):
+    """A node that calls with other arguments when it runs again (after the decision) matches
+    its recording the first time; the engine's own matcher (effects.py `expect`) names it."""
+    db = both_backends
+
+    def checkout(amounts) -> Graph:
+        @tool()
+        async def pay(amount: int) -> dict:
+            return {"paid": amount}
+
+        async def buy(state, ctx):
+            await ctx.tool("pay", amount=next(amounts))
+            return {"ok": await ctx.interrupt("receipt?")}
+
+        g = Graph("checkout", tools=[pay])
+        g.add_node("buy", buy)
+        g.add_edge(START, "buy")
+        g.add_edge("buy", END)
+        return g
+
+    run_id = record(db, checkout(iter([5, 5])))
+    assert status_of(db, run_id) == "completed"
+    verdict = replay(db, checkout(iter([5, 6])), run_id)
+    call = seq_of(db, run_id, lambda e: isinstance(e, ActionRequested) and e.action_id == "1.buy#0")
+    assert verdict.status == "diverged" and verdict.seq == call, verdict
+    assert verdict.reason.startswith('1.buy#0: the log has tool pay {"amount":5}, the code now calls tool pay {"amount":6}')

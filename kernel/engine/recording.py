@@ -158,6 +158,9 @@ class Recording:
     def last_seq(self) -> int:
         return self.records[-1][0] if self.records else 0
 
+    def records_at(self, seq: int) -> Any:
+        return self._event.get(seq)
+
     def unreadable(self) -> tuple[int, str] | None:
         for seq, event in self.records:
             if isinstance(event, (Unknown, Corrupt)):

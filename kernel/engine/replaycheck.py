@@ -153,6 +153,8 @@ class _Checker:
         try:
             found = rec.match(event)
         except Mismatch as m:
+            if isinstance(event, RunDiverged) and not isinstance(rec.records_at(m.seq), RunDiverged):
+                m = Mismatch(self._seq_of(event), event.error)  # the engine's matcher: its words
             self.divergence = m
             raise _Halt() from None
         if found is not None:
