@@ -150,9 +150,16 @@ class Recording:
         self.matched_driver = 0
         self._by_key: dict[tuple, list[int]] = {}
         self._event = dict(records)
+        self._lo = 0  # records before this index are all used: scans start here
+        # action id -> seqs of its requests, outcomes and in-doubt questions, in order
+        self._about: dict[str, list[int]] = {}
         for seq, event in records:
             if isinstance(event, DRIVER_TYPES):
                 self._by_key.setdefault(key_of(event), []).append(seq)
+            if isinstance(event, (ActionRequested, ActionSucceeded, ActionFailed)):
+                self._about.setdefault(event.action_id, []).append(seq)
+            elif isinstance(event, InterruptRaised) and event.kind == "in_doubt":
+                self._about.setdefault(event.interrupt_id.split(".doubt", 1)[0], []).append(seq)
 
     @property
     def last_seq(self) -> int:
@@ -169,8 +176,14 @@ class Recording:
 
     def unused(self, *, driver: bool | None = None, step: str | None = None, before: int | None = None):
         """Recorded events not accounted for yet, in seq order."""
-        for seq, event in self.records:
-            if seq in self.used or (before is not None and seq >= before):
+        records, used = self.records, self.used
+        while self._lo < len(records) and records[self._lo][0] in used:
+            self._lo += 1
+        for i in range(self._lo, len(records)):
+            seq, event = records[i]
+            if before is not None and seq >= before:
+                return
+            if seq in used:
                 continue
             if driver is not None and isinstance(event, DRIVER_TYPES) != driver:
                 continue
@@ -238,16 +251,11 @@ class Recording:
         """The recorded outcome of the occurrence of `action_id` requested at `after`: None if
         the recording has none before the action is requested again or asked about (the
         process stopped while the effect ran, or the recording ends there)."""
-        for seq, event in self.records:
+        for seq in self._about.get(action_id, ()):
             if seq <= after:
                 continue
-            if isinstance(event, (ActionSucceeded, ActionFailed)) and event.action_id == action_id:
-                return seq, event
-            if isinstance(event, ActionRequested) and event.action_id == action_id:
-                return None
-            if isinstance(event, InterruptRaised) and event.kind == "in_doubt" \
-                    and event.interrupt_id.split(".doubt", 1)[0] == action_id:
-                return None
+            event = self._event[seq]
+            return (seq, event) if isinstance(event, (ActionSucceeded, ActionFailed)) else None
         return None
 
     def child_key(self, position: str) -> str | None:
