@@ -585,3 +585,32 @@ def test_code_that_is_not_deterministic_is_caught_by_the_engines_own_matcher(bot
     call = seq_of(db, run_id, lambda e: isinstance(e, ActionRequested) and e.action_id == "1.buy#0")
     assert verdict.status == "diverged" and verdict.seq == call, verdict
     assert verdict.reason.startswith('1.buy#0: the log has tool pay {"amount":5}, the code now calls tool pay {"amount":6}')
+
+
+def test_a_failed_tool_call_replays_its_recorded_error(both_backends):
+    db = both_backends
+    tries: list = []
+
+    def fragile() -> Graph:
+        @tool()
+        async def fetch(url: str) -> str:
+            tries.append(url)
+            raise ConnectionError(f"{url} is down")
+
+        async def work(state, ctx):
+            try:
+                return {"page": await ctx.tool("fetch", url="http://example.invalid")}
+            except Exception as exc:  # the node goes on with what the error said
+                return {"page": f"unavailable: {exc}"}
+
+        g = Graph("fragile", tools=[fetch])
+        g.add_node("work", work)
+        g.add_edge(START, "work")
+        g.add_edge("work", END)
+        return g
+
+    run_id = record(db, fragile())
+    assert status_of(db, run_id) == "completed" and len(tries) == 1
+    verdict = replay(db, fragile(), run_id)
+    assert verdict.ok, verdict
+    assert len(tries) == 1, "replay ran the tool"

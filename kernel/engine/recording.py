@@ -18,22 +18,33 @@ from ..events import (
     ActionRequested,
     ActionSucceeded,
     InterruptRaised,
+    InterruptResolved,
+    RunAdopted,
+    RunCancelled,
     RunCompleted,
     RunDiverged,
     RunFailed,
+    RunPaused,
+    RunResumed,
+    RunStarted,
     StepCompleted,
     StepFailed,
     StepStarted,
+    ToolApprovedForRun,
 )
 
-__all__ = ["Recording", "Mismatch", "key_of", "step_of", "describe", "DRIVER_TYPES"]
+__all__ = ["Recording", "Mismatch", "key_of", "step_of", "describe", "is_driver", "EXTERNAL_TYPES"]
 
-# What a driver appends by itself. Everything else in a log (decisions, pauses, cancels,
-# adoptions) comes from outside the run's code and is fed to the replay as recorded.
-DRIVER_TYPES = (
-    StepStarted, StepCompleted, StepFailed, ActionRequested, ActionSucceeded, ActionFailed,
-    InterruptRaised, RunCompleted, RunFailed, RunDiverged,
+# What comes from outside the run's code (its start, decisions, pauses, cancels, adoptions):
+# fed to the replay as recorded. Every other event is the driver's own, matched against what
+# the replay appends; a kind of event added later (a note, say) is the driver's by default.
+EXTERNAL_TYPES = (
+    RunStarted, InterruptResolved, ToolApprovedForRun, RunPaused, RunResumed, RunAdopted, RunCancelled,
 )
+
+
+def is_driver(event: Any) -> bool:
+    return not isinstance(event, (*EXTERNAL_TYPES, Unknown, Corrupt))
 
 
 class Mismatch(Exception):
@@ -59,7 +70,8 @@ def key_of(event: Any) -> tuple:
         return ("interrupt", event.interrupt_id)
     if isinstance(event, (RunCompleted, RunFailed, RunDiverged)):
         return ("end",)
-    return (type(event).__name__,)
+    # Any other event of a step is identified by its type and its ids (a note by its position).
+    return (type(event).__name__, *(getattr(event, f, None) for f in ("note_id", "step_id")))
 
 
 def step_of(event: Any) -> str | None:
@@ -67,7 +79,8 @@ def step_of(event: Any) -> str | None:
     step = getattr(event, "step_id", None)
     if step is not None:
         return step
-    ident = getattr(event, "action_id", None) or getattr(event, "interrupt_id", None)
+    ident = (getattr(event, "action_id", None) or getattr(event, "interrupt_id", None)
+             or getattr(event, "note_id", None))
     return ident.split("#", 1)[0] if ident else None
 
 
@@ -154,7 +167,7 @@ class Recording:
         # action id -> seqs of its requests, outcomes and in-doubt questions, in order
         self._about: dict[str, list[int]] = {}
         for seq, event in records:
-            if isinstance(event, DRIVER_TYPES):
+            if is_driver(event):
                 self._by_key.setdefault(key_of(event), []).append(seq)
             if isinstance(event, (ActionRequested, ActionSucceeded, ActionFailed)):
                 self._about.setdefault(event.action_id, []).append(seq)
@@ -185,7 +198,7 @@ class Recording:
                 return
             if seq in used:
                 continue
-            if driver is not None and isinstance(event, DRIVER_TYPES) != driver:
+            if driver is not None and is_driver(event) != driver:
                 continue
             if step is not None and step_of(event) != step:
                 continue
@@ -279,7 +292,7 @@ class Recording:
         for seq, event in self.records:
             if seq in self.used:
                 continue
-            if isinstance(event, DRIVER_TYPES):
+            if is_driver(event) or isinstance(event, (Unknown, Corrupt)):
                 if out:
                     break
                 continue

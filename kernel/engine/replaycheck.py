@@ -36,7 +36,7 @@ from ..events import (
 from ..graph import Graph
 from .driver import RunDriver
 from .effects import error_text
-from .recording import DRIVER_TYPES, Mismatch, Recording, describe
+from .recording import Mismatch, Recording, describe, is_driver
 from .runview import ENDS, RunView
 
 __all__ = ["Verdict", "replay_run", "replay_records", "replay_all"]
@@ -204,9 +204,9 @@ class ReplayDriver(RunDriver):
         self._running[n] = len(nodes)  # counted before any starts: the first may finish at once
         return await super()._superstep(n, nodes)
 
-    async def _branch(self, n: int, node: str, outcome: dict[str, str]) -> None:
+    async def _branch(self, n: int, node: str, outcome: dict[str, str], *more: Any) -> None:
         try:
-            await super()._branch(n, node, outcome)
+            await super()._branch(n, node, outcome, *more)
         except _Later:
             outcome[node] = "suspended"  # completed again, in its turn, by a later activation
         finally:
@@ -233,10 +233,11 @@ class ReplayDriver(RunDriver):
             # waits here (as live it would wait for the effect), the others go on.
             raise Suspended(action_id)
         event = outcome[1]
+        self.post(event)  # the recorded outcome, as the effect would have appended it
         if isinstance(event, ActionFailed):
-            self.post(ActionFailed(action_id=action_id, error=event.error, retryable=event.retryable))
-            raise ActionError(event.error, event.retryable)
-        self.post(ActionSucceeded(action_id=action_id, output=event.output))
+            # What effect() raises from a record (with the error's details where events carry them).
+            details = getattr(event, "error_info", None)
+            raise ActionError(event.error, event.retryable, *(() if details is None else (details,)))
         return event.output
 
     async def approve(self, ctx: Any, action_id: str, spec: Any, args: dict) -> dict:
@@ -300,7 +301,7 @@ async def replay_records(graph: Graph, run_id: str, records: list[tuple[int, Any
                 return _diverged(verdict, Mismatch(seq, f"the log has {describe(event)}, the code "
                                                    f"now ends the run ({type(view.terminal).__name__}) before it"))
             return verdict
-        if len(rec.used) > before and isinstance(left[1], DRIVER_TYPES):
+        if len(rec.used) > before and is_driver(left[1]):
             continue  # it got further: drive again, as a wake would (a child's end, a restart)
         fed = rec.externals()
         if not fed:
