@@ -250,8 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "otel":
         from .otelcmds import cmd_otel as handler
-    elif args.command == "replay":
-        from .replaycmd import cmd_replay as handler
     else:
         handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
     try:
