@@ -614,3 +614,32 @@ def test_a_failed_tool_call_replays_its_recorded_error(both_backends):
     verdict = replay(db, fragile(), run_id)
     assert verdict.ok, verdict
     assert len(tries) == 1, "replay ran the tool"
+
+
+def test_a_changed_note_diverges_at_the_recorded_note(both_backends):
+    """Any event a step appends is the code's to make again, a kind added later (ctx.note) too."""
+    import pytest
+
+    import kernel.events
+
+    if not hasattr(kernel.events, "Note"):
+        pytest.skip("ctx.note comes with the notes branch")
+    db = both_backends
+
+    def noted(amount: int) -> Graph:
+        async def work(state, ctx):
+            ctx.note("decided", {"amount": amount})
+            return {"amount": amount}
+
+        g = Graph("noted")
+        g.add_node("work", work)
+        g.add_edge(START, "work")
+        g.add_edge("work", END)
+        return g
+
+    run_id = record(db, noted(5))
+    assert replay(db, noted(5), run_id).ok
+    verdict = replay(db, noted(6), run_id)
+    note = seq_of(db, run_id, lambda e: type(e).__name__ == "Note")
+    assert verdict.status == "diverged" and verdict.seq == note, verdict
+    assert '{"amount":5}' in verdict.reason and '{"amount":6}' in verdict.reason

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..codec import Corrupt, Unknown, canonical_hash, short
+from ..codec import Corrupt, Unknown, canonical_hash, short, to_builtins
 from ..events import (
     ActionFailed,
     ActionRequested,
@@ -100,7 +100,7 @@ def describe(event: Any) -> str:
 
 def _ident(event: Any) -> str:
     return (getattr(event, "action_id", None) or getattr(event, "interrupt_id", None)
-            or getattr(event, "step_id", None) or "the run")
+            or getattr(event, "note_id", None) or getattr(event, "step_id", None) or "the run")
 
 
 def _differs(recorded: Any, new: Any) -> str | None:
@@ -145,7 +145,18 @@ def _differs(recorded: Any, new: Any) -> str | None:
     elif isinstance(new, ActionFailed):
         if recorded.error != new.error:
             return f"{new.action_id}: the log failed with {short(recorded.error, 80)}, the code now with {short(new.error, 80)}"
+    elif not isinstance(new, ActionSucceeded):
+        # Any other kind of event (a note, say): all of it must be the same.
+        if canonical_hash(to_builtins(recorded)) != canonical_hash(to_builtins(new)):
+            return (f"{_ident(new)}: the log has {type(recorded).__name__} {_fields(recorded)}, "
+                    f"the code now appends {_fields(new)}")
     return None
+
+
+def _fields(event: Any) -> str:
+    """An event's content without its type and ids, for a message."""
+    data = to_builtins(event)
+    return short({k: v for k, v in data.items() if k not in ("type", "note_id", "step_id")}, 80)
 
 
 def _changed_keys(old: tuple, new: tuple) -> list[str]:
