@@ -158,8 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="target", metavar="LOG", required=True, help="sqlite:PATH, a path or a postgresql:// URL")
 
     from .artifactcmds import add_parser as add_artifact_parser
+    from .replaycmd import add_parser as add_replay
 
     add_artifact_parser(sub)
+    add_replay(sub)
     return parser
 
 
