@@ -257,6 +257,35 @@ def test_a_changed_note_diverges_at_the_recorded_note(both_backends):
     note = seq_of(db, run_id, lambda e: type(e).__name__ == "Note")
     assert verdict.status == "diverged" and verdict.seq == note, verdict
     assert '{"amount":5}' in verdict.reason and '{"amount":6}' in verdict.reason
+
+def test_artifacts_replay_ok_and_changed_artifact_bytes_diverge(both_backends):
+    """A tool output big enough to be offloaded and a ctx.artifact: the replay gets the real
+    output back from the artifact (the state hash after the step covers it) and stores nothing."""
+    db = both_backends
+
+    def reporting(text: str) -> Graph:
+        @tool()
+        async def fetch() -> str:
+            return "row\n" * 40_000  # 160 KB: over the 64 KiB threshold, offloaded
+
+        async def work(state, ctx):
+            out = await ctx.tool("fetch")
+            ref = await ctx.artifact(text.encode(), "text/plain")
+            return {"lines": out.count("\n"), "report": ref.artifact_id}
+
+        g = Graph("reporting", tools=[fetch])
+        g.add_node("work", work)
+        g.add_edge(START, "work")
+        g.add_edge("work", END)
+        return g
+
+    run_id = record(db, reporting("v1"))
+    assert replay(db, reporting("v1"), run_id).ok
+    verdict = replay(db, reporting("v2"), run_id)
+    stored = seq_of(db, run_id, lambda e: type(e).__name__ == "ArtifactStored" and e.kind == "text/plain")
+    assert verdict.status == "diverged" and verdict.seq == stored, verdict
+
+
 # the CLI ---------------------------------------------------------------------------------------
 
 FLOWS = '''

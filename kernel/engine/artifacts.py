@@ -67,10 +67,11 @@ async def _put(driver: "RunDriver", data: bytes, kind: str) -> Any:
         raise Lost(f"run {driver.run_id}: {exc}") from exc
 
 
-async def replayed_output(driver: "RunDriver", action_id: str, output: Any) -> Any:
+async def replayed_output(driver: "RunDriver", action_id: str, output: Any, stored: Any = None) -> Any:
     """A recorded output as the node first saw it: read back from its artifact if the log
-    stored it as one (an ArtifactStored for this action, and the reference in the output)."""
-    stored = driver.view.artifacts.get(action_id)
+    stored it as one (an ArtifactStored for this action -- the view's, unless given -- and the
+    reference in the output)."""
+    stored = stored if stored is not None else driver.view.artifacts.get(action_id)
     ref = ref_of(output) if stored is not None else None
     if ref is None or ref.artifact_id != stored.artifact_id:
         return output

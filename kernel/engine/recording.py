@@ -14,6 +14,7 @@ from typing import Any
 
 from ..codec import Corrupt, Unknown, canonical_hash, short, to_builtins
 from ..events import (
+    ArtifactStored,
     ActionFailed,
     ActionRequested,
     ActionSucceeded,
@@ -70,8 +71,9 @@ def key_of(event: Any) -> tuple:
         return ("interrupt", event.interrupt_id)
     if isinstance(event, (RunCompleted, RunFailed, RunDiverged)):
         return ("end",)
-    # Any other event of a step is identified by its type and its ids (a note by its position).
-    return (type(event).__name__, *(getattr(event, f, None) for f in ("note_id", "step_id")))
+    # Any other event of a step is identified by its type and its ids (a note or an artifact by
+    # its position).
+    return (type(event).__name__, *(getattr(event, f, None) for f in ("note_id", "action_id", "step_id")))
 
 
 def step_of(event: Any) -> str | None:
@@ -175,12 +177,13 @@ class Recording:
         self._by_key: dict[tuple, list[int]] = {}
         self._event = dict(records)
         self._lo = 0  # records before this index are all used: scans start here
-        # action id -> seqs of its requests, outcomes and in-doubt questions, in order
+        # action id -> seqs of its requests, outcomes (an output's artifact first) and in-doubt
+        # questions, in order
         self._about: dict[str, list[int]] = {}
         for seq, event in records:
             if is_driver(event):
                 self._by_key.setdefault(key_of(event), []).append(seq)
-            if isinstance(event, (ActionRequested, ActionSucceeded, ActionFailed)):
+            if isinstance(event, (ActionRequested, ActionSucceeded, ActionFailed, ArtifactStored)):
                 self._about.setdefault(event.action_id, []).append(seq)
             elif isinstance(event, InterruptRaised) and event.kind == "in_doubt":
                 self._about.setdefault(event.interrupt_id.split(".doubt", 1)[0], []).append(seq)
@@ -279,7 +282,20 @@ class Recording:
             if seq <= after:
                 continue
             event = self._event[seq]
+            if isinstance(event, ArtifactStored):
+                continue  # an output stored as an artifact: its ActionSucceeded follows
             return (seq, event) if isinstance(event, (ActionSucceeded, ActionFailed)) else None
+        return None
+
+    def artifact_for(self, action_id: str, after: int) -> Any:
+        """The ArtifactStored recorded for the outcome of `action_id` requested at `after` (an
+        output over the threshold), or None."""
+        for seq in self._about.get(action_id, ()):
+            if seq > after:
+                event = self._event[seq]
+                if not isinstance(event, ArtifactStored):
+                    return None
+                return event
         return None
 
     def child_key(self, position: str) -> str | None:

@@ -34,6 +34,8 @@ from ..events import (
     StepFailed,
 )
 from ..graph import Graph
+from ..artifacts import ArtifactInfo, ArtifactMissing, artifact_id
+from .artifacts import replayed_output
 from .driver import RunDriver
 from .effects import error_text
 from .recording import Mismatch, Recording, describe, is_driver
@@ -69,9 +71,21 @@ class _Later(BaseException):
 
 
 class _MemoryStore:
-    """Where a replay's driver appends: nowhere. Each append 'commits' at once."""
+    """Where a replay's driver appends: nowhere. Each append 'commits' at once. Artifacts are
+    read from the recorded log (`source`) and never stored."""
 
     readonly = False
+
+    def __init__(self, source: Any = None) -> None:
+        self.source = source
+
+    async def put_artifact(self, data: bytes, kind: str, **_: Any) -> ArtifactInfo:
+        return ArtifactInfo(artifact_id=artifact_id(data), kind=kind, size=len(data), created_ns=0)
+
+    async def get_artifact(self, aid: str) -> bytes:
+        if self.source is None:
+            raise ArtifactMissing(f"no log to read artifact {aid} from")
+        return await self.source.get_artifact(aid)
 
     def submit(self, run_id: str, events: Any, *, expected_seq: int, **_: Any) -> asyncio.Future[int]:
         future = asyncio.get_running_loop().create_future()
@@ -85,8 +99,8 @@ class _Host:
     approvals = "ask"  # whether a call asked is the recording's to say (ReplayDriver.approve)
     draining = False
 
-    def __init__(self, recording: Recording) -> None:
-        self.store = _MemoryStore()
+    def __init__(self, recording: Recording, source: Any = None) -> None:
+        self.store = _MemoryStore(source)
         self.recording = recording
         self.child_at: str | None = None
 
@@ -233,12 +247,15 @@ class ReplayDriver(RunDriver):
             # waits here (as live it would wait for the effect), the others go on.
             raise Suspended(action_id)
         event = outcome[1]
+        stored = rec.artifact_for(action_id, rec.requested_at(action_id))
+        if stored is not None:
+            self.post(stored)  # the output went to an artifact first, as live
         self.post(event)  # the recorded outcome, as the effect would have appended it
         if isinstance(event, ActionFailed):
             # What effect() raises from a record (with the error's details where events carry them).
             details = getattr(event, "error_info", None)
             raise ActionError(event.error, event.retryable, *(() if details is None else (details,)))
-        return event.output
+        return await replayed_output(self, action_id, event.output, stored)  # read back from its artifact
 
     async def approve(self, ctx: Any, action_id: str, spec: Any, args: dict) -> dict:
         rec = self.checker.recording
@@ -269,8 +286,9 @@ class ReplayDriver(RunDriver):
                 return
 
 
-async def replay_records(graph: Graph, run_id: str, records: list[tuple[int, Any]]) -> Verdict:
-    """Replay one run's recorded (seq, event) pairs with `graph` (the current code)."""
+async def replay_records(graph: Graph, run_id: str, records: list[tuple[int, Any]], source: Any = None) -> Verdict:
+    """Replay one run's recorded (seq, event) pairs with `graph` (the current code); artifacts
+    are read from `source`, the log the records come from (read only)."""
     rec = Recording(records)
     verdict = Verdict(run_id, graph.name, "ok", last_seq=rec.last_seq)
     bad = rec.unreadable()
@@ -284,7 +302,7 @@ async def replay_records(graph: Graph, run_id: str, records: list[tuple[int, Any
     view.feed(1, records[0][1])
     rec.used.add(records[0][0])
     checker = _Checker(rec)
-    host = _Host(rec)
+    host = _Host(rec, source)
     scopes.install()
     while True:
         before = len(rec.used)
@@ -328,7 +346,7 @@ async def replay_run(store: Any, registry: Any, run_id: str) -> Verdict:
     info = await store.run(run_id)
     graph = registry.get(info.graph)
     records = [(r.seq, r.event) async for r in store.iter_events(run_id)]
-    return await replay_records(graph, run_id, records)
+    return await replay_records(graph, run_id, records, store)
 
 
 async def replay_all(store: Any, registry: Any, run_ids: Iterable[str] | None = None) -> AsyncIterator[Verdict]:
