@@ -21,9 +21,9 @@ from kernel.demos import triage
 from kernel.errors import VigilError
 from kernel.events import ActionSucceeded, InterruptResolved, RunCancelled, RunStarted
 from kernel.projection import TERMINAL
-from kernel.engine.runtime import InterruptRefused
+from kernel.engine.runtime import InterruptRefused, Runtime
 from kernel.store import Store
-from runtime_helpers import events_of, pending, run, runtime
+from runtime_helpers import events_of, pending, registry, run, runtime
 
 
 def cli(*args: str, db, ledger=None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -353,3 +353,22 @@ def test_an_older_database_closes_the_interrupts_of_ended_runs(db):
     assert conn.execute("SELECT resolved_seq FROM interrupts").fetchall() == [(4,)]
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
     assert cli("verify", run_id, db=db).returncode == 0
+
+
+def test_a_run_lost_just_before_close_is_released_by_close(db):
+    """close() cancels the task releasing a lost run; it used to drop that run from what it
+    released (the cancelled task took itself out of the list first), so the run stayed owned
+    by a process that was gone, until its lease ran out."""
+
+    async def go():
+        async with await Store.open(db) as store:
+            rt = Runtime(store, registry(payments))
+            await rt.__aenter__()
+            run_id = await rt.start("payments", {"bills": [["bob", 500]]})
+            await rt.settle()
+            assert (await store.run(run_id)).owner == rt.owner
+            rt.lost(run_id, "its appends failed")  # the release task is made, not yet run
+            await rt.close()
+            return (await store.run(run_id)).owner
+
+    assert run(go()) is None

@@ -85,3 +85,36 @@ def test_the_writer_outlives_a_server_restart():
         assert asyncio.run(go()) == ["RunStarted", "ActionSucceeded"]
     finally:
         server.stop()
+
+
+def test_small_write_transactions_never_nest_inside_one_another(pg_dsn):
+    """Leases, signals and snapshots each write in a transaction of their own. They used to share
+    the reader's one connection, where psycopg runs a second task's transaction as a savepoint
+    inside the first's: a write that had returned could be rolled back with someone else's."""
+
+    async def go():
+        async with await Store.open(pg_dsn) as store:
+            started = asyncio.Event()
+
+            async def slow_then_fail(conn):
+                await conn.execute("INSERT INTO vigil.meta VALUES ('first', '1')")
+                started.set()
+                await asyncio.sleep(0.3)
+                raise ValueError("the first transaction fails")
+
+            async def quick(conn):
+                await conn.execute("INSERT INTO vigil.meta VALUES ('second', '1')")
+                return "committed"
+
+            async def second():
+                await started.wait()
+                return await store._write(quick)
+
+            first, done = await asyncio.gather(store._write(slow_then_fail), second(), return_exceptions=True)
+            assert isinstance(first, ValueError) and done == "committed", (first, done)
+        conn = await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True)
+        async with conn:
+            cur = await conn.execute("SELECT key FROM vigil.meta WHERE key IN ('first', 'second')")
+            return [r[0] for r in await cur.fetchall()]
+
+    assert asyncio.run(go()) == ["second"]

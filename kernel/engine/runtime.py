@@ -99,10 +99,13 @@ class Runtime(Decisions, Loops):
         await asyncio.gather(*self._loops, *running, *self._chores, return_exceptions=True)
         # Tools' servers stop with the runs that used them (the next call would start them again).
         await close_tools(t for graph in self.registry for t in graph.tools)
-        for task in self._releasing.values():
+        # Named before cancelling: a cancelled release task takes itself out of _releasing (its
+        # done callback), and a lost run must still be released here, not stay ours.
+        releasing = dict(self._releasing)
+        for task in releasing.values():
             task.cancel()
-        await asyncio.gather(*self._releasing.values(), return_exceptions=True)
-        mine = [*(self.drivers if release else ()), *self._releasing]
+        await asyncio.gather(*releasing.values(), return_exceptions=True)
+        mine = [*(self.drivers if release else ()), *releasing]
         self._releasing.clear()
         if mine and not self.store.readonly:
             try:

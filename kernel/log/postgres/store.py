@@ -77,6 +77,12 @@ class PostgresLog(EventLog):
         self._writer_link = _Link(dsn, "writer")
         self._bulk_link = _Link(dsn, "artifacts")
         self._bulk_lock = asyncio.Lock()
+        # Small write transactions (leases, signals, snapshots, seals) one at a time on a
+        # connection of their own: psycopg runs a transaction opened while another task's is
+        # open on the same connection as a savepoint inside it, so sharing the reader's let one
+        # task's rollback take back another's committed write (and reads ran inside writes).
+        self._txn_link = _Link(dsn, "writes")
+        self._txn_lock = asyncio.Lock()
         self._listen_link: _Link | None = None
         self._listening: asyncio.Task | None = None
         self._changed = asyncio.Event()
@@ -116,7 +122,7 @@ class PostgresLog(EventLog):
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
         finally:
-            for link in (self._reader, self._writer_link, self._listen_link, self._bulk_link):
+            for link in (self._reader, self._writer_link, self._listen_link, self._bulk_link, self._txn_link):
                 if link is not None:
                     await link.close()
 
@@ -131,10 +137,11 @@ class PostgresLog(EventLog):
         if self.readonly:
             raise StoreError(f"{self.where} is open read-only")
         for attempt in range(3):
-            conn = await self._reader.get()
             try:
-                async with conn.transaction():
-                    return await fn(conn, *args)
+                async with self._txn_lock:
+                    conn = await self._txn_link.get()
+                    async with conn.transaction():
+                        return await fn(conn, *args)
             except _RETRY:
                 if attempt == 2:
                     raise StoreError("the log stayed busy (deadlock or serialization failure, 3 tries)") from None
