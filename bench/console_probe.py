@@ -1,7 +1,7 @@
 """Measures the console headless in a fresh process (so RSS is the console's own), on a log
 given on the command line. Prints one JSON object.
 
-    python -m bench.console_probe DB RUN_ID
+    python -m bench.console_probe DB RUN_ID [moves]    # moves: open and cursor moves only
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _shows(app, seq: int) -> bool:
     return f"── state as of seq {seq} ──" in screen.query_one("#doc").lines
 
 
-async def probe(db: Path, run_id: str) -> dict:
+async def probe(db: Path, run_id: str, moves_only: bool = False) -> dict:
     app = VigilApp(db, Registry(), adopt=False)
     out: dict = {}
     async with app.run_test(size=(120, 40)) as pilot:
@@ -69,6 +69,8 @@ async def probe(db: Path, run_id: str) -> dict:
         out["move_p50_ms"] = moves[len(moves) // 2]
         out["move_p99_ms"] = moves[int(len(moves) * 0.99) - 1]
         out["rss_mb"] = rss_mb()
+        if moves_only:
+            return out
 
         # key-press latency while 5,000 events/s arrive on a live run, written by another process
         flood_id = f"flood-{time.time_ns()}"
@@ -101,4 +103,4 @@ async def probe(db: Path, run_id: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(probe(Path(sys.argv[1]), sys.argv[2]))))
+    print(json.dumps(asyncio.run(probe(Path(sys.argv[1]), sys.argv[2], sys.argv[3:] == ["moves"]))))

@@ -24,6 +24,8 @@ from textual.widget import Widget
 __all__ = ["DocView"]
 
 _control = re.compile("[\u0000-\u0014]").sub  # what Log replaces with U+FFFD
+# anything str.splitlines() breaks at, besides "\n", and the controls above
+_special = re.compile("[\u0000-\u0009\u000b-\u0014\u001c-\u001e\u0085\u2028\u2029]").search
 
 
 class DocView(ScrollView, can_focus=True):
@@ -54,10 +56,17 @@ class DocView(ScrollView, can_focus=True):
         ones dropped, tabs expanded and control characters replaced, exactly as `Log.write_lines`
         does (the scrubber's snapshots were drawn by a Log; the look must not change)."""
         old, old_top = self._lines, self.scroll_offset.y
-        lines = [part if part.isprintable() else _control("\ufffd", part.expandtabs())
-                 for line in lines for part in line.splitlines()]
+        text = "\n".join(lines)
+        if text.count("\n") == len(lines) - 1 and _special(text) is None:
+            lines = [line for line in lines if line]  # no breaks, tabs or controls: all in C
+        else:
+            lines = [part if part.isprintable() else _control("\ufffd", part.expandtabs())
+                     for line in lines for part in line.splitlines()]
         self._lines = lines
-        width = max((len(line) if line.isascii() else cell_len(line) for line in lines), default=0)
+        if text.isascii():  # C all the way: a 1 MB state is 5,000 lines at every cursor move
+            width = max(map(len, lines), default=0)
+        else:
+            width = max(map(cell_len, lines), default=0)
         size = Size(width, len(lines))
         if size != self.virtual_size:
             self.set_reactive(Widget.virtual_size, size)
