@@ -53,8 +53,10 @@ async def probe(db: Path, run_id: str, moves_only: bool = False) -> dict:
         timeline = app.screen.query_one(Timeline)
         moves = []
         rng = random.Random(3)
+        cpu = []  # process CPU per move: what the shared machine's load does not inflate
         for i in range(300):
             seq = timeline.seq_at(timeline.cursor)
+            c0 = time.process_time()
             if i % 3 == 2:  # a jump somewhere far: a page that is not cached
                 target = rng.randrange(1, info.last_seq)
                 t0 = time.perf_counter()
@@ -65,9 +67,13 @@ async def probe(db: Path, run_id: str, moves_only: bool = False) -> dict:
                 app.simulate_key("left" if target < seq else "right")  # no Pilot idle-waits: the real latency
             await _until(pilot, lambda: _shows(app, target))
             moves.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
         moves.sort()
         out["move_p50_ms"] = moves[len(moves) // 2]
         out["move_p99_ms"] = moves[int(len(moves) * 0.99) - 1]
+        cpu.sort()
+        out["move_cpu_p50_ms"] = cpu[len(cpu) // 2]
+        out["move_cpu_p99_ms"] = cpu[int(len(cpu) * 0.99) - 1]
         out["rss_mb"] = rss_mb()
         if moves_only:
             return out

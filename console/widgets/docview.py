@@ -24,8 +24,6 @@ from textual.widget import Widget
 __all__ = ["DocView"]
 
 _control = re.compile("[\u0000-\u0014]").sub  # what Log replaces with U+FFFD
-# anything str.splitlines() breaks at, besides "\n", and the controls above
-_special = re.compile("[\u0000-\u0009\u000b-\u0014\u001c-\u001e\u0085\u2028\u2029]").search
 
 
 class DocView(ScrollView, can_focus=True):
@@ -53,20 +51,19 @@ class DocView(ScrollView, can_focus=True):
 
     def show(self, lines: list[str]) -> None:
         """Replace the document and scroll to its top. Lines are split at line breaks and empty
-        ones dropped, tabs expanded and control characters replaced, exactly as `Log.write_lines`
-        does (the scrubber's snapshots were drawn by a Log; the look must not change)."""
+        ones dropped, and drawn with tabs expanded and control characters replaced, exactly as
+        `Log` does (the scrubber's snapshots were drawn by a Log; the look must not change)."""
         old, old_top = self._lines, self.scroll_offset.y
-        text = "\n".join(lines)
-        if text.count("\n") == len(lines) - 1 and _special(text) is None:
-            lines = [line for line in lines if line]  # no breaks, tabs or controls: all in C
+        if all(map(str.isprintable, lines)):  # no breaks, tabs or controls: checked in C
+            lines = [line for line in lines if line]
+            odd: list[str] = []
         else:
-            lines = [part if part.isprintable() else _control("\ufffd", part.expandtabs())
-                     for line in lines for part in line.splitlines()]
+            lines = [part for line in lines for part in line.splitlines()]
+            odd = [_shown(line) for line in lines if not line.isprintable()]
         self._lines = lines
-        if text.isascii():  # C all the way: a 1 MB state is 5,000 lines at every cursor move
-            width = max(map(len, lines), default=0)
-        else:
-            width = max(map(cell_len, lines), default=0)
+        # cell widths only where they can differ from the length (a 1 MB state: 5,000 lines)
+        wide = [line for line in lines if not line.isascii()]
+        width = max(max(map(len, lines), default=0), max(map(cell_len, wide + odd), default=0))
         size = Size(width, len(lines))
         if size != self.virtual_size:
             self.set_reactive(Widget.virtual_size, size)
@@ -97,9 +94,10 @@ class DocView(ScrollView, can_focus=True):
         line = self._lines[index]
         strip = self._strips.get(line)
         if strip is None:
-            text = Text(line, no_wrap=True)
+            shown = line if line.isprintable() else _shown(line)
+            text = Text(shown, no_wrap=True)
             text.stylize(style)
-            strip = Strip(text.render(self.app.console), cell_len(line))
+            strip = Strip(text.render(self.app.console), cell_len(shown))
             self._strips[line] = strip
             if len(self._strips) > self.CACHE:
                 self._strips.popitem(last=False)
@@ -115,6 +113,10 @@ class DocView(ScrollView, can_focus=True):
         self._style = None
         self._strips.clear()
         super().notify_style_update()
+
+
+def _shown(line: str) -> str:
+    return _control("\ufffd", line.expandtabs())
 
 
 def _at(lines: list[str], index: int) -> str | None:

@@ -4,14 +4,16 @@ against their hash, and the row shapes the port returns. Backends supply rows; t
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import OrderedDict
-from typing import Any, Iterable
+from typing import Any, Iterable, Union
 
 import msgspec
 
 from ..codec import Corrupt, Unknown, canonical_hash, decode
 from ..events import EVENT_TYPES
-from ..state import STATE_TYPES, PatchError, fold
+from ..events import Patch
+from ..state import STATE_TYPES, PatchError, apply, fold
 
 __all__ = [
     "StateAt", "InterruptInfo", "FOLD_TYPES", "KNOWN_TYPES", "fold_rows", "pick_snapshot",
@@ -118,9 +120,41 @@ def fold_next(state: dict, seq: int, type_: str, body: bytes, crc: int, problems
     return after
 
 
+# The fold's own decoder, of the two event types that change state. It skips (without building
+# them) the fields a fold does not read, such as a RunStarted's input, and only ever sees a body
+# whose crc matched and whose row says it is one of these two (`_FAST` below).
+_FoldEvent = Union[
+    # the required fields are there as Raw (present, not decoded): a body without them is corrupt
+    msgspec.defstruct("RunStarted", [("graph", msgspec.Raw), ("update", tuple[Patch, ...], ())],
+                      tag_field="type", tag="RunStarted", frozen=True, kw_only=True),
+    msgspec.defstruct("StepCompleted", [("step_id", msgspec.Raw), ("node", msgspec.Raw),
+                                        ("update", tuple[Patch, ...], ())],
+                      tag_field="type", tag="StepCompleted", frozen=True, kw_only=True),
+]
+_fold_decode = msgspec.msgpack.Decoder(_FoldEvent).decode
+_FAST = frozenset(STATE_TYPES)
+
+
 def fold_rows(state: dict, rows: Iterable[tuple[int, str, bytes, int]], problems: list) -> None:
-    """Fold (seq, type, body, crc) rows into `state`, noting what cannot be folded."""
+    """Fold (seq, type, body, crc) rows into `state`, noting what cannot be folded.
+
+    Replay's loop (a million rows a run): a row that is well formed is folded here without the
+    per-row calls of fold_one (0.67x of a raw scan + decode before, goal 0.8x); anything else
+    (a bad crc, an unknown type, a body that does not decode or whose tag is not its row's type)
+    goes to fold_one, the one place that says what is wrong with a row."""
+    crc32, decode_, fast, apply_ = zlib.crc32, _fold_decode, _FAST, apply
     for seq, type_, body, crc in rows:
+        if type_ in fast and (crc is None or crc32(body) == crc):
+            try:
+                event = decode_(body)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                event = None
+            if event is not None and event.__struct_config__.tag == type_:
+                try:
+                    apply_(state, event.update)
+                except PatchError as exc:
+                    problems.append((seq, str(exc)))
+                continue
         fold_one(state, seq, type_, body, crc, problems)
 
 
