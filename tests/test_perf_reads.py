@@ -81,3 +81,41 @@ def test_a_snapshot_checked_once_is_not_trusted_once_its_bytes_change(new_log):
     # the same process (the same cache of checked snapshots) reads the forged bytes: refused
     view, expected = asyncio.run(main(True))
     assert view.snapshot_seq == 0 and view.state == expected and view.state != {"items": ["forged"]}
+
+
+def test_replay_folds_well_formed_rows_and_reports_every_other_one_as_before(new_log):
+    """Replay's fast loop takes only rows that are exactly what they say; the rest go the old
+    way and are reported (a mislabelled body, a body without a required field, a bad crc, an
+    unknown type), and the rows around them still fold."""
+    import zlib
+
+    from kernel.codec import encode
+    from kernel.events import RunStarted, StepCompleted
+
+    target = new_log()
+    good = StepCompleted(step_id="s", node="n", update=(Patch("append", "log", "ok"),))
+    body, crc = encode(good)
+    no_node = msgspec.msgpack.encode({"type": "StepCompleted", "step_id": "s", "update": [["append", "log", "x"]]})
+    flipped = bytearray(body)
+    flipped[-2] ^= 0x20
+    start_body, start_crc = encode(RunStarted(graph="g", update=(Patch("set", "log", []),)))
+    rows = [
+        ("r", 1, 1, "RunStarted", None, start_body, start_crc),
+        ("r", 2, 2, "StepCompleted", "s", body, crc),
+        ("r", 3, 3, "RunStarted", None, body, crc),  # says RunStarted, holds a StepCompleted
+        ("r", 4, 4, "StepCompleted", "s", no_node, zlib.crc32(no_node)),  # no node
+        ("r", 5, 5, "StepCompleted", "s", bytes(flipped), crc),  # crc does not match
+        ("r", 6, 6, "PlanRevised", None, body, crc),  # a type this version does not know
+        ("r", 7, 7, "StepCompleted", "s", body, crc),
+    ]
+
+    async def main():
+        async with await Store.open(target, snapshot_every=0) as store:
+            await store.append_rows("r", rows, [], expected_seq=0)
+            return await store.replay("r")
+
+    view = asyncio.run(main())
+    assert view.state == {"log": ["ok", "ok"]}
+    assert [seq for seq, _ in view.problems] == [3, 4, 5, 6]
+    said = dict(view.problems)
+    assert "body says StepCompleted" in said[3] and "checksum" in said[5] and "unknown event type" in said[6]
