@@ -4,8 +4,6 @@ the kernel), the diff from the state before, and whether the step's hash verifie
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import msgspec
 from textual import on, work
@@ -15,19 +13,19 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
-from kernel.codec import Corrupt, Unknown, canonical_hash, short, to_builtins
+from kernel.codec import Corrupt, Unknown, canonical_hash, to_builtins
 from kernel.errors import VigilError
 from kernel.events import StepCompleted
 from kernel.verify import verify_run
 
 from ..format import record_json
+from ..statetext import capped as _capped, diff_lines, pretty as _pretty
 from ..widgets.docview import DocView
 from ..widgets.timeline import Timeline
 
 __all__ = ["ScrubberScreen", "diff_lines"]
 
 _json = msgspec.json.Encoder()
-_json_format = msgspec.json.format
 STEP = ("StepCompleted",)
 INTERRUPTS = ("InterruptRaised",)
 FAILURES = ("StepFailed", "ActionFailed", "RunFailed", "RunDiverged")
@@ -195,6 +193,7 @@ class ScrubberScreen(Screen[None]):
         if record is None or record.seq != seq:
             found = await store.events(self.run_id, seq, limit=1)
             if not found:
+                self._detail_seq = None  # not readable yet: the next Moved for it tries again
                 return
             record = found[0]
         if self._gone():
@@ -368,46 +367,3 @@ class ScrubberScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
-
-
-def _capped(lines: list[str], limit: int = 5000) -> list[str]:
-    """Long documents are cut, saying so; never silently."""
-    if len(lines) <= limit:
-        return lines
-    return lines[:limit] + [f"… cut at {limit} lines: `vigil state RUN --at SEQ` prints all of it"]
-
-
-def _pretty(value: Any) -> str:
-    # msgspec's formatter, not json.dumps(indent=2): the same text (keys in order, non-ASCII kept)
-    # but in C; json.dumps indents in pure Python, 50 ms for a 1 MB state at every cursor move.
-    # (Floats with an exponent print as 1e20, not 1e+20.)
-    try:
-        return _json_format(_json.encode(value), indent=2).decode()
-    except (TypeError, ValueError, OverflowError):  # what msgspec cannot encode (huge ints, ...)
-        return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """What changed at the top level and one level into dicts and lists, as readable lines."""
-    out: list[str] = []
-    for key in list(before) + [k for k in after if k not in before]:
-        if key not in after:
-            out.append(f"- {key}")
-        elif key not in before:
-            out.append(f"+ {key}: {short(after[key], 120)}")
-        elif before[key] != after[key]:
-            old, new = before[key], after[key]
-            if isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
-                for item in new[len(old):]:
-                    out.append(f"+ {key}[]: {short(item, 120)}")
-            elif isinstance(old, dict) and isinstance(new, dict):
-                for sub in set(old) | set(new):
-                    if old.get(sub, _MISSING) != new.get(sub, _MISSING):
-                        out.append(f"~ {key}.{sub}: {short(old.get(sub), 120)} → {short(new.get(sub), 120)}")
-            else:
-                out.append(f"~ {key}: {short(old, 120)} → {short(new, 120)}")
-    return out
-
-
-_MISSING = object()
-
