@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from math import ceil
 
 from rich.cells import cell_len
 from rich.text import Text
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -66,8 +68,17 @@ class DocView(ScrollView, can_focus=True):
         width = max(max(map(len, lines), default=0), max(map(cell_len, wide + odd), default=0))
         size = Size(width, len(lines))
         if size != self.virtual_size:
+            old_height = self.virtual_size.height
             self.set_reactive(Widget.virtual_size, size)
-            self.vertical_scrollbar.window_virtual_size = size.height
+            bar = self.vertical_scrollbar
+            if not old_top and _thumb(bar.size.height, bar.window_size, old_height) == _thumb(
+                bar.size.height, bar.window_size, size.height
+            ) is not None:
+                # the thumb is drawn the same (a 5,000-line state against one of 4,990): its
+                # extent changes without repainting the 38 rows of the bar
+                bar.set_reactive(ScrollBar.window_virtual_size, size.height)
+            else:
+                bar.window_virtual_size = size.height
             self.horizontal_scrollbar.window_virtual_size = size.width
         if old_top or self.scroll_offset.x:
             self.scroll_to(0, 0, animate=False, immediate=True)
@@ -113,6 +124,15 @@ class DocView(ScrollView, can_focus=True):
         self._style = None
         self._strips.clear()
         super().notify_style_update()
+
+
+def _thumb(length: int, window: int, virtual: int) -> int | None:
+    """The length in eighths of a cell of a scrollbar's thumb at the top, as Textual's
+    ScrollBarRender draws it; None where it draws no thumb."""
+    window = window if window < virtual else 0
+    if not (window and length and virtual and length != virtual):
+        return None
+    return ceil(max(1, ceil(window) / (ceil(virtual) / length)) * 8)
 
 
 def _shown(line: str) -> str:

@@ -60,3 +60,24 @@ def test_a_new_document_repaints_only_the_rows_that_changed():
             assert doc.lines[3] == "changed" and doc.render_line(3).text.startswith("changed")
 
     asyncio.run(main())
+
+
+def test_a_scrollbar_is_redrawn_only_when_its_thumb_changes():
+    async def main():
+        app = Side()
+        async with app.run_test(size=(80, 20)) as pilot:
+            doc = app.query_one(DocView)
+            doc.show([f"row {i}" for i in range(5000)])
+            await pilot.pause()
+            bar = doc.vertical_scrollbar
+            drawn: list[int] = []
+            render = bar.render
+            bar.render = lambda: drawn.append(1) or render()
+            doc.show([f"row {i}" for i in range(4990)])  # the same thumb, one cell
+            await pilot.pause()
+            assert not drawn and bar.window_virtual_size == 4990 and doc.virtual_size.height == 4990
+            doc.show([f"row {i}" for i in range(40)])  # half the bar
+            await pilot.pause()
+            assert drawn and bar.window_virtual_size == 40
+
+    asyncio.run(main())
