@@ -1,7 +1,7 @@
 """Measures the console headless in a fresh process (so RSS is the console's own), on a log
 given on the command line. Prints one JSON object.
 
-    python -m bench.console_probe DB RUN_ID
+    python -m bench.console_probe DB RUN_ID [moves]    # moves: open and cursor moves only
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _shows(app, seq: int) -> bool:
     return f"── state as of seq {seq} ──" in screen.query_one("#doc").lines
 
 
-async def probe(db: Path, run_id: str) -> dict:
+async def probe(db: Path, run_id: str, moves_only: bool = False) -> dict:
     app = VigilApp(db, Registry(), adopt=False)
     out: dict = {}
     async with app.run_test(size=(120, 40)) as pilot:
@@ -53,8 +53,10 @@ async def probe(db: Path, run_id: str) -> dict:
         timeline = app.screen.query_one(Timeline)
         moves = []
         rng = random.Random(3)
+        cpu = []  # process CPU per move: what the shared machine's load does not inflate
         for i in range(300):
             seq = timeline.seq_at(timeline.cursor)
+            c0 = time.process_time()
             if i % 3 == 2:  # a jump somewhere far: a page that is not cached
                 target = rng.randrange(1, info.last_seq)
                 t0 = time.perf_counter()
@@ -65,10 +67,16 @@ async def probe(db: Path, run_id: str) -> dict:
                 app.simulate_key("left" if target < seq else "right")  # no Pilot idle-waits: the real latency
             await _until(pilot, lambda: _shows(app, target))
             moves.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
         moves.sort()
         out["move_p50_ms"] = moves[len(moves) // 2]
         out["move_p99_ms"] = moves[int(len(moves) * 0.99) - 1]
+        cpu.sort()
+        out["move_cpu_p50_ms"] = cpu[len(cpu) // 2]
+        out["move_cpu_p99_ms"] = cpu[int(len(cpu) * 0.99) - 1]
         out["rss_mb"] = rss_mb()
+        if moves_only:
+            return out
 
         # key-press latency while 5,000 events/s arrive on a live run, written by another process
         flood_id = f"flood-{time.time_ns()}"
@@ -101,4 +109,4 @@ async def probe(db: Path, run_id: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(probe(Path(sys.argv[1]), sys.argv[2]))))
+    print(json.dumps(asyncio.run(probe(Path(sys.argv[1]), sys.argv[2], sys.argv[3:] == ["moves"]))))

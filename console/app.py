@@ -3,6 +3,7 @@ the event log, so a console in another process (or over SSH) shows the same."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,7 @@ from kernel.store import Store
 from themes import DEFAULT, load_themes
 
 from . import config
+from .gctune import tune_gc
 from .feed import Batch, follow
 from .livetokens import LiveTokens
 from .runactions import RunActions
@@ -89,6 +91,7 @@ class VigilApp(RunActions, App[None]):
         # reader thread fetching a page waits behind every frame the UI renders (measured: a
         # 200-row page took 420 ms while a screen composed). 0.5 ms keeps pages in tens of ms.
         sys.setswitchinterval(0.0005)
+        tune_gc()
         for fields in load_themes():
             self.register_theme(Theme(**fields))
         self._load_settings()
@@ -143,6 +146,7 @@ class VigilApp(RunActions, App[None]):
         self.follow_log(await self.store.head())
         await self.refresh_pending()
         await self.push_screen(RunsScreen())
+        gc.freeze()  # what start-up made lives as long as the app: no collection walks it again
         for problem in self.config_problems:
             self.notify(problem, title="settings", severity="warning", timeout=12)
         if not self.readonly:
@@ -215,6 +219,7 @@ class VigilApp(RunActions, App[None]):
             await self.live_tokens.close()
         if hasattr(self, "store"):
             await self.store.close()
+        gc.unfreeze()  # an app run inside a longer process (tests, embedding) leaves nothing pinned
 
     # the log, live ---------------------------------------------------------------------------
 

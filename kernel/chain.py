@@ -40,7 +40,12 @@ def link(prev: bytes, run_id: str, seq: int, ts_ns: int, type_: str, body: bytes
     rid = run_id.encode()
     typ = type_.encode()
     h = _sha256(prev)
-    h.update(_u32(len(rid)) + rid + _seq_ts_len(seq, ts_ns, len(typ)) + typ)
+    try:
+        h.update(_u32(len(rid)) + rid + _seq_ts_len(seq, ts_ns, len(typ)) + typ)
+    except struct.error:
+        # What SQLite and PostgreSQL say of such a value too: the writers fail this one group
+        # for it (OverflowError is "refused"), not the store.
+        raise OverflowError(f"seq {seq} or ts_ns {ts_ns} is too large for an 8-byte integer") from None
     h.update(body)
     return h.digest()
 

@@ -4,8 +4,6 @@ the kernel), the diff from the state before, and whether the step's hash verifie
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Any
 
 import msgspec
 from textual import on, work
@@ -13,15 +11,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Log
+from textual.widgets import Footer, Input, Label
 
-from kernel.codec import Corrupt, Unknown, canonical_hash, short, to_builtins
+from kernel.codec import Corrupt, Unknown, canonical_hash, to_builtins
 from kernel.errors import VigilError
 from kernel.events import StepCompleted
 from kernel.verify import verify_run
 
 from ..artifactcmds import page_artifact, ref_in, ref_lines
 from ..format import record_json
+from ..statetext import capped as _capped, diff_lines, pretty as _pretty
+from ..widgets.docview import DocView
 from ..widgets.timeline import Timeline
 
 __all__ = ["ScrubberScreen", "diff_lines"]
@@ -68,7 +68,7 @@ class ScrubberScreen(Screen[None]):
     ScrubberScreen Timeline { width: 1fr; min-width: 40; }
     ScrubberScreen #detail { width: 1fr; border-left: solid $secondary; }
     ScrubberScreen #doc { height: 1fr; scrollbar-size-vertical: 1; }
-    ScrubberScreen #hash { width: 1fr; padding: 0 1; }
+    ScrubberScreen #hash { width: 1fr; height: 1; padding: 0 1; }
     ScrubberScreen #hash.bad { color: $error; }
     ScrubberScreen #hash.good { color: $success; }
     ScrubberScreen.narrow #main { layout: vertical; }
@@ -82,6 +82,8 @@ class ScrubberScreen(Screen[None]):
         self.filter_index = 0
         self.asking: str | None = None
         self.graph = ""
+        self._parts: list | None = None
+        self._detail_seq: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("", id="bar")
@@ -91,8 +93,9 @@ class ScrubberScreen(Screen[None]):
             with Vertical(id="detail"):
                 yield Label("", id="hash")
                 # One Line-API widget for the whole detail: moving the cursor rewrites its lines
-                # and never re-lays out the screen (three Statics cost ~70 ms a move).
-                yield Log(id="doc", auto_scroll=False)
+                # and never re-lays out the screen (three Statics cost ~70 ms a move, a Log ~2
+                # layouts a move: see DocView).
+                yield DocView(id="doc")
         yield Footer()
 
     @property
@@ -103,9 +106,16 @@ class ScrubberScreen(Screen[None]):
         """True once this screen has been closed: a worker finishing late must not touch it."""
         # `display` is False once Textual is closing or pruning the screen; its parts then go one
         # by one (seen in the console benchmark: '#hash' gone while the timeline was still there).
-        return not self.is_attached or not self.display or not all(
-            self.query(part) for part in (Timeline, "#hash", "#doc", "#bar")
-        )
+        # Querying the four parts on every call cost 7% of a cursor move (profiled); once found
+        # they are kept, and each is asked whether it is still in the DOM.
+        if not self.is_attached or not self.display:
+            return True
+        if self._parts is None:
+            found = [self.query(part) for part in (Timeline, "#hash", "#doc", "#bar")]
+            if not all(found):
+                return True
+            self._parts = [q.first() for q in found]
+        return not all(part.is_attached for part in self._parts)
 
     def on_mount(self) -> None:
         self.timeline.focus()
@@ -132,7 +142,8 @@ class ScrubberScreen(Screen[None]):
         seq = t.seq_at(t.cursor) if t.count else 0
         kinds = "all events" if t.types is None else ", ".join(t.types)
         text = f"run {self.run_id} · {self.graph} · seq {seq} of {self.app.store and t.count} shown · {kinds}"
-        self.query_one("#bar", Label).update(f"{text}  {note}".rstrip())
+        # one fixed row: no layout (a layout repaints the whole screen on every cursor move)
+        self.query_one("#bar", Label).update(f"{text}  {note}".rstrip(), layout=False)
 
     def log_changed(self, batch) -> None:
         if self._gone():
@@ -161,7 +172,14 @@ class ScrubberScreen(Screen[None]):
     @on(Timeline.Moved)
     def moved(self, event: Timeline.Moved) -> None:
         self.update_bar()
-        self.show_detail(event.index)
+        # The list says Moved again once the cursor's page has loaded; the detail of a seq never
+        # changes, so one already shown (or on its way) is not folded and drawn a second time.
+        if event.index >= self.timeline.count:
+            return
+        seq = self.timeline.seq_at(event.index)
+        if seq != self._detail_seq:
+            self._detail_seq = seq
+            self.show_detail(event.index)
 
     @work(exclusive=True, group="scrub-detail")
     async def show_detail(self, index: int) -> None:
@@ -171,11 +189,20 @@ class ScrubberScreen(Screen[None]):
         if self._gone():
             return
         t = self.timeline
-        record = t.item(index)
-        if record is None:
-            return
         store = self.app.store
-        before, now = await store.state_pair(self.run_id, record.seq)
+        # After a jump the cursor's page is still loading (the list asked for it when the cursor
+        # moved); the state does not wait for it, and the event is read alone if it is not there.
+        if index >= t.count:
+            return
+        seq = t.seq_at(index)
+        before, now = await store.state_pair(self.run_id, seq)
+        record = t.item(index)
+        if record is None or record.seq != seq:
+            found = await store.events(self.run_id, seq, limit=1)
+            if not found:
+                self._detail_seq = None  # not readable yet: the next Moved for it tries again
+                return
+            record = found[0]
         if self._gone():
             return
         event = record.event
@@ -187,26 +214,25 @@ class ScrubberScreen(Screen[None]):
             "── changed by it ──", *changes, "",
             f"── state as of seq {record.seq} ──", *_pretty(to_builtins(now.state)).splitlines(),
         ]
-        doc = self.query_one("#doc", Log)
-        doc.clear()
-        doc.write_lines(_capped(lines))
-        doc.scroll_home(animate=False)
-        mark = self.query_one("#hash", Label)
+        self.query_one("#doc", DocView).show(_capped(lines))
+        mark = self.query_one("#hash", Label)  # one fixed row: updated without a layout
         problems = [f"seq {s}: {m}" for s, m in now.problems]
         if isinstance(event, (Corrupt, Unknown)):
-            mark.update(f"✗ seq {record.seq} is {'corrupt' if isinstance(event, Corrupt) else 'of an unknown type'}")
+            mark.update(f"✗ seq {record.seq} is {'corrupt' if isinstance(event, Corrupt) else 'of an unknown type'}", layout=False)
             mark.set_classes("bad")
         elif isinstance(event, StepCompleted) and event.state_hash:
             ok = canonical_hash(now.state) == event.state_hash
             mark.update(f"{'✓ state hash verifies' if ok else '✗ state hash does not match the replay'} "
-                        f"({event.state_hash[:12]})")
+                        f"({event.state_hash[:12]})", layout=False)
             mark.set_classes("good" if ok else "bad")
         elif problems:
-            mark.update("✗ " + "; ".join(problems[:2]))
+            mark.update("✗ " + "; ".join(problems[:2]), layout=False)
             mark.set_classes("bad")
         else:
-            mark.update(f"seq {record.seq} · state from snapshot @{now.snapshot_seq} + fold")
+            mark.update(f"seq {record.seq} · state from snapshot @{now.snapshot_seq} + fold", layout=False)
             mark.set_classes("")
+        # the pages a screen away, loaded after this detail (they share its database reader)
+        t.prefetch(index, max(1, t.size.height))
 
     # moving -----------------------------------------------------------------------------------
 
@@ -375,40 +401,3 @@ class ScrubberScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.app.pop_screen()
-
-
-def _capped(lines: list[str], limit: int = 5000) -> list[str]:
-    """Long documents are cut, saying so; never silently."""
-    if len(lines) <= limit:
-        return lines
-    return lines[:limit] + [f"… cut at {limit} lines: `vigil state RUN --at SEQ` prints all of it"]
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
-
-
-def diff_lines(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """What changed at the top level and one level into dicts and lists, as readable lines."""
-    out: list[str] = []
-    for key in list(before) + [k for k in after if k not in before]:
-        if key not in after:
-            out.append(f"- {key}")
-        elif key not in before:
-            out.append(f"+ {key}: {short(after[key], 120)}")
-        elif before[key] != after[key]:
-            old, new = before[key], after[key]
-            if isinstance(old, list) and isinstance(new, list) and new[: len(old)] == old:
-                for item in new[len(old):]:
-                    out.append(f"+ {key}[]: {short(item, 120)}")
-            elif isinstance(old, dict) and isinstance(new, dict):
-                for sub in set(old) | set(new):
-                    if old.get(sub, _MISSING) != new.get(sub, _MISSING):
-                        out.append(f"~ {key}.{sub}: {short(old.get(sub), 120)} → {short(new.get(sub), 120)}")
-            else:
-                out.append(f"~ {key}: {short(old, 120)} → {short(new, 120)}")
-    return out
-
-
-_MISSING = object()
-

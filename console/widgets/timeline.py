@@ -24,6 +24,7 @@ TYPE_STYLE = {
 
 
 class Timeline(VirtualList):
+    CACHE_ROWS = True  # an event's row never changes
     COMPONENT_CLASSES = VirtualList.COMPONENT_CLASSES | {f"timeline--{k.lower()}" for k in TYPE_STYLE}
     DEFAULT_CSS = "\n".join(
         f"Timeline > .timeline--{k.lower()} {{ color: {v}; }}" for k, v in TYPE_STYLE.items()

@@ -23,6 +23,9 @@ __all__ = ["VirtualList"]
 class VirtualList(ScrollView, can_focus=True):
     PAGE = 200
     MAX_PAGES = 24
+    # Keep each drawn row until its page reloads: off for lists whose rows change with time
+    # (the runs list shows ages), on for the scrubber's timeline, whose rows never change.
+    CACHE_ROWS = False
 
     COMPONENT_CLASSES = {"vlist--cursor", "vlist--dim"}
     DEFAULT_CSS = """
@@ -64,6 +67,7 @@ class VirtualList(ScrollView, can_focus=True):
         self._stale: set[int] = set()
         self._loading: set[int] = set()
         self._styles: dict[str, Any] = {}  # resolved once per theme, not once per line
+        self._rows: dict[tuple[int, bool, int], Strip] = {}  # (index, cursor, width) -> drawn row
 
     # what subclasses provide -----------------------------------------------------------
 
@@ -77,6 +81,7 @@ class VirtualList(ScrollView, can_focus=True):
 
     def set_count(self, count: int) -> None:
         self.count = count
+        self._rows.clear()  # a count comes with a new filter too: an index may be another event
         self.virtual_size = Size(self.size.width, count)
         if self.cursor >= count:
             self.cursor = max(0, count - 1)
@@ -85,6 +90,7 @@ class VirtualList(ScrollView, can_focus=True):
     def invalidate(self) -> None:
         """Re-fetch every page when next shown, showing the old rows until then (no flicker)."""
         self._stale = set(self._pages)
+        self._rows.clear()
         self.refresh()
 
     def item(self, index: int) -> Any | None:
@@ -109,9 +115,23 @@ class VirtualList(ScrollView, can_focus=True):
         self._stale.discard(page)
         while len(self._pages) > self.MAX_PAGES:
             self._pages.popitem(last=False)
-        self.refresh()
+        if self._rows:
+            self._rows = {k: v for k, v in self._rows.items() if k[0] // self.PAGE != page}
+        # repaint only the rows of this page that are on screen (a prefetched page: none)
+        top, height = self.scroll_offset.y, self.size.height
+        first, last = max(top, page * self.PAGE), min(top + height, (page + 1) * self.PAGE)
+        if first < last:
+            self.refresh_lines(first, last - first)
         if page == self.cursor // self.PAGE:
             self.post_message(self.Moved(self, self.cursor))
+
+    def prefetch(self, index: int, around: int) -> None:
+        """Load the pages within `around` rows of `index` now, so that moving there later does
+        not wait for the database (called once the cursor's own page and detail are shown)."""
+        for near in (index - around, index + around):
+            page = max(0, min(near, self.count - 1)) // self.PAGE
+            if page not in self._pages and near < self.count:
+                self._request(page)
 
     # drawing ----------------------------------------------------------------------------
 
@@ -124,12 +144,15 @@ class VirtualList(ScrollView, can_focus=True):
         page = index // self.PAGE
         if page not in self._pages or page in self._stale:
             self._request(page)
+        cursor = index == self.cursor
+        key = (index, cursor, width)
+        if self.CACHE_ROWS and key in self._rows:
+            return self._rows[key]
         item = self.item(index)
         if item is None:
             text = Text("  …", style=self.style_of("vlist--dim"))
         else:
             text = self.render_row(index, item, width)
-        cursor = index == self.cursor
         style = self._base_style(cursor)
         text.truncate(width, overflow="ellipsis", pad=True)
         text.no_wrap = True
@@ -138,7 +161,12 @@ class VirtualList(ScrollView, can_focus=True):
             # One ink for the whole cursor row: the status and dim colours are chosen for the
             # list's background and drop below 4.5:1 on the cursor's (the icon still says it).
             segments = list(Segment.apply_style(segments, post_style=self._cursor_ink()))
-        return Strip(segments, width).crop(0, width).apply_style(style)
+        strip = Strip(segments, width).crop(0, width).apply_style(style)
+        if self.CACHE_ROWS and item is not None:
+            if len(self._rows) > 4 * self.PAGE:
+                self._rows.clear()
+            self._rows[key] = strip
+        return strip
 
     def _cursor_ink(self) -> Style:
         ink = self._styles.get("__ink__")
@@ -166,6 +194,7 @@ class VirtualList(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         self._styles.clear()
+        self._rows.clear()
         super().notify_style_update()
 
     def on_resize(self, event: events.Resize) -> None:
@@ -174,6 +203,8 @@ class VirtualList(ScrollView, can_focus=True):
     # moving -----------------------------------------------------------------------------
 
     def watch_cursor(self, old: int, index: int) -> None:
+        if index // self.PAGE not in self._pages and index < self.count:
+            self._request(index // self.PAGE)  # now, not when the next frame draws the row
         top = self.scroll_offset.y
         if top <= index < top + self.size.height:
             # still on screen: repaint the two rows that changed, not the whole list

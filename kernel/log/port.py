@@ -200,7 +200,8 @@ class EventLog(abc.ABC):
         return await self._read(self._reads.state_at, run_id, seq)
 
     async def state_pair(self, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
-        """The state just before `seq` and as of it (what the scrubber diffs)."""
+        """The state just before `seq` and as of it (what the scrubber diffs). The two share the
+        values the event at `seq` did not change: read them, do not change them."""
         return await self._read(self._reads.state_pair, run_id, seq)
 
     async def replay(self, run_id: str, seq: int | None = None) -> StateAt:

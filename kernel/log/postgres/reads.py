@@ -9,7 +9,7 @@ import psycopg
 from ...codec import Record, canonical_hash, decode
 from ...projection import RUN_COLUMNS, RunInfo, run_info
 from ..folding import (
-    FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
+    FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, encode_state, fold_next, fold_rows,
     pick_snapshot,
 )
 from ..queries import ORDERS, contains_pattern, interrupt_infos, interrupts_query
@@ -110,11 +110,9 @@ async def state_at(conn: Conn, run_id: str, seq: int | None, use_snapshots: bool
 
 async def state_pair(conn: Conn, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
     before = await state_at(conn, run_id, seq - 1) if seq > 1 else StateAt(run_id=run_id, seq=0, state={})
-    after = decode_state(encode_state(before.state))
     problems = list(before.problems)
     row = await _one(conn, "SELECT type, body, crc FROM vigil.events WHERE run_id = %s AND seq = %s", (run_id, seq))
-    if row is not None:
-        fold_one(after, seq, *row, problems)
+    after = dict(before.state) if row is None else fold_next(before.state, seq, *row, problems)
     return before, StateAt(run_id=run_id, seq=seq, state=after, problems=problems, snapshot_seq=before.snapshot_seq)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Iterable
 from ...codec import Record, canonical_hash, decode
 from ...projection import RUN_COLUMNS, RunInfo, run_info
 from ..folding import (
-    FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, decode_state, encode_state, fold_one, fold_rows,
+    FOLD_TYPES, KNOWN_TYPES, InterruptInfo, StateAt, encode_state, fold_next, fold_rows,
     pick_snapshot,
 )
 from ..queries import ORDERS, contains_pattern, interrupt_infos, interrupts_query
@@ -141,13 +141,11 @@ def state_at(
 def state_pair(conn: sqlite3.Connection, run_id: str, seq: int) -> tuple[StateAt, StateAt]:
     """The state just before `seq` and as of it, for one fold instead of two."""
     before = state_at(conn, run_id, seq - 1) if seq > 1 else StateAt(run_id=run_id, seq=0, state={})
-    after = decode_state(encode_state(before.state))
     problems = list(before.problems)
     row = conn.execute(
         "SELECT type, body, crc FROM events WHERE run_id = ? AND seq = ?", (run_id, seq)
     ).fetchone()
-    if row is not None:
-        fold_one(after, seq, *row, problems)
+    after = dict(before.state) if row is None else fold_next(before.state, seq, *row, problems)
     return before, StateAt(run_id=run_id, seq=seq, state=after, problems=problems, snapshot_seq=before.snapshot_seq)
 
 
