@@ -1,0 +1,109 @@
+"""Many live agent runs in one process: vigil's Runtime on a real SQLite file beside LangGraph
+(AsyncSqliteSaver) at the same concurrency, against the same loopback model server, which runs in
+a process of its own (bench/openai_stream_server.py). Each side runs in a fresh process of its own
+(bench/many_runs_probe.py), so RSS and CPU are that side's alone.
+
+    python -m bench.run --only many_runs [--quick]     # quick: 1,000 runs only
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .common import fresh_db
+
+ROOT = Path(__file__).resolve().parent.parent
+TURNS, TOKENS = 5, 6
+PARAMS = (f"agent loop of {TURNS} model turns (tool call on the first {TURNS - 1}), 9 steps a run; "
+          f"model: loopback OpenAI-compatible SSE server in its own process (1 asyncio process, <= 1 core), "
+          f"first token 300 ms, then 30 tokens/s, {TOKENS} content tokens + the tool call per turn (about 0.5 s a turn); "
+          "WAL, synchronous=FULL on both; LangGraph durability='sync'")
+INFO: dict = {}
+
+
+def load() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
+
+
+class ModelServer:
+    def __enter__(self) -> "ModelServer":
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.openai_stream_server", "--turns", str(TURNS), "--tokens", str(TOKENS)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "port":
+            raise RuntimeError("the model server did not start")
+        self.url = f"http://127.0.0.1:{line[1]}"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def probe(which: str, url: str, n: int, target: str, timeout: float = 900) -> dict:
+    out = subprocess.run([sys.executable, "-m", "bench.many_runs_probe", which, url, str(n), target],
+                         cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{which} probe failed: {out.stderr[-3000:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["load"] = load()
+    return r
+
+
+def _rows(n: int, ours: dict, theirs: dict, backend: str) -> list[dict]:
+    where = "SQLite file" if backend == "sqlite" else "PostgreSQL"
+    setup = f"{n:,} runs started at once in one process, {where}; {PARAMS}; load {ours['load']} / {theirs.get('load', '-')}"
+    rows = [dict(
+        case=f"{n:,} concurrent agent runs ({where}): runs/s completed",
+        setup=setup,
+        vigil=f"{ours['runs_per_s']:,.0f}/s ({ours['wall_s']:.0f} s, {ours['completed']:,} completed, {ours['cpu_cores']:.2f} cores)",
+        peer=f"{theirs['runs_per_s']:,.0f}/s LangGraph ({theirs['wall_s']:.0f} s, {theirs['completed']:,} completed, {theirs['cpu_cores']:.2f} cores)" if theirs else "-",
+        ratio=ours["runs_per_s"] / theirs["runs_per_s"] if theirs else None,
+        goal=">= 5x LangGraph at 10,000" if n >= 10_000 else "(goal at 10,000)",
+        ok=(ours["runs_per_s"] / theirs["runs_per_s"] >= 5) if (theirs and n >= 10_000) else None,
+    ), dict(
+        case=f"{n:,} concurrent agent runs ({where}): step overhead",
+        setup="per run, each gap from a model call returning to the next starting holds two steps (think's end, act) "
+              "and the next think's start; overhead per step = gap / 2; model time (HTTP + stream) excluded",
+        vigil=f"p50 {ours['step_p50_ms']:.1f} ms, p99 {ours['step_p99_ms']:.1f} ms",
+        peer=f"p50 {theirs['step_p50_ms']:.1f} ms, p99 {theirs['step_p99_ms']:.1f} ms LangGraph" if theirs else "-",
+        ratio=None, goal="p99 <= 5 ms", ok=ours["step_p99_ms"] <= 5,
+    ), dict(
+        case=f"{n:,} concurrent agent runs ({where}): RSS per waiting run",
+        setup="the server holds every first reply until all N model calls are in flight; (RSS then - RSS before the first start) / N",
+        vigil=f"{ours['rss_per_run_kb']:,.1f} KB ({ours['rss_base_mb']:.0f} -> {ours['rss_waiting_mb']:.0f} MB)",
+        peer=f"{theirs['rss_per_run_kb']:,.1f} KB LangGraph ({theirs['rss_base_mb']:.0f} -> {theirs['rss_waiting_mb']:.0f} MB)" if theirs else "-",
+        ratio=ours["rss_per_run_kb"] / theirs["rss_per_run_kb"] if theirs else None,
+        goal="<= 50 KB", ok=ours["rss_per_run_kb"] <= 50,
+    ), dict(
+        case=f"{n:,} concurrent agent runs ({where}): events/s committed",
+        setup="events in the log / wall time (LangGraph: checkpoint + write rows)",
+        vigil=f"{ours['events_per_s']:,.0f}/s ({ours['events']:,} events)",
+        peer=f"{theirs['events_per_s']:,.0f}/s LangGraph rows ({theirs['events']:,})" if theirs else "-",
+        ratio=None, goal="-", ok=None,
+    )]
+    return rows
+
+
+def many_runs(quick: bool) -> list[dict]:
+    sizes = [1000] if quick else [1000, 10_000]
+    rows: list[dict] = []
+    with ModelServer() as server:
+        for n in sizes:
+            ours = probe("vigil", server.url, n, str(fresh_db(f"vigil-many-{n}.db")))
+            theirs = probe("langgraph", server.url, n, str(fresh_db(f"lg-many-{n}.db")))
+            rows += _rows(n, ours, theirs, "sqlite")
+    return rows
+
+
+if __name__ == "__main__":  # one size, one side, for profiling: python -m bench.many_runs vigil 1000
+    with ModelServer() as s:
+        print(json.dumps(probe(sys.argv[1], s.url, int(sys.argv[2]), os.environ.get("TARGET") or str(fresh_db("one.db")))))
