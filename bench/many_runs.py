@@ -33,10 +33,13 @@ def load() -> str:
 
 
 class ModelServer:
+    def __init__(self, turns: int = TURNS) -> None:
+        self.turns = turns
+
     def __enter__(self) -> "ModelServer":
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.openai_stream_server", "--turns", str(TURNS), "--tokens", str(TOKENS)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "bench.openai_stream_server", "--turns", str(self.turns), "--tokens", str(TOKENS)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline().split()
         if not line or line[0] != "port":
             raise RuntimeError("the model server did not start")
@@ -106,4 +109,4 @@ def many_runs(quick: bool) -> list[dict]:
 
 if __name__ == "__main__":  # one size, one side, for profiling: python -m bench.many_runs vigil 1000
     with ModelServer() as s:
-        print(json.dumps(probe(sys.argv[1], s.url, int(sys.argv[2]), os.environ.get("TARGET") or str(fresh_db("one.db")))))
+        print(json.dumps(probe(sys.argv[1], s.url, int(sys.argv[2]), os.environ.get("TARGET") or str(fresh_db(f"one-{sys.argv[1]}.db")))))

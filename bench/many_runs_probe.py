@@ -241,9 +241,33 @@ async def langgraph(url: str, n: int, target: str) -> dict:
     return out
 
 
+async def live(url: str, n: int, target: str, seconds: float) -> None:
+    """Keep N long runs live (the server is started with many turns) for the console under load:
+    prints "started" once all N are recorded, drives them for `seconds`, then stops."""
+    from kernel.agents.agent import agent_graph
+    from kernel.engine.runtime import Runtime
+    from kernel.registry import Registry
+    from kernel.store import Store
+    from kernel.tools import tool
+
+    model = BenchModel(url)
+    registry = Registry()
+    registry.add(agent_graph("many", model=model, tools=[tool(idempotent=True)(lookup)], system=SYSTEM, max_turns=1000))
+    async with await Store.open(target) as store:
+        async with Runtime(store, registry) as rt:
+            await asyncio.gather(*(rt.start("many", {"messages": [_user(i)]}) for i in range(n)))
+            print("started", flush=True)
+            await asyncio.sleep(seconds)
+            cpu = time.process_time()
+            print(json.dumps({"driver_cpu_s": cpu, "model_calls": sum(len(c) for c in model.calls.values())}), flush=True)
+
+
 if __name__ == "__main__":
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per live run
     which, url, count, target = sys.argv[1:5]
+    if which == "live":
+        asyncio.run(live(url, int(count), target, float(sys.argv[5])))
+        sys.exit(0)
     fn = {"vigil": vigil, "langgraph": langgraph}[which]
     print(json.dumps(asyncio.run(fn(url, int(count), target))))
