@@ -112,6 +112,29 @@ def many_runs(quick: bool) -> list[dict]:
     return rows
 
 
+def many_runs_pg(quick: bool) -> list[dict]:
+    """vigil alone on PostgreSQL (the LangGraph peer here is SQLite's: its PostgreSQL saver is not in
+    the bench extra); the same server, agent and measures as many_runs."""
+    from . import pg_cases
+
+    try:
+        pg_cases.pgserver.find_bindir()
+    except pg_cases.pgserver.PgNotInstalled as exc:
+        return [dict(case="many runs on PostgreSQL", setup=f"skipped: {exc}", vigil="-", peer="-", ratio=None, goal="-", ok=None)]
+    sizes = [1000] if quick else [1000, 10_000]
+    rows: list[dict] = []
+    pg = pg_cases.pgserver.PgServer(durable=True).start()
+    try:
+        with ModelServer() as server:
+            for n in sizes:
+                dsn = pg.create_database()
+                rows += [r for r in _rows(n, probe("vigil", server.url, n, dsn), {}, "postgres")]
+                pg.drop_database(dsn)
+    finally:
+        pg.stop()
+    return rows
+
+
 if __name__ == "__main__":  # one size, one side, for profiling: python -m bench.many_runs vigil 1000
     with ModelServer() as s:
         print(json.dumps(probe(sys.argv[1], s.url, int(sys.argv[2]), os.environ.get("TARGET") or str(fresh_db(f"one-{sys.argv[1]}.db")))))

@@ -170,7 +170,7 @@ async def _count_events(store: Any, target: str) -> int:
         import psycopg
 
         async with await psycopg.AsyncConnection.connect(target) as conn:
-            total = (await (await conn.execute("SELECT count(*) FROM events")).fetchone())[0]
+            total = (await (await conn.execute("SELECT count(*) FROM vigil.events")).fetchone())[0]
     else:
         import sqlite3
 

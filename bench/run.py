@@ -18,7 +18,7 @@ from . import console_cases, console_load, log_cases, many_runs, pg_cases, runti
 from .common import WORK, machine, rss_mb
 
 CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup,
-         pg_cases.postgres, many_runs.many_runs, console_load.console_load]
+         pg_cases.postgres, many_runs.many_runs, many_runs.many_runs_pg, console_load.console_load]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
