@@ -109,7 +109,20 @@ def many_runs(quick: bool) -> list[dict]:
             ours = probe("vigil", server.url, n, str(fresh_db(f"vigil-many-{n}.db")))
             theirs = probe("langgraph", server.url, n, str(fresh_db(f"lg-many-{n}.db")))
             rows += _rows(n, ours, theirs, "sqlite")
+            rows.append(_floor(n, probe("client", server.url, n, "-"), ours, theirs))
     return rows
+
+
+def _floor(n: int, floor: dict, ours: dict, theirs: dict) -> dict:
+    """What neither runtime can go under: the same model calls, N at once, no runtime, no log."""
+    per_run = lambda r: r["cpu_cores"] * r["wall_s"] * 1000 / r["n"]
+    best = per_run(theirs) / per_run(floor)
+    return dict(
+        case=f"{n:,} concurrent agent runs: the model client alone (CPU a run)",
+        setup="the same 5 model calls a run (the kernel's OpenAI client on httpx, the conversation each turn would send), "
+              f"N at once, no runtime and no log; the runs/s ratio vigil could reach if it cost nothing: {best:.1f}x; load {floor['load']}",
+        vigil=f"vigil {per_run(ours):.1f} ms a run", peer=f"{per_run(floor):.1f} ms client alone; LangGraph {per_run(theirs):.1f} ms",
+        ratio=per_run(ours) / per_run(floor), goal="-", ok=None)
 
 
 def many_runs_pg(quick: bool) -> list[dict]:

@@ -241,6 +241,39 @@ async def langgraph(url: str, n: int, target: str) -> dict:
     return out
 
 
+async def client(url: str, n: int, target: str) -> dict:
+    """The floor under both runtimes: the same model calls (the conversation each turn would
+    send, tool results included) with no runtime and no log, N at once."""
+    model = BenchModel(url)
+    specs = [{"name": "lookup", "description": "Look up an order by its id.",
+              "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}}]
+    tasks: set[asyncio.Task] = set()
+
+    async def one(i: int) -> None:
+        messages = [_user(i)]
+        while True:
+            reply = await model.complete([{"role": "system", "content": SYSTEM}, *messages], specs, None)
+            messages.append({"role": "assistant", "content": reply["content"], "tool_calls": reply["tool_calls"]})
+            if not reply["tool_calls"]:
+                return
+            for c in reply["tool_calls"]:
+                messages.append({"role": "tool", "tool_call_id": c["id"], "name": c["name"],
+                                 "content": json.dumps(await lookup(**c["arguments"]))})
+
+    async def start_one(i: int) -> None:
+        task = asyncio.create_task(one(i))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def settle() -> None:
+        while tasks:
+            await asyncio.gather(*list(tasks))
+
+    out = await _measure(url, n, model, start_one, settle)
+    out.update(completed=n, events=0, events_per_s=0.0)
+    return out
+
+
 async def live(url: str, n: int, target: str, seconds: float) -> None:
     """Keep N long runs live (the server is started with many turns) for the console under load:
     prints "started" once all N are recorded, drives them for `seconds`, then stops."""
@@ -269,5 +302,5 @@ if __name__ == "__main__":
     if which == "live":
         asyncio.run(live(url, int(count), target, float(sys.argv[5])))
         sys.exit(0)
-    fn = {"vigil": vigil, "langgraph": langgraph}[which]
+    fn = {"vigil": vigil, "langgraph": langgraph, "client": client}[which]
     print(json.dumps(asyncio.run(fn(url, int(count), target))))
