@@ -26,6 +26,7 @@ import asyncio
 import gc
 import json
 import operator
+import os
 import resource
 import sys
 import time
@@ -95,8 +96,10 @@ def _user(i: int) -> dict:
     return {"role": "user", "content": f"Where is my order? (customer {i})"}
 
 
-async def _measure(url: str, n: int, model: BenchModel, start_one, settle) -> dict:
-    """Warm-up run, then N at once: the common protocol for both runtimes."""
+async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=lambda: None) -> dict:
+    """Warm-up run, then N at once: the common protocol for both runtimes. After DEADLINE seconds
+    (env BENCH_DEADLINE) the runs still going are left: runs/s is then those completed / DEADLINE,
+    so a side too slow for this machine still gives its rate (marked timed_out)."""
     await start_one(-1)
     await settle()
     model.calls.clear()
@@ -113,12 +116,19 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle) -> di
     waiting = rss_now_mb()
     all_waiting_s = time.perf_counter() - t0
     control(url, "release")
-    await settle()
+    deadline = float(os.environ.get("BENCH_DEADLINE") or 3600)
+    base_done = done()
+    try:
+        await asyncio.wait_for(settle(), max(1.0, deadline - (time.perf_counter() - t0)))
+        timed_out = False
+    except asyncio.TimeoutError:
+        timed_out = True
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
     gaps = sorted(model.gaps_ms())
     pick = lambda p: gaps[min(len(gaps) - 1, int(p / 100 * len(gaps)))] if gaps else float("nan")
-    return dict(n=n, wall_s=wall, runs_per_s=n / wall, started_s=started_s, all_waiting_s=all_waiting_s,
+    finished = n if not timed_out or base_done is None else done() - base_done
+    return dict(n=n, wall_s=wall, runs_per_s=finished / wall, timed_out=timed_out, finished=finished, started_s=started_s, all_waiting_s=all_waiting_s,
                 rss_base_mb=base, rss_waiting_mb=waiting, rss_per_run_kb=(waiting - base) * 1024 / n,
                 cpu_cores=cpu / wall, gap_p50_ms=pick(50), gap_p99_ms=pick(99),
                 step_p50_ms=pick(50) / 2, step_p99_ms=pick(99) / 2,
@@ -158,7 +168,7 @@ async def vigil(url: str, n: int, target: str) -> dict:
             async def start_one(i: int) -> None:
                 await rt.start("many", {"messages": [_user(i)]})
 
-            out = await _measure(url, n, model, start_one, rt.settle)
+            out = await _measure(url, n, model, start_one, rt.settle, lambda: completed)
         events = await _count_events(store, target)
     out.update(completed=completed - 1, events=events, events_per_s=events / out["wall_s"])
     return out
@@ -232,7 +242,7 @@ async def langgraph(url: str, n: int, target: str) -> dict:
         while tasks:
             await asyncio.gather(*list(tasks))
 
-    out = await _measure(url, n, model, start_one, settle)
+    out = await _measure(url, n, model, start_one, settle, lambda: completed)
     rows = 0
     for table in ("checkpoints", "writes"):
         rows += (await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone())[0]
