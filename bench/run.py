@@ -1,6 +1,6 @@
 """Run the benchmarks and write bench/RESULTS.md.
 
-    .venv/bin/python -m bench.run            # full sizes (about 3 minutes here)
+    .venv/bin/python -m bench.run            # full sizes (about 3 minutes here, plus many_runs, many_runs_pg, console_load)
     .venv/bin/python -m bench.run --quick    # smaller sizes
     .venv/bin/python -m bench.run --only postgres,appends   # some sections (RESULTS.md is not written)
     .venv/bin/python -m bench.run --only many_runs --update  # some sections, their rows put into RESULTS.md
