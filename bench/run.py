@@ -20,6 +20,7 @@ from .common import WORK, machine, rss_mb
 CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup,
          pg_cases.postgres, many_runs.many_runs, many_runs.many_runs_pg, console_load.console_load]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+NOTES = Path(__file__).resolve().parent / "NOTES.md"
 
 
 def _row(r: dict) -> str:
@@ -41,6 +42,10 @@ def _update(rows: list[dict]) -> None:
             at = table[-1] + 1
             lines.insert(at, new)
             table.append(at)
+    # the notes under the table are NOTES.md's, as a full run writes them
+    end = table[-1] + 1
+    if NOTES.exists():
+        lines[end:] = ["", NOTES.read_text()]
     RESULTS.write_text("\n".join(lines))
     print(f"updated {RESULTS}")
 
@@ -83,9 +88,8 @@ def main() -> None:
         *[_row(r) for r in rows],
         "",
     ]
-    notes = Path(__file__).resolve().parent / "NOTES.md"
-    if notes.exists():
-        lines += [notes.read_text()]
+    if NOTES.exists():
+        lines += [NOTES.read_text()]
     RESULTS.write_text("\n".join(lines))
     shutil.rmtree(WORK, ignore_errors=True)
     print(f"wrote {RESULTS}")

@@ -111,13 +111,16 @@ def test_update_replaces_and_adds_rows(tmp_path, monkeypatch):
     results.write_text("# B\n\n| case | setup | vigil | ceiling / peer | ratio | goal | met |\n|---|---|---|---|---|---|---|\n"
                        "| a | s | 1/s | - | - | g | yes |\n| b | s | 2/s | - | - | g | yes |\n\n## notes\n")
     monkeypatch.setattr(run, "RESULTS", results)
+    notes = tmp_path / "NOTES.md"
+    notes.write_text("## notes, as they are now\n")
+    monkeypatch.setattr(run, "NOTES", notes)
     row = dict(setup="s2", peer="-", ratio=None, goal="g", ok=False)
     run._update([dict(row, case="a", vigil="3/s"), dict(row, case="c", vigil="4/s")])
     lines = results.read_text().split("\n")
     assert lines[4] == "| a | s2 | 3/s | - | - | g | **no** |"
     assert lines[5] == "| b | s | 2/s | - | - | g | yes |"
     assert lines[6] == "| c | s2 | 4/s | - | - | g | **no** |"
-    assert lines[8] == "## notes"
+    assert lines[8] == "## notes, as they are now"
 
 
 def test_build_runs_lists_every_run(tmp_path):
