@@ -1,8 +1,9 @@
 """Run the benchmarks and write bench/RESULTS.md.
 
-    .venv/bin/python -m bench.run            # full sizes (about 3 minutes here)
+    .venv/bin/python -m bench.run            # full sizes (about 3 minutes here, plus many_runs, many_runs_pg, console_load)
     .venv/bin/python -m bench.run --quick    # smaller sizes
     .venv/bin/python -m bench.run --only postgres,appends   # some sections (RESULTS.md is not written)
+    .venv/bin/python -m bench.run --only many_runs --update  # some sections, their rows put into RESULTS.md
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from . import console_cases, livechan_cases, log_cases, pg_cases, runtime_cases, startup_cases, tail_cases
+from . import (console_cases, console_load, livechan_cases, log_cases, many_runs, pg_cases, runtime_cases,
+               startup_cases, tail_cases)
 from .common import WORK, machine, rss_mb
 
 CASES = [runtime_cases.runtime, log_cases.appends, log_cases.replay_and_state_at, console_cases.console, tail_cases.tail, startup_cases.startup,
-         pg_cases.postgres, livechan_cases.livechan]
+         pg_cases.postgres, livechan_cases.livechan, many_runs.many_runs, many_runs.many_runs_pg, console_load.console_load]
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+NOTES = Path(__file__).resolve().parent / "NOTES.md"
 
 
 def _row(r: dict) -> str:
@@ -27,11 +30,34 @@ def _row(r: dict) -> str:
     return f"| {r['case']} | {r['setup']} | {r['vigil']} | {r['peer']} | {ratio} | {r['goal']} | {met} |"
 
 
+def _update(rows: list[dict]) -> None:
+    """Put some sections' rows into the table of RESULTS.md, the rest of it as it was."""
+    lines = RESULTS.read_text().split("\n")
+    table = [i for i, line in enumerate(lines) if line.startswith("| ") and not line.startswith("| case |")]
+    for r in rows:
+        new = _row(r)
+        same = [i for i in table if lines[i].startswith(f"| {r['case']} |")]
+        if same:
+            lines[same[0]] = new
+        else:
+            at = table[-1] + 1
+            lines.insert(at, new)
+            table.append(at)
+    # the notes under the table are NOTES.md's, as a full run writes them
+    end = table[-1] + 1
+    if NOTES.exists():
+        lines[end:] = ["", NOTES.read_text()]
+    RESULTS.write_text("\n".join(lines))
+    print(f"updated {RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run")
     parser.add_argument("--quick", action="store_true", help="smaller sizes, for a quick look")
     parser.add_argument("--only", help="comma-separated section names (e.g. postgres,appends); "
                         "prints the rows and leaves RESULTS.md alone")
+    parser.add_argument("--update", action="store_true", help="with --only: put the rows into RESULTS.md "
+                        "(a row with the same case is replaced, a new case is added to the end of the table)")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     started = time.time()
@@ -44,6 +70,8 @@ def main() -> None:
             print("  " + _row(r), flush=True)
             rows.append(r)
     if only is not None:
+        if args.update:
+            _update(rows)
         shutil.rmtree(WORK, ignore_errors=True)
         return
     versions = ", ".join(f"{p} {version(p)}" for p in ("msgspec", "textual", "langgraph", "langgraph-checkpoint-sqlite", "dbos"))
@@ -61,9 +89,8 @@ def main() -> None:
         *[_row(r) for r in rows],
         "",
     ]
-    notes = Path(__file__).resolve().parent / "NOTES.md"
-    if notes.exists():
-        lines += [notes.read_text()]
+    if NOTES.exists():
+        lines += [NOTES.read_text()]
     RESULTS.write_text("\n".join(lines))
     shutil.rmtree(WORK, ignore_errors=True)
     print(f"wrote {RESULTS}")
