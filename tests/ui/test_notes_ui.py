@@ -24,7 +24,6 @@ from kernel.events import (
     StepStarted,
 )
 from kernel.store import Store
-from textual.widgets import Log
 from ui_helpers import screen_text, until
 
 LIMIT = ErrorInfo(code="http_429", category="rate_limit", retryable=True, message="slow down")
@@ -69,7 +68,7 @@ def test_the_scrubber_jumps_to_notes_and_filters_to_them(tmp_path, monkeypatch):
             await until(pilot, lambda: at() == 1)
             await pilot.press("m")
             await until(pilot, lambda: at() == 3)
-            doc = app.screen.query_one("#doc", Log)
+            doc = app.screen.query_one("#doc")  # the detail: a DocView (lines as shown)
             await until(pilot, lambda: any("order.checked" in line for line in doc.lines))
             await pilot.press("m")
             await until(pilot, lambda: at() == 6)
