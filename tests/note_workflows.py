@@ -31,15 +31,20 @@ async def _noting(state, ctx):
 noting = _linear("noting", _noting)
 
 
+@tool()  # not idempotent: its request and its result are committed before the call returns
+async def stamp() -> str:
+    return "stamped"
+
+
 async def _crashing(state, ctx):
     ctx.note("before.crash", {"n": 1})
-    await ctx.now()  # an emit: the note before it is committed too
+    await ctx.tool("stamp")  # the note before it is committed with it
     if os.environ.get("VIGIL_TEST_CRASH") == "1":
         os._exit(9)  # the process dies in the middle of the step
     return {"done": True}
 
 
-crashing = _linear("crashing", _crashing)
+crashing = _linear("crashing", _crashing, tools=[stamp])
 
 _attempts: list[int] = []
 

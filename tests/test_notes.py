@@ -97,16 +97,18 @@ def test_a_step_re_executed_after_a_crash_does_not_note_twice(new_log):
     proc = subprocess.run([sys.executable, "-c", script, str(db)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 9, proc.stderr
-    run_id = proc.stdout.split()[0]
 
     async def recover():
         async with runtime(db, wf.crashing) as (store, rt):
+            # the log says which run (the process may die before its print reaches stdout)
+            (info,) = await store.runs()
+            run_id = info.run_id
             before = _notes(await events_of(store, run_id))
             assert await rt.resume(run_id) == [run_id]
             await rt.settle()
-            return before, await events_of(store, run_id), await store.run(run_id)
+            return run_id, before, await events_of(store, run_id), await store.run(run_id)
 
-    before, events, info = run(recover())
+    run_id, before, events, info = run(recover())
     assert [n.name for n in before] == ["before.crash"]  # committed before the process died
     assert info.status == "completed"
     assert [(n.name, n.note_id) for n in _notes(events)] == [("before.crash", "1.work#0")]

@@ -41,7 +41,13 @@ class Appends:
     def adopt_pending(self, future: asyncio.Future[int]) -> None:
         """Track an append queued for this run by someone else (the runtime's RunStarted)."""
         future.add_done_callback(self._check)
-        self._last = future
+        self._last = self._started = future
+
+    async def started(self) -> None:
+        """Wait until the run's RunStarted is committed, if this process just appended it: no
+        effect runs for a run the log may not hold yet."""
+        if self._started is not None and not self._started.done():
+            await self._wait(self._started)
 
     async def flush_until(self, future: asyncio.Future[int]) -> None:
         await self._wait(future)

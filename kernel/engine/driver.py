@@ -42,6 +42,7 @@ class RunDriver(Appends, Supersteps, Effects):
         self._tools = {t.name: t for t in graph.tools}
         self._position: tuple[int, list[str], dict[str, set[str]]] | None = None
         self._last: asyncio.Future[int] | None = None
+        self._started: asyncio.Future[int] | None = None  # RunStarted, when this process made it
         self._error: BaseException | None = None
         self._busy_until = time.perf_counter() + 0.005
 

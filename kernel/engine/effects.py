@@ -162,16 +162,23 @@ class Effects:
                     return answer
         # A limited effect waits for its slot before it is requested: queued is not in doubt.
         async with limit.hold(self.run_id, kind, name) if limit else nullcontext():
-            if record is not None:
-                if out is not None or not idempotent:
-                    # Another occurrence of the effect (a new attempt, or a human said run it
-                    # again): recorded before it runs, so a crash now asks a new question.
-                    await self.emit(req)
-            else:
-                await self.emit(ActionRequested(
+            if record is None:
+                req = ActionRequested(
                     action_id=action_id, step_id=ctx.step_id, kind=kind, name=name, input=input,
                     idempotency_key=key, due_ns=due_ns,
-                ))
+                )
+            if record is None or out is not None or not idempotent:
+                # A new request, or another occurrence of one (a new attempt, or a human said
+                # run it again). A non-idempotent effect waits until its request is durable, so
+                # a crash while it runs asks a question. An idempotent one need not: with no
+                # result after a crash it is simply run again, so it starts at once and its
+                # request commits with whatever comes next (one fsync less before every model
+                # call and idempotent tool; bench/NOTES.md, many live runs).
+                if idempotent:
+                    self.post(req)
+                    await self.started()
+                else:
+                    await self.emit(req)
             return await self._run_effect(action_id, run, due_ns, idempotent)
 
     async def _run_effect(
