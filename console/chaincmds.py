@@ -1,11 +1,10 @@
-"""Tamper evidence from the shell: `vigil keygen`, `vigil seal`, `vigil verify --key`
-(kernel/chain.py, kernel/seals.py). Plain `vigil verify` checks the hash chain already."""
+"""Tamper evidence from the shell: `vigil keygen`, `vigil seal`, and the `--key` option of
+`vigil verify` (its check is commands.cmd_verify; kernel/chain.py, kernel/seals.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 # Only argparse at import: the parser is built for every `vigil` command; the kernel and the
 # log are imported by the handlers that use them.
@@ -31,8 +30,6 @@ def handler_for(args: argparse.Namespace):
         return cmd_keygen
     if args.command == "seal":
         return cmd_seal
-    if args.command == "verify" and getattr(args, "key", None):
-        return cmd_verify_key
     return None
 
 
@@ -80,37 +77,3 @@ async def cmd_seal(args: argparse.Namespace) -> int:
     if refused:
         print(f"vigil: {refused} of {len(run_ids)} runs not sealed", file=sys.stderr)
     return 1 if refused else 0
-
-
-async def cmd_verify_key(args: argparse.Namespace) -> int:
-    from kernel.errors import VigilError
-    from kernel.seals import key_id, load_public
-    from kernel.verify import verify_run
-
-    from .commands import _open, _out
-
-    if args.secrets:
-        raise VigilError("--key and --secrets are separate checks; run them one at a time")
-    public = load_public(args.key)
-    kid = key_id(public)
-    bad = 0
-    async with await _open(args) as store:
-        if args.run:
-            run_ids = [await store.resolve(args.run)]
-        else:
-            run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
-        for run_id in run_ids:
-            started = time.perf_counter()
-            result = await verify_run(store, run_id, key=public)
-            for p in result.problems:
-                _out(f"run {p.run_id} seq {p.seq}: {p.message}")
-            if result.problems:
-                bad += 1
-                continue
-            last = result.chain.last_seq
-            tail = "" if result.sealed_to == last else f"; seq {result.sealed_to + 1}..{last} not sealed yet"
-            _out(f"run {run_id}: ok ({last} events, {result.steps_checked} state hashes, "
-                 f"sealed to seq {result.sealed_to} by key {kid}{tail}, {time.perf_counter() - started:.2f}s)")
-    if bad:
-        print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)
-    return 1 if bad else 0

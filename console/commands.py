@@ -108,8 +108,19 @@ async def cmd_state(args: argparse.Namespace) -> int:
 
 
 async def cmd_verify(args: argparse.Namespace) -> int:
+    """Every check, with --key the seals too (one loop: a copy of it for --key once skipped the
+    artifacts)."""
+    key = getattr(args, "key", None)
+    if args.secrets and key:
+        raise VigilError("--key and --secrets are separate checks; run them one at a time")
     if args.secrets:
         return await _verify_secrets(args)
+    public, kid = None, None
+    if key:
+        from kernel.seals import key_id, load_public
+
+        public = load_public(key)
+        kid = key_id(public)
     bad = 0
     async with await _open(args) as store:
         if args.run:
@@ -118,15 +129,21 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
         for run_id in run_ids:
             started = time.perf_counter()
-            result = await verify_run(store, run_id)
+            result = await verify_run(store, run_id, key=public)
             for p in result.problems:
                 _out(f"run {p.run_id} seq {p.seq}: {p.message}")
             if result.problems:
                 bad += 1
-            else:
-                elapsed = time.perf_counter() - started
+                continue
+            elapsed = time.perf_counter() - started
+            if public is None:
                 _out(f"run {run_id}: ok ({result.next_seq - 1} events, "
                      f"{result.steps_checked} state hashes, {elapsed:.2f}s)")
+                continue
+            last = result.chain.last_seq
+            tail = "" if result.sealed_to == last else f"; seq {result.sealed_to + 1}..{last} not sealed yet"
+            _out(f"run {run_id}: ok ({last} events, {result.steps_checked} state hashes, "
+                 f"sealed to seq {result.sealed_to} by key {kid}{tail}, {elapsed:.2f}s)")
         broken = await _verify_artifacts(store, run_ids if args.run else None)
     if bad:
         print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)

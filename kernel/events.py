@@ -226,9 +226,10 @@ class Note(_Event):
 ERROR_CATEGORIES = ("rate_limit", "transport", "tool", "policy", "timeout", "internal")
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A failure, classified where it happened. `category` is a str, not a Literal, so a body
-    written by a newer vigil with a category this one does not know still decodes."""
+    written by a newer vigil with a category this one does not know still decodes. Every field
+    is written, defaults too: readers of the JSON look for `category` and `retryable`."""
 
     code: str
     category: str = "internal"

@@ -350,7 +350,7 @@ def test_copy_brings_the_artifacts_along(tmp_path, pg_dsn):
     assert vigil("verify", run_id, db=back).returncode == 0
 
 
-def test_verify_rehashes_every_artifact_and_names_a_corrupt_or_missing_one(both_backends):
+def test_verify_rehashes_every_artifact_and_names_a_corrupt_or_missing_one(both_backends, tmp_path):
     from cli_helpers import vigil
 
     db = both_backends
@@ -358,10 +358,13 @@ def test_verify_rehashes_every_artifact_and_names_a_corrupt_or_missing_one(both_
     csv_id = hashlib.sha256(CSV).hexdigest()
     out = vigil("verify", db=db)
     assert out.returncode == 0, out.stdout + out.stderr
+    key = tmp_path / "key"  # `verify --key` is the audit: it checks at least what verify does
+    assert vigil("keygen", str(key), db=db).returncode == 0
+    assert vigil("seal", "--all", "--key", str(key), db=db).returncode == 0
 
     run(raw(db, "UPDATE artifacts SET data = ? WHERE artifact_id = ?",
             "UPDATE vigil.artifacts SET data = %s WHERE artifact_id = %s", (CSV.replace(b"7", b"8"), csv_id)))
-    for args in (("verify",), ("verify", run_id)):
+    for args in (("verify",), ("verify", run_id), ("verify", "--key", f"{key}.pub")):
         out = vigil(*args, db=db)
         text = out.stdout.decode()
         assert out.returncode == 1

@@ -305,3 +305,13 @@ def test_exceptions_without_their_own_info_are_classified_by_type():
     assert classify(ToolError("broke", retryable=True)).retryable is True
     assert classify(ValueError("x"), default="tool") == ErrorInfo(code="value_error", category="tool", message="x")
     assert classify(ValueError("x")).category == "internal"
+
+
+def test_every_field_of_an_error_info_is_in_its_json_even_the_defaults():
+    """A script reads error_info["category"]: an internal, non-retryable failure used to be
+    written without its category and retryable (omit_defaults), so the key was missing."""
+    from kernel.codec import to_builtins
+
+    body = to_builtins(RunFailed(error="boom", error_info=ErrorInfo(code="runtime_error", message="boom")))
+    assert body["error_info"] == {"code": "runtime_error", "category": "internal", "retryable": False,
+                                  "message": "boom"}
