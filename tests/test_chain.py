@@ -486,3 +486,22 @@ def test_seal_reads_the_key_from_stdin_so_it_never_touches_the_box_disk(tmp_path
     out = vigil("seal", "--key", "/dev/stdin", "--all", db=db, input=private.read_bytes())
     assert out.returncode == 0, out.stderr
     assert vigil("verify", "--key", str(public), db=db).returncode == 0
+
+
+def test_a_row_without_its_chain_is_refused_on_sqlite_too(tmp_path):
+    """A vigil from before the chain that still has the file open after the migration would
+    append rows without one (SQLite's chain column is nullable); every later row of the run
+    would then chain from nothing. Refused, as PostgreSQL's NOT NULL refuses it."""
+    import sqlite3
+
+    db = tmp_path / "v.db"
+
+    async def make():
+        async with await Store.open(db) as store:
+            await store.append("r", [RunStarted(graph="g")], expected_seq=0)
+
+    asyncio.run(make())
+    conn = sqlite3.connect(db)
+    with pytest.raises(sqlite3.IntegrityError, match="keeps a hash chain"):
+        conn.execute("INSERT INTO events(run_id, seq, ts_ns, type, step_id, body, crc)"
+                     " SELECT run_id, 2, ts_ns, type, step_id, body, crc FROM events WHERE seq = 1")

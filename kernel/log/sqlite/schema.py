@@ -199,6 +199,16 @@ CREATE TABLE IF NOT EXISTS artifacts(
 """
 
 
+# v7: the chain column stays nullable (v4), so a vigil from before the chain that still had the
+# file open when it was migrated would go on appending rows without one, and every later row of
+# that run would chain from nothing: verify and seal would fail it for good. Refused instead, as
+# PostgreSQL's NOT NULL does.
+_V7_CHAIN_REQUIRED = """
+CREATE TRIGGER IF NOT EXISTS events_need_a_chain BEFORE INSERT ON events WHEN NEW.chain IS NULL
+BEGIN SELECT RAISE(ABORT, 'this log keeps a hash chain: upgrade vigil to write to it'); END
+"""
+
+
 # MIGRATIONS[i] takes a database from version i to i + 1.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _run_script(conn, _V1),
@@ -207,6 +217,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     lambda conn: _v4(conn),
     _v5_error_category,
     lambda conn: _run_script(conn, _V6_ARTIFACTS),
+    lambda conn: conn.execute(_V7_CHAIN_REQUIRED),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
