@@ -89,6 +89,8 @@ def threshold(host: Any = None) -> int:
             value = int(env) if env else DEFAULT_THRESHOLD
         except ValueError:
             raise VigilError(f"VIGIL_ARTIFACT_THRESHOLD={env!r} is not a number of bytes") from None
+        if value < 0:
+            raise VigilError(f"VIGIL_ARTIFACT_THRESHOLD={env!r} is negative (a number of bytes, 0 or more)")
     return value
 
 

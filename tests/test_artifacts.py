@@ -591,3 +591,19 @@ def test_a_log_that_refuses_the_bytes_loses_the_run_and_a_later_process_finishes
 
     waiting = run(second())
     assert [w.title for w in waiting] == ["go on?"] and calls == [1, 1]  # idempotent: run again
+
+
+def test_a_bad_threshold_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    """VIGIL_ARTIFACT_THRESHOLD was read after an effect had run: a bad value failed the step
+    there, leaving the effect's request with no outcome. Now the runtime refuses it at start."""
+    from cli_helpers import vigil
+
+    db = tmp_path / "t.db"
+    for bad, why in (("64k", "is not a number of bytes"), ("-1", "is negative")):
+        monkeypatch.setenv("VIGIL_ARTIFACT_THRESHOLD", bad)
+        out = vigil("run", "triage", "--headless", "--input", '{"alert": "disk full"}', db=db)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and why in err and len(err.strip().splitlines()) == 1, err
+    monkeypatch.delenv("VIGIL_ARTIFACT_THRESHOLD")
+    listed = vigil("runs", "--json", db=db)
+    assert listed.stdout.strip() == b""  # no run was started

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any, AsyncIterator, Callable
 
 from . import scopes
+from ..artifacts import threshold
 from ..errors import InterruptRefused, NotFound, StoreError, VigilError
 from ..events import InterruptRaised, InterruptResolved, RunAdopted, RunCompleted, RunStarted
 from ..graph import START
@@ -48,6 +49,9 @@ class Runtime(Decisions, Loops):
     ) -> None:
         self.store = store
         self.registry = registry
+        # Read (and refused if bad) now, not after an effect ran: a bad value found then left
+        # a request with no outcome. Set it to another number of bytes to change it.
+        self.artifact_threshold = threshold()
         self.approvals = approvals
         self.auto_decide = auto_decide
         self.owner = owner_id()
