@@ -429,3 +429,28 @@ def test_a_console_that_drives_a_run_publishes_its_tokens_to_other_viewers(both_
             gate.set()
         provider.close()
     assert "".join(d.text for d in got).strip() == TEXT and {d.owner for d in got} == {owner}
+
+
+def test_a_connect_cancelled_during_the_hello_closes_its_socket(tmp_path):
+    """A follower is cancelled when its owner goes away, often while it waits for the owner's
+    hello: the socket it opened must be closed then, not left open until garbage collection."""
+    from kernel.live.unix import connect
+
+    async def go():
+        accepted: asyncio.Queue = asyncio.Queue()
+
+        async def handler(reader, writer):  # an owner that never says hello
+            await accepted.put(reader)
+
+        server = await asyncio.start_unix_server(handler, str(tmp_path / "o.sock"))
+        held = []  # keeps the cancelled client's objects alive: only an explicit close ends it
+        task = asyncio.create_task(connect(tmp_path / "o.sock", "owner-1", timeout=30))
+        task.add_done_callback(held.append)
+        reader = await accepted.get()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        got = await asyncio.wait_for(reader.read(), 10)  # b"" once the client closed
+        server.close()
+        return got
+
+    assert asyncio.run(go()) == b""

@@ -153,6 +153,11 @@ async def connect(path: Path, owner: str, timeout: float = 2.0) -> tuple[asyncio
         hello = decode(await asyncio.wait_for(reader.readline(), timeout))
     except (msgspec.DecodeError, asyncio.TimeoutError):
         hello = None
+    except BaseException:
+        # a reset, or the follower cancelled (its owner went away): the socket is closed here,
+        # not left to the garbage collector with its descriptor
+        writer.transport.abort()
+        raise
     if not isinstance(hello, Hello) or hello.owner != owner:
         writer.transport.abort()
         raise ConnectionRefusedError(f"{path} is not {owner}'s live socket")
