@@ -454,3 +454,35 @@ def test_a_connect_cancelled_during_the_hello_closes_its_socket(tmp_path):
         return got
 
     assert asyncio.run(go()) == b""
+
+
+def test_a_failed_model_call_clears_its_streamed_text_and_late_tokens_stay_out(tmp_path):
+    """The pane cleared streamed text when the call's ActionSucceeded arrived, not on an
+    ActionFailed: a failed call's partial answer stayed up, and late tokens added to it."""
+    from console.app import VigilApp
+    from console.widgets.runpane import RunPane
+    from kernel.events import ActionFailed, ActionRequested, RunStarted, StepStarted
+    from kernel.registry import Registry
+    from kernel.store import Store
+
+    db = tmp_path / "v.db"
+
+    async def go():
+        async with await Store.open(db) as store:
+            await store.append("r1", [RunStarted(graph="g"), StepStarted(step_id="1.think", node="think"),
+                                      ActionRequested(action_id="1.think#0", step_id="1.think", kind="llm",
+                                                      name="m", input=None)], expected_seq=0)
+        app = VigilApp(db, Registry(), adopt=False)
+        async with app.run_test(size=(120, 30)) as pilot:
+            app.open_panes(["r1"])
+            await _until(pilot, lambda: bool(app.screen.query(RunPane)))
+            pane = app.screen.query_one(RunPane)
+            await _until(pilot, lambda: pane.shown_seq == 3)
+            pane.token("1.think#0", "half an ans")
+            assert pane.stream == "half an ans"
+            await app.store.append("r1", [ActionFailed(action_id="1.think#0", error="HTTP 500")], expected_seq=3)
+            await _until(pilot, lambda: pane.shown_seq == 4)
+            pane.token("1.think#0", "wer")  # late, from another process
+            return pane.stream
+
+    assert asyncio.run(go()) == ""

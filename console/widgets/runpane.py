@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Log, Static, Tree
 
 from kernel.codec import Record
-from kernel.events import ActionSucceeded, RunStarted, StepCompleted, StepStarted
+from kernel.events import ActionFailed, ActionSucceeded, RunStarted, StepCompleted, StepStarted
 from kernel.limits import describe, waiting
 
 from ..format import duration, summary
@@ -145,9 +145,10 @@ class RunPane(Vertical, can_focus=True):
                 self._state_due = True
                 self.stream = ""
                 self._stream_dirty = True
-            elif isinstance(event, ActionSucceeded):
-                # The durable result replaces the streamed text; a token still in flight from
-                # another process (it can arrive after the event) must not bring it back.
+            elif isinstance(event, (ActionSucceeded, ActionFailed)):
+                # The durable result (or failure) replaces the streamed text; a token still in
+                # flight from another process (it can arrive after the event) must not bring it
+                # back.
                 self._finished.add(event.action_id)
                 if event.action_id == self._streaming:
                     self._streaming = None
