@@ -179,3 +179,34 @@ def test_a_real_run_handling_secrets_sends_none(tmp_path):
     tool = next(s for s in receiver.spans if s["name"] == "execute_tool post_status")
     assert "[REDACTED" in tool["attributes"]["gen_ai.tool.call.arguments"]
     assert auth.encode() not in receiver.raw and token.encode() not in receiver.raw
+
+
+def test_notes_artifacts_and_error_classes_reach_the_trace():
+    """Notes, stored artifacts and a failure's class were dropped from the export, and an
+    offloaded tool result was exported as the bare reference."""
+    from kernel.events import ActionFailed, ArtifactStored, ErrorInfo, Note, RunFailed, StepFailed
+
+    aid = "ab" * 32
+    limit = ErrorInfo(code="http_429", category="rate_limit", retryable=True, message="slow down")
+    events = [
+        RunStarted(graph="g"), StepStarted(step_id="1.a", node="a"),
+        Note(note_id="1.a#0", step_id="1.a", name="order.checked", payload={"order": "A-1"}),
+        ActionRequested(action_id="1.a#1", step_id="1.a", kind="tool", name="fetch", input={}),
+        ArtifactStored(artifact_id=aid, kind="text/plain; charset=utf-8", size=100_000, step_id="1.a", action_id="1.a#1"),
+        ActionSucceeded(action_id="1.a#1", output={"artifact_id": aid, "kind": "text/plain; charset=utf-8", "size": 100_000}),
+        ActionRequested(action_id="1.a#2", step_id="1.a", kind="tool", name="search", input={}),
+        ActionFailed(action_id="1.a#2", error="HTTP 429", retryable=True, error_info=limit),
+        StepFailed(step_id="1.a", node="a", attempt=1, error="HTTP 429", error_info=limit),
+        RunFailed(error="HTTP 429", error_info=limit),
+    ]
+    mapper = RunMapper("r3", RunContext(trace_id=trace_id("r3")))
+    spans = {s.name: s for i, e in enumerate(events, 1) for s in mapper.feed(_record("r3", i, e))}
+    step = spans["step a"]
+    assert [(e.name, e.attributes.get("vigil.note.name")) for e in step.events] == [
+        ("vigil.note", "order.checked"), ("vigil.artifact.stored", None)]
+    assert step.events[1].attributes["vigil.artifact.size"] == 100_000
+    assert spans["execute_tool fetch"].attributes["gen_ai.tool.call.result"] == (
+        f"[artifact {aid}: text/plain; charset=utf-8, 100000 bytes]")
+    for name in ("execute_tool search", "step a", "invoke_workflow g"):
+        assert spans[name].attributes["error.type"] == "rate_limit", name
+        assert spans[name].attributes["vigil.error.code"] == "http_429"

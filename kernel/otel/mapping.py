@@ -19,6 +19,7 @@ from typing import Any
 
 import msgspec
 
+from ..artifacts import ref_of
 from .. import events as ev
 from ..redact import redact
 from .spans import Span, SpanEvent, SpanLink, span_id
@@ -80,6 +81,13 @@ def _actor(actor: ev.Actor | None) -> dict[str, Any]:
     }
 
 
+def _error_info(info: ev.ErrorInfo | None) -> dict[str, Any]:
+    """A failure's class, as OpenTelemetry's `error.type` (its category) and vigil's own code."""
+    if info is None:
+        return {}
+    return {"error.type": info.category, "vigil.error.code": info.code, "vigil.error.retryable": info.retryable}
+
+
 def _model(name: str) -> tuple[str | None, str]:
     provider, sep, model = name.partition(":")
     return (provider, model) if sep else (None, name)
@@ -115,13 +123,22 @@ class RunMapper:
         elif isinstance(e, ev.StepCompleted):
             return self._close_step(e.step_id, ts, extra={"vigil.step.next": list(e.next)})
         elif isinstance(e, ev.StepFailed):
-            return self._close_step(e.step_id, ts, error=e.error, extra={"vigil.step.retry_at_ns": e.retry_at_ns})
+            return self._close_step(e.step_id, ts, error=e.error, extra={
+                "vigil.step.retry_at_ns": e.retry_at_ns, **_error_info(e.error_info)})
         elif isinstance(e, ev.ActionRequested):
             self._open_action(e, seq, ts)
         elif isinstance(e, ev.ActionSucceeded):
             return self._close_action(e.action_id, ts, output=e.output)
         elif isinstance(e, ev.ActionFailed):
-            return self._close_action(e.action_id, ts, error=e.error, extra={"vigil.action.retryable": e.retryable})
+            return self._close_action(e.action_id, ts, error=e.error, extra={
+                "vigil.action.retryable": e.retryable, **_error_info(e.error_info)})
+        elif isinstance(e, ev.Note):
+            self._note(e.step_id, "vigil.note", ts, {"vigil.note.name": e.name, "vigil.note.payload": e.payload})
+        elif isinstance(e, ev.ArtifactStored):
+            self._note(e.step_id, "vigil.artifact.stored", ts, {
+                "vigil.artifact.id": e.artifact_id, "vigil.artifact.kind": e.kind,
+                "vigil.artifact.size": e.size, "vigil.action.id": e.action_id,
+            })
         elif isinstance(e, ev.InterruptRaised):
             self._interrupt_steps[e.interrupt_id] = e.step_id
             self._note(e.step_id, "vigil.interrupt.raised", ts, {
@@ -172,6 +189,7 @@ class RunMapper:
                   ev.RunCancelled: "cancelled", ev.RunDiverged: "diverged"}[type(e)]
         run.attributes["vigil.run.status"] = status
         error = getattr(e, "error", None)
+        run.attributes.update(_error_info(getattr(e, "error_info", None)))
         if isinstance(e, ev.RunCancelled):
             run.events.append(SpanEvent(name="vigil.run.cancelled", ts_ns=ts,
                                         attributes=_clean({"vigil.reason": e.reason, **_actor(e.actor)})))
@@ -237,7 +255,9 @@ class RunMapper:
                     a[f"gen_ai.usage.{key}"] = usage[key]
             a["gen_ai.response.finish_reasons"] = ["tool_calls" if output.get("tool_calls") else "stop"]
         elif a.get("gen_ai.operation.name") == "execute_tool" and error is None:
-            a["gen_ai.tool.call.result"] = output
+            ref = ref_of(output)  # an output over the threshold is in an artifact: say which
+            a["gen_ai.tool.call.result"] = output if ref is None else (
+                f"[artifact {ref.artifact_id}: {ref.kind}, {ref.size} bytes]")
         return [self._finish(action, ts, error=error)]
 
     def _note(self, step_id: str | None, name: str, ts: int, attributes: dict) -> None:
