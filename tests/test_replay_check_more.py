@@ -364,3 +364,33 @@ def test_replay_all_streams_runs_with_progress_on_stderr(both_backends, tmp_path
     assert len(lines) == 120 and all(line.endswith("OK (in flight: replayed up to seq 1)") for line in lines)
     err = out.stderr.decode().splitlines()
     assert err == ["replay: 100/120 runs", "replayed 120 runs: 120 ok, 0 diverged"]
+
+
+def test_a_replay_takes_no_slot_of_a_tools_process_wide_limit(both_backends):
+    """Nothing runs in a replay, so it must not wait for (or hold) a slot of a tool's limit that
+    runs driven in the same process share: it used to queue behind them."""
+    db = both_backends
+
+    def limited() -> Graph:
+        @tool(max_concurrency=1)
+        async def pay(amount: int) -> dict:
+            return {"paid": amount}
+
+        async def buy(state, ctx):
+            return {"paid": await ctx.tool("pay", amount=5)}
+
+        g = Graph("limited", tools=[pay])
+        g.add_node("buy", buy)
+        g.add_edge(START, "buy")
+        g.add_edge("buy", END)
+        return g, pay
+
+    graph, pay = limited()
+    run_id = record(db, graph)
+
+    async def go():
+        async with pay.limit.hold("another-run", "tool", "pay"):  # a live run holds the one slot
+            async with await Store.open(db, readonly=True) as store:
+                return await asyncio.wait_for(replay_run(store, registry(graph), run_id), 30)
+
+    assert run(go()).ok

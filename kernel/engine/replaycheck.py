@@ -239,6 +239,11 @@ class ReplayDriver(RunDriver):
             await self._changed.wait()
         await super()._complete(step_id, node, patches)
 
+    async def effect(self, *args: Any, limit: Any = None, **kw: Any) -> Any:
+        # No slot of a tool's or a model's process-wide limit: nothing runs here, and a replay
+        # in a process that also drives runs must not queue behind them (or hold them up).
+        return await super().effect(*args, limit=None, **kw)
+
     async def _run_effect(self, action_id: str, run: Any, due_ns: Any, idempotent: bool) -> Any:
         rec = self.checker.recording
         outcome = rec.outcome(action_id, rec.requested_at(action_id))
