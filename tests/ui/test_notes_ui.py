@@ -120,15 +120,22 @@ def test_the_runs_list_shows_a_failed_runs_category(tmp_path, monkeypatch):
 
     asyncio.run(build())
 
-    async def go():
+    async def go(size, status):
         app = VigilApp(db, default_registry(), theme="vigil-dark", now=lambda: NOW, adopt=False)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.query_one(RunList).count == 1)
             await until(pilot, lambda: "run-limited" in screen_text(app))
-            row = next(line for line in screen_text(app).splitlines() if "run-limited" in line)
-            assert "failed" in row and "rate_limit" in row
+            lines = screen_text(app).splitlines()
+            header = next(line for line in lines if "STATUS" in line)
+            row = next(line for line in lines if "run-limited" in line)
+            # the category is in the STATUS cell, under its title, and the OWNER cell is the owner's
+            at = header.index("STATUS")
+            assert row[at:].startswith(status), (header, row)
+            assert row[header.index("OWNER"):].split()[0] == "-", (header, row)
+            assert len(row.rstrip()) <= size[0]
 
-    asyncio.run(go())
+    asyncio.run(go((80, 24), "✗ rate_limit "))  # narrow: the ✗ (and the colour) say failed
+    asyncio.run(go((200, 50), "✗ failed (rate_limit) "))
 
 
 def _bar(app) -> str:
