@@ -73,6 +73,10 @@ async def artifact_at(store: Any, run_id: str, seq: int) -> ArtifactRef:
 async def cmd_artifact(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await _run_or_none(store, args.ref)
+        if run_id is not None and args.seq is None and (args.output or args.info):
+            # A run alone lists its artifacts; which one to save or describe is not a guess.
+            flag = "-o" if args.output else "--info"
+            raise VigilError(f"{flag} needs an artifact id or --seq (`vigil artifact {args.ref}` lists the run's)")
         if run_id is not None and args.seq is None:
             found = await run_artifacts(store, run_id)
             for aid, seq in found.items():
