@@ -51,7 +51,7 @@ class ScrubberScreen(Screen[None]):
         Binding("X", "jump('failure', False)", "prev failure", show=False, id="scrubber.prev_failure"),
         Binding("m", "jump('note', True)", "next note", show=False, id="scrubber.next_note"),
         Binding("M", "jump('note', False)", "prev note", show=False, id="scrubber.prev_note"),
-        Binding("w", "only('note')", "notes only (what nodes wrote)", show=False, id="scrubber.notes"),
+        Binding("w", "only('note')", "notes only", show=False, id="scrubber.notes"),
         Binding("e", "only('failure')", "errors only", show=False, id="scrubber.errors"),
         Binding("g", "edge(0)", "first", show=False, id="scrubber.first"),
         Binding("G", "edge(-1)", "last", show=False, id="scrubber.last"),
