@@ -90,6 +90,7 @@ class ScrubberScreen(Screen[None]):
         self._parts: list | None = None
         self._detail_seq: int | None = None
         self._scanned = 0  # a filtered view has looked at the run's events up to this seq
+        self._home = 1  # the seq a filter that shows nothing was opened on
 
     def compose(self) -> ComposeResult:
         yield Label("", id="bar")
@@ -304,8 +305,9 @@ class ScrubberScreen(Screen[None]):
     def _go(self, seq: int) -> None:
         t = self.timeline
         if t.types is not None and t.seqs is not None and seq not in t.seqs:
-            self.clear_filter()
-            self.call_after_refresh(lambda: self._go(seq))
+            # every event again, the cursor on `seq` once they are counted (moving it before
+            # that worker ends would be undone by it)
+            self.clear_filter(seq)
             return
         t.cursor = t.index_of(seq)
 
@@ -340,8 +342,9 @@ class ScrubberScreen(Screen[None]):
             self.search(text)
 
     def timeline_total(self) -> int:
+        """The run's last seq (a filtered view's last shown event is not the run's last)."""
         t = self.timeline
-        return t.count if t.types is None else (t.seqs[-1] if t.seqs else 0)
+        return t.count if t.types is None else self._scanned
 
     @work(exclusive=True, group="scrub-search")
     async def search(self, text: str) -> None:
@@ -363,7 +366,7 @@ class ScrubberScreen(Screen[None]):
     @work(exclusive=True, group="scrub-filter")
     async def action_filter(self) -> None:
         t = self.timeline
-        current = t.seq_at(t.cursor) if t.count else 1
+        current = self._here()
         self.filter_index = (self.filter_index + 1) % len(FILTERS)
         types = FILTERS[self.filter_index]
         if types is None:
@@ -380,7 +383,7 @@ class ScrubberScreen(Screen[None]):
             self.clear_filter()
         else:  # `t` then goes on from here in its cycle
             self.filter_index = FILTERS.index(types) if types in FILTERS else 0
-            await self._narrow(types, t.seq_at(t.cursor) if t.count else 1)
+            await self._narrow(types, self._here())
         self.update_bar()
 
     async def _narrow(self, types: tuple[str, ...], current: int) -> None:
@@ -394,15 +397,21 @@ class ScrubberScreen(Screen[None]):
         if t.count:
             t.cursor = t.index_of(current)
         else:
+            self._home = current
             self.show_nothing()
 
-    def clear_filter(self) -> None:
+    def _here(self) -> int:
+        """The seq at the cursor; in a filtered view with nothing in it, where it was before."""
         t = self.timeline
-        current = t.seq_at(t.cursor) if t.count else 1
+        return t.seq_at(t.cursor) if t.count else self._home
+
+    def clear_filter(self, to_seq: int | None = None) -> None:
+        t = self.timeline
+        current = self._here()
         self.filter_index = 0
         t.seqs = t.types = None
         t._pages.clear()
-        self.open_count(current)
+        self.open_count(to_seq or current)
 
     @work(group="scrub-count")
     async def open_count(self, seq: int) -> None:

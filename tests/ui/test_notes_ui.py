@@ -182,9 +182,14 @@ def test_a_filter_that_matches_nothing_says_so_and_a_long_bar_ends_in_an_ellipsi
             await pilot.press("e")
             await until(pilot, lambda: t.types is not None and "StepFailed" in t.types)
             await until(pilot, lambda: doc.lines == ["no errors in this run"])
-            await pilot.press("e")  # every event again, and the detail of one
-            await until(pilot, lambda: t.types is None and t.count == 4)
-            await until(pilot, lambda: any("── event ──" in line for line in doc.lines))
+            await pilot.press("e")  # every event again, on the event it was on before the filters
+            await until(pilot, lambda: t.types is None and t.count == 4 and t.seq_at(t.cursor) == 4)
+            await until(pilot, lambda: any('"type": "RunCompleted"' in line for line in doc.lines))
+            await pilot.press("e")
+            await until(pilot, lambda: doc.lines == ["no errors in this run"])
+            await pilot.press("colon", "2", "enter")  # a seq the filter leaves out: every event again
+            await until(pilot, lambda: t.types is None and t.count == 4 and t.seq_at(t.cursor) == 2)
+            await until(pilot, lambda: any('"type": "StepStarted"' in line for line in doc.lines))
             await pilot.press("t")  # steps: a header too long for 80 columns is cut visibly
             await until(pilot, lambda: t.types is not None and "StepStarted" in t.types and t.count == 2)
             await until(pilot, lambda: "· steps only" in str(app.screen.query_one("#bar").render()))
