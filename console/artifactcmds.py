@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -72,6 +73,10 @@ async def artifact_at(store: Any, run_id: str, seq: int) -> ArtifactRef:
 async def cmd_artifact(args: argparse.Namespace) -> int:
     async with await _open(args) as store:
         run_id = await _run_or_none(store, args.ref)
+        if run_id is not None and args.seq is None and (args.output or args.info):
+            # A run alone lists its artifacts; which one to save or describe is not a guess.
+            flag = "-o" if args.output else "--info"
+            raise VigilError(f"{flag} needs an artifact id or --seq (`vigil artifact {args.ref}` lists the run's)")
         if run_id is not None and args.seq is None:
             found = await run_artifacts(store, run_id)
             for aid, seq in found.items():
@@ -149,20 +154,32 @@ async def page_artifact(app: Any, ref: ArtifactRef) -> None:
 
     from textual.app import SuspendNotSupported
 
+    argv = pager_argv()
+    if shutil.which(argv[0]) is None:
+        # Checked before suspending: a suspended console with nothing to run shows a blank screen.
+        app.notify(f"cannot run the pager {argv[0]!r}: not found (set $PAGER to one that is); "
+                   f"`vigil artifact {ref.artifact_id[:16]}` prints it", severity="error")
+        return
     try:
         data = pager_text(await app.store.get_artifact(ref.artifact_id), ref.kind)
     except VigilError as exc:
         app.notify(f"cannot open the artifact: {exc}", severity="error")
         return
+    failed: OSError | None = None
     with tempfile.NamedTemporaryFile(prefix=f"vigil-artifact-{ref.artifact_id[:12]}-") as f:
         f.write(data)
         f.flush()
-        argv = [*pager_argv(), f.name]
+        argv.append(f.name)
         try:
             with app.suspend():
-                subprocess.run(argv, check=False)
+                # Caught in here: App.suspend has no finally, so an error escaping the block
+                # would never resume application mode and leave the terminal blank.
+                try:
+                    subprocess.run(argv, check=False)
+                except OSError as exc:
+                    failed = exc
         except SuspendNotSupported:
             app.notify(f"cannot hand this terminal to a pager; `vigil artifact {ref.artifact_id[:16]}` prints it",
                        severity="warning")
-        except OSError as exc:
-            app.notify(f"cannot run the pager {argv[0]!r}: {exc.strerror or exc}", severity="error")
+    if failed is not None:
+        app.notify(f"cannot run the pager {argv[0]!r}: {failed.strerror or failed}", severity="error")

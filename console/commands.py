@@ -216,12 +216,23 @@ async def cmd_import(args: argparse.Namespace) -> int:
         with open(source, "rb") as f:
             yield from f
 
+    nothing = f"{'stdin' if source == '-' else source} has no runs to import"
     try:
+        if not any(line.strip() for line in read_lines()):
+            # Refused before the log is opened for writing: no new, empty database is left behind
+            # (an existing one is still opened, so that a log vigil cannot read says so first).
+            path = _db_path(args)
+            if not isinstance(path, Path) or path.exists():
+                async with await _open(args):
+                    pass
+            raise VigilError(nothing)
         async with await _open(args, readonly=False) as store:
             counts = await import_lines(store, read_lines, warn=lambda m: print(f"vigil: {m}", file=sys.stderr))
     finally:
         if spool is not None:
             spool.close()
+    if not counts:
+        raise VigilError(nothing)
     for run_id, n in counts.items():
         _out(f"imported run {run_id} ({n} events)")
     return 0

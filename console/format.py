@@ -158,14 +158,15 @@ def owner_text(run: RunInfo) -> str:
 def run_line(run: RunInfo, now_ns: int) -> str:
     end = run.updated_ns if run.status in TERMINAL else now_ns
     pending = str(run.pending) if run.pending else "-"
-    # A failed run says what kind of failure after its owner column (`-` for an ended run).
-    category = f"  {run.error_category}" if run.status == "failed" and run.error_category else ""
+    # What kind of failure, in its own column beside the status: one word, so `awk` still works.
+    error = run.error_category if run.status == "failed" and run.error_category else "-"
     return (
-        f"{run.run_id:<16}  {run.graph[:18]:<18}  {run.status:<9}  {clock(run.created_ns, date=True)}"
-        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}  {owner_text(run)}{category}"
+        f"{run.run_id:<16}  {run.graph[:18]:<18}  {run.status:<9}  {error:<10}  {clock(run.created_ns, date=True)}"
+        f"  {duration(end - run.created_ns):>8}  {run.last_seq:>7}  {pending:>7}  {owner_text(run)}"
     )
 
 
 RUN_HEADER = (
-    f"{'RUN':<16}  {'GRAPH':<18}  {'STATUS':<9}  {'STARTED':<19}  {'DURATION':>8}  {'EVENTS':>7}  {'PENDING':>7}  OWNER"
+    f"{'RUN':<16}  {'GRAPH':<18}  {'STATUS':<9}  {'ERROR':<10}  {'STARTED':<19}  {'DURATION':>8}  {'EVENTS':>7}"
+    f"  {'PENDING':>7}  OWNER"
 )

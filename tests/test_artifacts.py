@@ -407,6 +407,15 @@ def test_vigil_artifact_prints_saves_and_lists(both_backends, tmp_path):
         assert out.returncode != 0 and message in err, err
         assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
+    # a run with -o or --info but no --seq: refused, not the run's list with exit 0
+    for args, message in (((run_id, "-o", str(tmp_path / "saved")), "-o needs an artifact id or --seq"),
+                          ((run_id, "--info"), "--info needs an artifact id or --seq")):
+        out = vigil("artifact", *args, db=db)
+        err = out.stderr.decode()
+        assert out.returncode == 2 and message in err and out.stdout == b"", (out.returncode, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "saved").exists()
+
 
 # a real crash (kill -9) between ctx.artifact and the end of the step ----------------------------
 

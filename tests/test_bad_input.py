@@ -239,6 +239,30 @@ def test_import_refuses_seq_gaps(tmp_path):
         assert vigil("runs", "--json", db=dst).stdout == b""  # nothing written
 
 
+def test_import_of_a_file_with_no_runs_is_refused_and_creates_no_database(tmp_path):
+    dst = tmp_path / "dst.db"
+    empty, blank = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl"
+    empty.write_bytes(b"")
+    blank.write_bytes(b"\n  \n\n")
+    for path in (empty, blank):
+        err = one_line_exit_2(vigil("import", str(path), db=dst))
+        assert f"{path} has no runs to import" in err, err
+        assert not dst.exists() and not list(tmp_path.glob("dst.db*"))  # no new, empty log left behind
+    err = one_line_exit_2(vigil("import", "-", db=dst, input=b""))
+    assert "stdin has no runs to import" in err and not dst.exists()
+
+    run(_make_one(dst))  # an existing log: refused the same, and left as it was
+    before = vigil("runs", "--json", db=dst).stdout
+    err = one_line_exit_2(vigil("import", str(empty), db=dst))
+    assert "has no runs to import" in err
+    assert vigil("runs", "--json", db=dst).stdout == before != b""
+
+
+async def _make_one(db) -> None:
+    async with await Store.open(db) as store:
+        await record_steps(store, "kept", counter_steps(1))
+
+
 def test_import_refuses_integers_past_64_bits(tmp_path):
     src, dst = tmp_path / "src.db", tmp_path / "dst.db"
 

@@ -38,6 +38,28 @@ def test_runs_table_and_json(two_runs):
     assert vigil("runs", "--json", "--graph", "deploy", db=two_runs).stdout.count(b"\n") == 1
 
 
+def test_runs_table_gives_a_failed_runs_category_its_own_column(db):
+    from kernel.events import ErrorInfo, RunFailed, RunStarted
+
+    async def go():
+        async with await Store.open(db) as store:
+            await store.append("run-tool", [RunStarted(graph="support"), RunFailed(
+                error="lookup broke", error_info=ErrorInfo(code="tool_error", category="tool"))], expected_seq=0)
+            await store.append("run-ok", [RunStarted(graph="support"), RunCompleted(output={})], expected_seq=0)
+
+    asyncio.run(go())
+    out = vigil("runs", db=db)
+    header, *rows = out.stdout.decode().splitlines()
+    names = header.split()
+    assert names[:4] == ["RUN", "GRAPH", "STATUS", "ERROR"] and names[-1] == "OWNER"
+    cells = {row.split()[0]: row.split() for row in rows}
+    assert cells["run-tool"][2:4] == ["failed", "tool"] and cells["run-ok"][2:4] == ["completed", "-"]
+    assert cells["run-tool"][-1] == "-"  # an ended run's owner, not its category
+    # every column under its title
+    at = header.index("ERROR")
+    assert rows[0][at - 2:at] == "  " and rows[0][at] != " "
+
+
 def test_events_by_prefix_range_and_type(two_runs):
     out = vigil("events", "abc-1", "--from", "3", "--to", "5", "--json", db=two_runs)
     assert out.returncode == 0, out.stderr

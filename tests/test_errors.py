@@ -69,8 +69,9 @@ def test_a_429_from_the_provider_fails_the_run_as_rate_limit(new_log):
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert out.returncode == 0 and [(r["run_id"], r["error_category"]) for r in rows] == [(run_id, "rate_limit")]
     out = vigil("runs", db=db)
-    line = next(x for x in out.stdout.decode().splitlines() if x.startswith(run_id))
-    assert " failed " in line and line.endswith("  rate_limit")
+    header, *rows = out.stdout.decode().splitlines()
+    row = next(x for x in rows if x.startswith(run_id)).split()
+    assert row[header.split().index("STATUS")] == "failed" and row[header.split().index("ERROR")] == "rate_limit"
 
 
 def test_a_refused_connection_is_transport(new_log):

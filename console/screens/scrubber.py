@@ -34,6 +34,9 @@ ONLY = {"note": ("Note",), "failure": FAILURES}  # what `w` and `e` narrow the t
 FILTERS: list[tuple[str, ...] | None] = [None, ("StepStarted", "StepCompleted", "StepFailed"),
                                          ("ActionRequested", "ActionSucceeded", "ActionFailed"),
                                          ("InterruptRaised", "InterruptResolved", "ToolApprovedForRun"), FAILURES]
+# what a filtered view is called: "notes only", "no notes in this run"
+NAMES = {ONLY["note"]: "notes", FILTERS[1]: "steps", FILTERS[2]: "actions", FILTERS[3]: "interrupts",
+         FAILURES: "errors"}
 
 
 class ScrubberScreen(Screen[None]):
@@ -48,7 +51,7 @@ class ScrubberScreen(Screen[None]):
         Binding("X", "jump('failure', False)", "prev failure", show=False, id="scrubber.prev_failure"),
         Binding("m", "jump('note', True)", "next note", show=False, id="scrubber.next_note"),
         Binding("M", "jump('note', False)", "prev note", show=False, id="scrubber.prev_note"),
-        Binding("w", "only('note')", "notes only (what nodes wrote)", show=False, id="scrubber.notes"),
+        Binding("w", "only('note')", "notes only", show=False, id="scrubber.notes"),
         Binding("e", "only('failure')", "errors only", show=False, id="scrubber.errors"),
         Binding("g", "edge(0)", "first", show=False, id="scrubber.first"),
         Binding("G", "edge(-1)", "last", show=False, id="scrubber.last"),
@@ -61,7 +64,9 @@ class ScrubberScreen(Screen[None]):
         Binding("q,escape", "back", "back", id="scrubber.back"),
     ]
     DEFAULT_CSS = """
-    ScrubberScreen #bar { height: 1; width: 1fr; background: $panel; padding: 0 1; }
+    ScrubberScreen #bar {
+        height: 1; width: 1fr; background: $panel; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     ScrubberScreen #ask { display: none; }
     ScrubberScreen #ask.shown { display: block; }
     ScrubberScreen #main { height: 1fr; }
@@ -84,6 +89,8 @@ class ScrubberScreen(Screen[None]):
         self.graph = ""
         self._parts: list | None = None
         self._detail_seq: int | None = None
+        self._scanned = 0  # a filtered view has looked at the run's events up to this seq
+        self._home = 1  # the seq a filter that shows nothing was opened on
 
     def compose(self) -> ComposeResult:
         yield Label("", id="bar")
@@ -140,15 +147,20 @@ class ScrubberScreen(Screen[None]):
             return
         t = self.timeline
         seq = t.seq_at(t.cursor) if t.count else 0
-        kinds = "all events" if t.types is None else ", ".join(t.types)
-        text = f"run {self.run_id} · {self.graph} · seq {seq} of {self.app.store and t.count} shown · {kinds}"
+        if t.types is None:
+            where = f"seq {seq} of {t.count} shown · all events"
+        elif not t.count:
+            where = f"no {self.filter_name()} in this run"
+        else:  # the position is within the filtered events, the seq is the run's
+            where = f"seq {seq} · {t.cursor + 1} of {t.count} shown · {self.filter_name()} only"
+        text = f"run {self.run_id} · {self.graph} · {where}"
         # one fixed row: no layout (a layout repaints the whole screen on every cursor move)
         self.query_one("#bar", Label).update(f"{text}  {note}".rstrip(), layout=False)
 
     def log_changed(self, batch) -> None:
         if self._gone():
             return  # not composed yet, or closing
-        if self.run_id in batch.runs and self.timeline.types is None:
+        if self.run_id in batch.runs:
             self.follow_growth()
 
     @work(exclusive=True, group="scrub-grow")
@@ -160,12 +172,49 @@ class ScrubberScreen(Screen[None]):
         info = await self.app.store.run(self.run_id)
         if self._gone():
             return
-        if info.last_seq != t.count:
+        if t.types is not None:
+            await self._grow_filtered(info.last_seq, at_end)
+        elif info.last_seq != t.count:
             t.set_count(info.last_seq)
             t.invalidate()
             if at_end:
                 t.cursor = info.last_seq - 1
         self.update_bar()
+
+    async def _grow_filtered(self, last_seq: int, at_end: bool) -> None:
+        """Add the new events of the filtered types (read from the seq after the last looked at,
+        not the whole run again: a long live run grows on every flush)."""
+        t, types = self.timeline, self.timeline.types
+        if last_seq <= self._scanned:
+            return
+        known = t.seqs[-1] if t.seqs else 0
+        new = [r.seq async for r in self.app.store.iter_events(self.run_id, self._scanned + 1, last_seq, types=types)
+               if r.seq > known]
+        if self._gone() or t.types is not types:
+            return  # the filter changed meanwhile
+        self._scanned = last_seq
+        if not new:
+            return
+        was_empty = not t.count
+        t.seqs.extend(new)
+        t.set_count(len(t.seqs))
+        t.invalidate()
+        if at_end or was_empty:
+            t.cursor = t.count - 1
+
+    def show_nothing(self) -> None:
+        """A filter that matches no event: say so, not the detail of an event it left out."""
+        self._detail_seq = None
+        self.workers.cancel_group(self, "scrub-detail")  # one on its way would draw the old event
+        text = f"no {self.filter_name()} in this run"
+        self.query_one("#doc", DocView).show([text])
+        mark = self.query_one("#hash", Label)
+        mark.update("", layout=False)
+        mark.set_classes("")
+
+    def filter_name(self) -> str:
+        types = self.timeline.types
+        return NAMES.get(types) or ", ".join(types or ())
 
     # the detail at the cursor -----------------------------------------------------------------
 
@@ -256,8 +305,9 @@ class ScrubberScreen(Screen[None]):
     def _go(self, seq: int) -> None:
         t = self.timeline
         if t.types is not None and t.seqs is not None and seq not in t.seqs:
-            self.clear_filter()
-            self.call_after_refresh(lambda: self._go(seq))
+            # every event again, the cursor on `seq` once they are counted (moving it before
+            # that worker ends would be undone by it)
+            self.clear_filter(seq)
             return
         t.cursor = t.index_of(seq)
 
@@ -292,8 +342,9 @@ class ScrubberScreen(Screen[None]):
             self.search(text)
 
     def timeline_total(self) -> int:
+        """The run's last seq (a filtered view's last shown event is not the run's last)."""
         t = self.timeline
-        return t.count if t.types is None else (t.seqs[-1] if t.seqs else 0)
+        return t.count if t.types is None else self._scanned
 
     @work(exclusive=True, group="scrub-search")
     async def search(self, text: str) -> None:
@@ -315,7 +366,7 @@ class ScrubberScreen(Screen[None]):
     @work(exclusive=True, group="scrub-filter")
     async def action_filter(self) -> None:
         t = self.timeline
-        current = t.seq_at(t.cursor) if t.count else 1
+        current = self._here()
         self.filter_index = (self.filter_index + 1) % len(FILTERS)
         types = FILTERS[self.filter_index]
         if types is None:
@@ -332,24 +383,35 @@ class ScrubberScreen(Screen[None]):
             self.clear_filter()
         else:  # `t` then goes on from here in its cycle
             self.filter_index = FILTERS.index(types) if types in FILTERS else 0
-            await self._narrow(types, t.seq_at(t.cursor) if t.count else 1)
+            await self._narrow(types, self._here())
         self.update_bar()
 
     async def _narrow(self, types: tuple[str, ...], current: int) -> None:
         t = self.timeline
+        last_seq = (await self.app.store.run(self.run_id)).last_seq  # before the seqs: none missed
         t.seqs = await self.app.store.seqs(self.run_id, types)
         t.types = types
+        self._scanned = max(last_seq, t.seqs[-1] if t.seqs else 0)
         t._pages.clear()
         t.set_count(len(t.seqs))
-        t.cursor = t.index_of(current) if t.count else 0
+        if t.count:
+            t.cursor = t.index_of(current)
+        else:
+            self._home = current
+            self.show_nothing()
 
-    def clear_filter(self) -> None:
+    def _here(self) -> int:
+        """The seq at the cursor; in a filtered view with nothing in it, where it was before."""
         t = self.timeline
-        current = t.seq_at(t.cursor) if t.count else 1
+        return t.seq_at(t.cursor) if t.count else self._home
+
+    def clear_filter(self, to_seq: int | None = None) -> None:
+        t = self.timeline
+        current = self._here()
         self.filter_index = 0
         t.seqs = t.types = None
         t._pages.clear()
-        self.open_count(current)
+        self.open_count(to_seq or current)
 
     @work(group="scrub-count")
     async def open_count(self, seq: int) -> None:

@@ -94,16 +94,24 @@ class RunList(VirtualList):
         return item[0] if item else None
 
     @staticmethod
-    def _widths(width: int) -> tuple[int, int]:
-        """(graph, owner) column widths for a list `width` cells wide."""
-        graph = 10 if width < 100 else 14
-        return graph, max(8, min(24, width - 55 - graph))
+    def _widths(width: int) -> tuple[int, int, int]:
+        """(status, graph, owner) column widths for a list `width` cells wide."""
+        # A failed run's status says what kind of failure: "failed (rate_limit)" where there is
+        # room, else the category alone after the ✗ ("rate_limit" is the longest).
+        status, graph = (10, 10) if width < 100 else (19, 14)
+        return status, graph, max(8, min(24, width - 46 - status - graph))
+
+    @staticmethod
+    def status_text(run: RunInfo, width: int) -> str:
+        if run.status != "failed" or not run.error_category:
+            return run.status
+        return run.error_category if width < 100 else f"failed ({run.error_category})"
 
     def header(self, width: int) -> Text:
         """The column titles, aligned with `render_row`."""
-        graph, owner = self._widths(width)
+        status, graph, owner = self._widths(width)
         text = Text(no_wrap=True)
-        text.append(f"  {'STATUS':<11} {'RUN':<16} {'GRAPH':<{graph}} {'AGE':>6} {'DUR':>6} {'EV':>5} {'⚑':<2} {'OWNER':<{owner}}")
+        text.append(f"  {'STATUS':<{status + 2}} {'RUN':<16} {'GRAPH':<{graph}} {'AGE':>6} {'DUR':>6} {'EV':>5} {'⚑':<2} {'OWNER':<{owner}}")
         if width > 100:
             text.append(" LINEAGE")
         return text
@@ -113,23 +121,19 @@ class RunList(VirtualList):
         icon, _ = STATUS_STYLE.get(run.status, ("?", ""))
         status_style = self.style_of(f"runlist--{run.status}") if run.status in STATUS_STYLE else None
         dim = self.style_of("vlist--dim")
-        graph_w, owner_w = self._widths(width)
+        status_w, graph_w, owner_w = self._widths(width)
         now = self.now()
         end = run.updated_ns if run.status in TERMINAL else now
         text = Text(no_wrap=True)
         text.append("●" if run.run_id in self.marked else " ", style=self.style_of("runlist--mark"))
-        text.append(f" {icon} {run.status:<9} ", style=status_style)
+        text.append(f" {icon} {self.status_text(run, width)[:status_w]:<{status_w}} ", style=status_style)
         text.append(f"{run.run_id[:16]:<16} ")
         text.append(f"{run.graph[:graph_w]:<{graph_w}} ")
         text.append(f"{duration(max(0, now - run.created_ns)):>6} ", style=dim)
         text.append(f"{duration(max(0, end - run.created_ns)):>6} ")
         text.append(f"{run.last_seq:>5} ", style=dim)
         text.append(f"{'⚑' + str(run.pending) if run.pending else '':>2} ", style=status_style)
-        if run.status == "failed" and run.error_category:
-            # An ended run has no owner; what kind of failure it was says more in that place.
-            text.append(f"{run.error_category[:owner_w]:<{owner_w}}", style=status_style)
-        else:
-            text.append(f"{owner[:owner_w]:<{owner_w}}", style=dim if owner in ("-", "free") else None)
+        text.append(f"{owner[:owner_w]:<{owner_w}}", style=dim if owner in ("-", "free") else None)
         if width > 100:
             lineage = f"fork of {run.parent_run_id}" if run.labels.get("fork_of") else (
                 f"child of {run.parent_run_id}" if run.parent_run_id else "")

@@ -107,6 +107,15 @@ def test_help_on_the_scrubber_lists_the_scrubbers_keys(make_app):
             for binding in ScrubberScreen.BINDINGS:
                 assert binding.id in text
             assert "runs.open" not in text  # another screen's keys are not this screen's
+            # every description ends before the id column, so no id runs into its description
+            shown = [line for rows in app.screen.query(".help-rows") for line in str(rows.render()).splitlines()]
+            ids = {b.id for b in ScrubberScreen.BINDINGS}
+            for line in shown:
+                keys_and_what, _, binding_id = line.rpartition(" ")
+                assert len(keys_and_what) == 40 and keys_and_what.endswith("  "), line
+            notes = next(line for line in shown if line.endswith("scrubber.notes"))
+            assert notes.split() == ["w", "notes", "only", "scrubber.notes"], notes
+            assert ids <= {line.rpartition(" ")[2] for line in shown}
             await pilot.press("escape")
             await until(pilot, lambda: isinstance(app.screen, ScrubberScreen))
 
