@@ -32,6 +32,14 @@ STEP = ("StepCompleted",)
 INTERRUPTS = ("InterruptRaised",)
 
 
+def _event_first(record) -> dict:
+    """The event's own fields first, where a short terminal shows them (a note's payload, a
+    failure's class), then where it sits in the log (pos, run_id, seq, ts_ns)."""
+    full = record_json(record)
+    where = {key: full.pop(key) for key in ("pos", "run_id", "seq", "ts_ns")}
+    return {**full, **where}
+
+
 class ScrubberScreen(FilteredViews, Screen[None]):
     BINDINGS = [
         Binding("left", "step_event(-1)", "event ←", show=False, id="scrubber.prev"),
@@ -199,7 +207,7 @@ class ScrubberScreen(FilteredViews, Screen[None]):
         ref = ref_in(event)
         lines = [
             *(ref_lines(ref, "o") if ref is not None else ()),
-            "── event ──", *_pretty(record_json(record)).splitlines(), "",
+            "── event ──", *_pretty(_event_first(record)).splitlines(), "",
             "── changed by it ──", *changes, "",
             f"── state as of seq {record.seq} ──", *_pretty(to_builtins(now.state)).splitlines(),
         ]
