@@ -60,6 +60,8 @@ class RunsScreen(Screen[None]):
 
     @work(exclusive=True, group="runs-reload")
     async def refresh_runs(self, reset: bool = False) -> None:
+        if not self.query(RunList):
+            return  # not composed yet, or being taken down (the app is closing)
         runs = self.query_one(RunList)
         try:
             await runs.reload(reset=reset)
@@ -68,7 +70,8 @@ class RunsScreen(Screen[None]):
         self.update_bar()
 
     def on_resize(self, event) -> None:
-        self.query_one("#columns", Label).update(self.query_one(RunList).header(event.size.width))
+        if self.query(RunList) and self.query("#columns"):
+            self.query_one("#columns", Label).update(self.query_one(RunList).header(event.size.width))
 
     def on_screen_resume(self) -> None:
         if self._grid_of_marks:  # back from the grid the marks opened: they are spent
