@@ -367,3 +367,23 @@ def test_an_interrupt_arriving_while_the_console_shuts_down_is_not_an_error(tmp_
                 app._screen_stacks = stacks
 
     asyncio.run(go())
+
+
+def test_a_runs_refresh_while_the_list_is_taken_down_is_not_an_error(tmp_path):
+    # Seen in CI: events arrived while the console closed; the runs screen's refresh worker ran
+    # after its RunList was removed (NoMatches, the worker failed, the app exited with an error).
+    from console.screens.runs import RunsScreen
+    from console.widgets.runlist import RunList
+
+    async def go():
+        app = demo_app(tmp_path / "v.db")
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            await screen.query_one(RunList).remove()  # what closing leaves behind
+            await screen.refresh_runs().wait()
+            screen.on_resize(type("Resize", (), {"size": app.size})())
+            await pilot.pause()
+            return app.return_code
+
+    assert asyncio.run(go()) in (None, 0)
