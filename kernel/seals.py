@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 import time
 from pathlib import Path
@@ -108,16 +109,32 @@ def _read(path: str | os.PathLike) -> bytes:
         raise SealError(f"cannot read key {path}: {exc.strerror}") from None
 
 
+def _private_only(path: str | os.PathLike) -> None:
+    """Refuse a private key file others can read, as ssh does: whoever can read it can seal."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # _read says why in one line
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+        raise SealError(f"{path} can be read by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                        f"`chmod 600 {path}` first, or pass it on stdin")
+
+
 def load_private(path: str | os.PathLike) -> Any:
     ed25519 = _ed25519()
     from cryptography.hazmat.primitives import serialization
 
+    data = _read(path)
     try:
-        key = serialization.load_pem_private_key(_read(path), password=None)
-    except (ValueError, TypeError) as exc:
-        raise SealError(f"{path} is not an unencrypted PEM private key ({exc})") from None
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):
+        # cryptography's own text names PEM framing and links to its FAQ; say what to do instead
+        if b"PUBLIC KEY" in data:
+            raise SealError(f"{path} is a public key; seal takes the private one (PATH of `vigil keygen`)") from None
+        raise SealError(f"{path} is not an unencrypted PEM private key (make one with `vigil keygen PATH`)") from None
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise SealError(f"{path} is not an ed25519 private key")
+    _private_only(path)
     return key
 
 

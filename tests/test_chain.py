@@ -326,7 +326,8 @@ def test_key_errors_are_one_line(tmp_path):
     for args, message in [
         (("verify", "--key", str(private)), f"vigil: {private} is a private key; --key takes the public one (PATH.pub)\n"),
         (("verify", "--key", str(tmp_path / "nope")), f"vigil: cannot read key {tmp_path / 'nope'}: No such file or directory\n"),
-        (("seal", "--key", str(public), "--all"), None),
+        (("seal", "--key", str(public), "--all"),
+         f"vigil: {public} is a public key; seal takes the private one (PATH of `vigil keygen`)\n"),
         (("seal", "--key", str(private)), "vigil: seal needs a RUN or --all (one of them)\n"),
         (("verify", "--key", str(public), "--secrets"), "vigil: --key and --secrets are separate checks; run them one at a time\n"),
     ]:
@@ -336,6 +337,20 @@ def test_key_errors_are_one_line(tmp_path):
         assert err.count("\n") == 1 and "Traceback" not in err, err
         if message is not None:
             assert err == message
+
+
+def test_a_private_key_others_can_read_is_refused(tmp_path):
+    """As ssh refuses an unprotected private key: whoever can read it can seal (it was taken)."""
+    db = tmp_path / "v.db"
+    _make(db)
+    private, _ = _keys(tmp_path)
+    os.chmod(private, 0o644)
+    out = vigil("seal", "--key", str(private), "--all", db=db)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and err == (
+        f"vigil: {private} can be read by others (mode 0644): `chmod 600 {private}` first, or pass it on stdin\n")
+    os.chmod(private, 0o600)
+    assert vigil("seal", "--key", str(private), "--all", db=db).returncode == 0
 
 
 def test_without_cryptography_the_key_commands_say_what_to_install(tmp_path):
