@@ -140,3 +140,31 @@ def test_an_agent_on_the_openai_client_runs_tools_and_records_the_turns(provider
     assert json.loads(state["messages"][2]["content"]) == {"city": "Oslo", "sky": "sunny"}
     assert "".join(tokens) == "Checking. It is sunny in Oslo. "
     assert state["usage"] == {"input_tokens": 22, "output_tokens": 14}
+
+
+def test_server_sent_events_split_anywhere_in_the_byte_stream():
+    """The SSE reader splits lines from raw bytes: a \\r\\n, a multi-byte character or a field
+    cut between two network chunks, \\r alone, comments, and a last event with no blank line."""
+    import asyncio
+
+    import httpx
+
+    from kernel.agents.models.sse import events
+
+    wire = ": hello\r\nevent: delta\r\ndata: {\"t\": \"héllo\"}\r\n\r\ndata: a\rdata: b\r\rdata: [DONE]".encode()
+
+    async def read(cuts: list[int]) -> list:
+        async def body():
+            last = 0
+            for cut in [*cuts, len(wire)]:
+                yield wire[last:cut]
+                last = cut
+
+        return [e async for e in events(httpx.Response(200, content=body()))]
+
+    expected = [("delta", '{"t": "héllo"}'), ("message", "a\nb"), ("message", "[DONE]")]
+    accent = wire.index("é".encode()) + 1  # inside the two bytes of é
+    for cuts in ([], [wire.index(b"\r\n") + 1], [accent], list(range(1, len(wire)))):
+        assert asyncio.run(read(cuts)) == expected, cuts
+    wire = b"data: a\rdata: b\r"  # the stream ends on a \r: still two lines
+    assert asyncio.run(read([])) == [("message", "a\nb")]

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 import httpx
+import msgspec
 
 from ...errorinfo import info
 from ...errors import ModelError
@@ -21,12 +22,17 @@ def api_key(env: str | None) -> str | None:
     return os.environ.get(env) if env else None
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 @asynccontextmanager
 async def post_stream(
     client: httpx.AsyncClient, provider: str, url: str, headers: dict, body: dict
 ) -> AsyncIterator[httpx.Response]:
     try:
-        async with client.stream("POST", url, headers=headers, json=body) as response:
+        # the body encoded by msgspec (httpx's json= goes through the stdlib's json.dumps)
+        headers = {"content-type": "application/json", **headers}
+        async with client.stream("POST", url, headers=headers, content=_encode(body)) as response:
             if response.status_code >= 400:
                 text = (await response.aread()).decode(errors="replace")
                 status = response.status_code

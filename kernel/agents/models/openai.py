@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import httpx
+import msgspec
 
 from ...errors import ModelError
 from ...limits import Limit
@@ -61,7 +62,7 @@ class OpenAIChat:
                 if data.strip() == "[DONE]":
                     done = True
                     break
-                chunk = json.loads(data)
+                chunk = _decode(data)  # msgspec: several times json.loads' speed on these small chunks
                 if chunk.get("error"):
                     raise ModelError(f"openai stream error: {chunk['error']}", retryable=True)
                 if chunk.get("usage"):
@@ -89,6 +90,9 @@ class OpenAIChat:
                 arguments = {"_unparsed": slot["arguments"]}  # the tool's validation tells the model
             tool_calls.append({"id": slot["id"], "name": slot["name"], "arguments": arguments})
         return {"role": "assistant", "content": "".join(text), "tool_calls": tool_calls, "usage": usage}
+
+
+_decode = msgspec.json.Decoder().decode
 
 
 def _wire(m: dict[str, Any]) -> dict[str, Any]:

@@ -10,21 +10,46 @@ __all__ = ["events"]
 
 
 async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """(event name, data) per event; the name is "message" when the server gives none."""
-    name, data = "message", []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield name, "\n".join(data)
-            name, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
+    """(event name, data) per event; the name is "message" when the server gives none.
+
+    Lines are split from the raw bytes here (httpx's aiter_lines decodes and re-splits every
+    chunk through its own text decoder: with thousands of runs streaming, the model client was
+    the largest share of a worker's CPU, bench/NOTES.md). A line ends at \\n, \\r\\n or \\r;
+    UTF-8 is decoded a whole line at a time, so a character split across chunks is safe."""
+    parser = _Parser()
+    rest = b""
+    async for chunk in response.aiter_bytes():
+        rest += chunk
+        if b"\r" in rest:
+            if rest.endswith(b"\r"):
+                continue  # a \r\n may be split across chunks: wait for the next byte
+            rest = rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, rest = rest.split(b"\n")
+        for event in parser.feed(lines):
+            yield event
+    for event in parser.feed([*rest.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), b""]):
+        yield event
+
+
+class _Parser:
+    def __init__(self) -> None:
+        self.name, self.data = "message", []
+
+    def feed(self, lines: list[bytes]) -> list[tuple[str, str]]:
+        out = []
+        for raw in lines:
+            if not raw:  # a blank line ends the event
+                if self.data:
+                    out.append((self.name, "\n".join(self.data)))
+                self.name, self.data = "message", []
+                continue
+            line = raw.decode("utf-8", errors="replace")
+            if line.startswith(":"):
+                continue
             field, _, value = line.partition(":")
             value = value[1:] if value.startswith(" ") else value
             if field == "event":
-                name = value
+                self.name = value
             elif field == "data":
-                data.append(value)
-    if data:
-        yield name, "\n".join(data)
+                self.data.append(value)
+        return out
