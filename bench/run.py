@@ -33,7 +33,14 @@ def _row(r: dict) -> str:
 def _update(rows: list[dict]) -> None:
     """Put some sections' rows into the table of RESULTS.md, the rest of it as it was."""
     lines = RESULTS.read_text().split("\n")
-    table = [i for i, line in enumerate(lines) if line.startswith("| ") and not line.startswith("| case |")]
+    # the results table: the rows right under its header (NOTES.md, appended below it, has
+    # tables of its own; taking their rows for the table's end appended the notes again each time)
+    head = next(i for i, line in enumerate(lines) if line.startswith("| case |"))
+    table = []
+    for i in range(head + 2, len(lines)):  # past the header and its |---| line
+        if not lines[i].startswith("| "):
+            break
+        table.append(i)
     for r in rows:
         new = _row(r)
         same = [i for i in table if lines[i].startswith(f"| {r['case']} |")]

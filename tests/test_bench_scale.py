@@ -121,6 +121,12 @@ def test_update_replaces_and_adds_rows(tmp_path, monkeypatch):
     assert lines[5] == "| b | s | 2/s | - | - | g | yes |"
     assert lines[6] == "| c | s2 | 4/s | - | - | g | **no** |"
     assert lines[8] == "## notes, as they are now"
+    # notes with a table of their own: updating again keeps one copy of them (it appended another)
+    notes.write_text("## notes\n\n| x | y |\n|---|---|\n| 1 | 2 |\n")
+    run._update([])
+    run._update([dict(row, case="b", vigil="5/s")])
+    text = results.read_text()
+    assert text.count("## notes") == 1 and "| b | s2 | 5/s |" in text
 
 
 def test_build_runs_lists_every_run(tmp_path):
