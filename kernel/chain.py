@@ -26,7 +26,7 @@ import hashlib
 import struct
 from typing import Iterable
 
-__all__ = ["GENESIS", "link", "ChainCheck"]
+__all__ = ["GENESIS", "link", "Backfill", "ChainCheck"]
 
 GENESIS = hashlib.sha256(b"vigil chain v1").digest()
 
@@ -48,6 +48,26 @@ def link(prev: bytes, run_id: str, seq: int, ts_ns: int, type_: str, body: bytes
         raise OverflowError(f"seq {seq} or ts_ns {ts_ns} is too large for an 8-byte integer") from None
     h.update(body)
     return h.digest()
+
+
+class Backfill:
+    """Chains rows that have none (a migration), one keyset page at a time, in (run_id, seq)
+    order: `key` is where the next page starts, `page(rows)` the (chain, pos) updates of one page
+    of (pos, run_id, seq, ts_ns, type, body) rows. The same for both backends' migrations."""
+
+    def __init__(self) -> None:
+        self.key: tuple = ("", 0)
+        self._prev = GENESIS
+
+    def page(self, rows: list[tuple]) -> list[tuple[bytes, int]]:
+        updates = []
+        for pos, run_id, seq, ts_ns, type_, body in rows:
+            if run_id != self.key[0]:
+                self._prev = GENESIS
+            self._prev = link(self._prev, run_id, seq, ts_ns, type_, bytes(body))
+            updates.append((self._prev, pos))
+            self.key = (run_id, seq)
+        return updates
 
 
 class ChainCheck:

@@ -93,7 +93,7 @@ CREATE TABLE IF NOT EXISTS vigil.seals(
 
 
 async def _backfill_chain(conn: psycopg.AsyncConnection, page: int = 5000) -> None:
-    from ...chain import GENESIS, link
+    from ...chain import Backfill
 
     cur = await conn.execute(
         "SELECT count(*) FROM information_schema.columns"
@@ -105,25 +105,17 @@ async def _backfill_chain(conn: psycopg.AsyncConnection, page: int = 5000) -> No
         return
     await conn.execute("ALTER TABLE vigil.events ADD COLUMN chain bytea")
 
-    key: tuple = ("", 0)
-    prev = GENESIS
+    backfill = Backfill()
     while True:
         cur = await conn.execute(
             "SELECT pos, run_id, seq, ts_ns, type, body FROM vigil.events WHERE (run_id, seq) > (%s, %s)"
-            " ORDER BY run_id, seq LIMIT %s", (*key, page),
+            " ORDER BY run_id, seq LIMIT %s", (*backfill.key, page),
         )
         rows = await cur.fetchall()
         if not rows:
             break
-        updates = []
-        for pos, run_id, seq, ts_ns, type_, body in rows:
-            if run_id != key[0]:
-                prev = GENESIS
-            prev = link(prev, run_id, seq, ts_ns, type_, bytes(body))
-            updates.append((prev, pos))
-            key = (run_id, seq)
         async with conn.cursor() as c:
-            await c.executemany("UPDATE vigil.events SET chain = %s WHERE pos = %s", updates)
+            await c.executemany("UPDATE vigil.events SET chain = %s WHERE pos = %s", backfill.page(rows))
     await conn.execute("ALTER TABLE vigil.events ALTER COLUMN chain SET NOT NULL")
 
 

@@ -137,24 +137,16 @@ CREATE TABLE IF NOT EXISTS seals(
 
 
 def _backfill_chain(conn: sqlite3.Connection, page: int = 5000) -> None:
-    from ...chain import GENESIS, link
+    from ...chain import Backfill
 
     # Keyset pages over the (run_id, seq) index: never the whole table in memory, and no cursor
     # left open over rows being updated.
-    key: tuple = ("", 0)
-    prev = GENESIS
+    backfill = Backfill()
     while rows := conn.execute(
         "SELECT pos, run_id, seq, ts_ns, type, body FROM events WHERE (run_id, seq) > (?, ?)"
-        " ORDER BY run_id, seq LIMIT ?", (*key, page),
+        " ORDER BY run_id, seq LIMIT ?", (*backfill.key, page),
     ).fetchall():
-        updates = []
-        for pos, run_id, seq, ts_ns, type_, body in rows:
-            if run_id != key[0]:
-                prev = GENESIS
-            prev = link(prev, run_id, seq, ts_ns, type_, bytes(body))
-            updates.append((prev, pos))
-            key = (run_id, seq)
-        conn.executemany("UPDATE events SET chain = ? WHERE pos = ?", updates)
+        conn.executemany("UPDATE events SET chain = ? WHERE pos = ?", backfill.page(rows))
 
 
 def _v4(conn: sqlite3.Connection) -> None:
