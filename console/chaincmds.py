@@ -9,7 +9,7 @@ import sys
 # Only argparse at import: the parser is built for every `vigil` command; the kernel and the
 # log are imported by the handlers that use them.
 
-__all__ = ["add_parsers", "handler_for"]
+__all__ = ["add_parsers", "cmd_keygen", "cmd_seal"]
 
 
 def add_parsers(sub, verify: argparse.ArgumentParser) -> None:
@@ -22,15 +22,6 @@ def add_parsers(sub, verify: argparse.ArgumentParser) -> None:
     p.add_argument("run", nargs="?", help="run id or a unique prefix of one")
     p.add_argument("--all", action="store_true", help="every run in the log")
     p.add_argument("--key", metavar="PRIVATE", required=True, help="the private key from `vigil keygen`")
-
-
-def handler_for(args: argparse.Namespace):
-    """The handler for a command of this module, or None."""
-    if args.command == "keygen":
-        return cmd_keygen
-    if args.command == "seal":
-        return cmd_seal
-    return None
 
 
 async def cmd_keygen(args: argparse.Namespace) -> int:

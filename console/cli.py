@@ -255,18 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as exc:  # the port is taken, the address is not ours
             return _fail(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}")
 
-    from . import commands, runcmds
-
-    from .chaincmds import handler_for
-
-    if args.command == "otel":
-        from .otelcmds import cmd_otel as handler
-    elif handler_for(args) is not None:
-        handler = handler_for(args)
-    elif args.command == "artifact":
-        from .artifactcmds import cmd_artifact as handler
-    else:
-        handler = getattr(commands, f"cmd_{args.command}", None) or getattr(runcmds, f"cmd_{args.command}")
+    handler = _handler(args.command)
     try:
         return asyncio.run(handler(args)) or 0
     except VigilError as exc:
@@ -277,6 +266,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+
+
+# Commands whose handler lives in a module of its own (imported only when the command runs);
+# every other `cmd_<command>` is in commands.py or runcmds.py.
+_OWN_MODULE = {"otel": "otelcmds", "keygen": "chaincmds", "seal": "chaincmds",
+               "artifact": "artifactcmds", "replay": "replaycmd"}
+
+
+def _handler(command: str):
+    import importlib
+
+    from . import commands, runcmds
+
+    if command in _OWN_MODULE:
+        return getattr(importlib.import_module(f".{_OWN_MODULE[command]}", __package__), f"cmd_{command}")
+    return getattr(commands, f"cmd_{command}", None) or getattr(runcmds, f"cmd_{command}")
 
 
 def _console(args: argparse.Namespace) -> int:

@@ -264,7 +264,3 @@ async def cmd_copy(args: argparse.Namespace) -> int:
     print(f"copied {report.runs} runs, {report.events} events, {report.artifacts} artifacts to {dst.where} in {report.seconds:.1f}s; "
           "verified identical, row by row")
     return 0
-
-
-# `vigil replay` lives in a module of its own; found here by the CLI's `cmd_<command>` lookup.
-from .replaycmd import cmd_replay  # noqa: E402,F401
