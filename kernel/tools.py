@@ -64,13 +64,18 @@ class Tool:
 
     @property
     def schema(self) -> dict[str, Any]:
-        """The JSON schema of the arguments, inline (what model APIs expect)."""
-        (ref,), components = msgspec.json.schema_components([self._args])
-        body = dict(components[self._args.__name__])
-        body.pop("title", None)
-        if components.keys() - {self._args.__name__}:
-            body["$defs"] = {k: v for k, v in components.items() if k != self._args.__name__}
-        return body
+        """The JSON schema of the arguments, inline (what model APIs expect). Built once: every
+        model call offers it, and msgspec's schema generation was a steady share of a busy
+        worker's CPU (bench/NOTES.md, many live runs); each caller gets its own top-level dict."""
+        body = getattr(self, "_schema_body", None)
+        if body is None:
+            (ref,), components = msgspec.json.schema_components([self._args])
+            body = dict(components[self._args.__name__])
+            body.pop("title", None)
+            if components.keys() - {self._args.__name__}:
+                body["$defs"] = {k: v for k, v in components.items() if k != self._args.__name__}
+            self._schema_body = body
+        return dict(body)
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "parameters": self.schema}
