@@ -77,10 +77,13 @@ async def cmd_runs(args: argparse.Namespace) -> int:
 
 async def cmd_events(args: argparse.Namespace) -> int:
     # `--type Note,RunFailed` or `--type Note --type RunFailed`: the same filter.
-    types = [t.strip() for value in args.type or () for t in value.split(",")] or None
-    unknown = [t for t in types or () if t not in EVENT_TYPES]
+    # Matched whatever the case (`--type note` means Note): the names differ by more than case.
+    canonical = {t.lower(): t for t in EVENT_TYPES}
+    given = [t.strip() for value in args.type or () for t in value.split(",")]
+    unknown = [t for t in given if t.lower() not in canonical]
     if unknown:
         raise VigilError(f"--type {unknown[0]!r} is not an event type (one of {', '.join(EVENT_TYPES)})")
+    types = [canonical[t.lower()] for t in given] or None
     async with await _open(args) as store:
         run_id = await store.resolve(args.run)
         async for record in store.iter_events(run_id, args.from_seq, args.to_seq, types=types):

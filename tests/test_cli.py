@@ -68,6 +68,9 @@ def test_events_by_prefix_range_and_type(two_runs):
     assert all(r["run_id"] == "abc-111" for r in rows)
     only = [json.loads(x)["type"] for x in vigil("events", "abc-111", "--type", "StepCompleted", "--json", db=two_runs).stdout.splitlines()]
     assert only == ["StepCompleted"] * 3
+    # Types are matched whatever their case: `--type stepcompleted` is what a user types.
+    folded = [json.loads(x)["type"] for x in vigil("events", "abc-111", "--type", "stepcompleted", "--json", db=two_runs).stdout.splitlines()]
+    assert folded == only
 
 
 def test_ambiguous_and_unknown_run(two_runs):
