@@ -15,7 +15,8 @@ FAILURES = ("StepFailed", "ActionFailed", "RunFailed", "RunDiverged")
 ONLY = {"note": ("Note",), "failure": FAILURES}  # what `w` and `e` narrow the timeline to
 FILTERS: list[tuple[str, ...] | None] = [None, ("StepStarted", "StepCompleted", "StepFailed"),
                                          ("ActionRequested", "ActionSucceeded", "ActionFailed"),
-                                         ("InterruptRaised", "InterruptResolved", "ToolApprovedForRun"), FAILURES]
+                                         ("InterruptRaised", "InterruptResolved", "ToolApprovedForRun"),
+                                         ONLY["note"], FAILURES]
 # what a filtered view is called: "notes only", "no notes in this run"
 NAMES = {ONLY["note"]: "notes", FILTERS[1]: "steps", FILTERS[2]: "actions", FILTERS[3]: "interrupts",
          FAILURES: "errors"}

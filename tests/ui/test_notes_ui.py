@@ -96,6 +96,16 @@ def test_the_scrubber_jumps_to_notes_and_filters_to_them(tmp_path, monkeypatch):
             await pilot.press("e")
             await until(pilot, lambda: t.types is None and t.count == 9)
 
+            # `t` cycles through the type filters, notes among them: steps, actions, interrupts, notes
+            for _ in range(4):
+                await pilot.press("t")
+            await until(pilot, lambda: t.types == ("Note",) and t.count == 3)
+            await until(pilot, lambda: "notes only" in screen_text(app))
+            await pilot.press("t")  # then failures
+            await until(pilot, lambda: t.types is not None and "StepFailed" in t.types)
+            await pilot.press("t")  # and every event again
+            await until(pilot, lambda: t.types is None and t.count == 9)
+
             await pilot.press("question_mark")
             await until(pilot, lambda: isinstance(app.screen, HelpScreen))
             await pilot.pause(0.2)
