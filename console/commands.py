@@ -229,13 +229,21 @@ async def cmd_import(args: argparse.Namespace) -> int:
                 async with await _open(args):
                     pass
             raise VigilError(nothing)
-        async with await _open(args, readonly=False) as store:
-            counts = await import_lines(store, read_lines, warn=lambda m: print(f"vigil: {m}", file=sys.stderr))
+        path = _db_path(args)
+        created = isinstance(path, Path) and not path.exists()
+        try:
+            async with await _open(args, readonly=False) as store:
+                counts = await import_lines(store, read_lines, warn=lambda m: print(f"vigil: {m}", file=sys.stderr))
+            if not counts:
+                raise VigilError(nothing)
+        except BaseException:
+            if created:  # a refused import leaves no new, empty log behind (one it did not make stays)
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            raise
     finally:
         if spool is not None:
             spool.close()
-    if not counts:
-        raise VigilError(nothing)
     for run_id, n in counts.items():
         _out(f"imported run {run_id} ({n} events)")
     return 0

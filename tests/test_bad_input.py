@@ -239,6 +239,21 @@ def test_import_refuses_seq_gaps(tmp_path):
         assert vigil("runs", "--json", db=dst).stdout == b""  # nothing written
 
 
+def test_an_import_refused_creates_no_database(tmp_path):
+    """A file that fails validation leaves no new, empty log behind (as an empty file does)."""
+    src, dst = tmp_path / "src.db", tmp_path / "dst.db"
+    run(_make_one(src))
+    lines = _export(src, "kept")
+    path = tmp_path / "gap.jsonl"
+    path.write_bytes(b"\n".join(lines[:1] + lines[2:]) + b"\n")
+    err = one_line_exit_2(vigil("import", str(path), db=dst))
+    assert "seq 2 is missing" in err, err
+    assert not list(tmp_path.glob("dst.db*"))
+    run(_make_one(dst))  # an existing log is left where it was, not removed
+    err = one_line_exit_2(vigil("import", str(path), db=dst))
+    assert dst.exists() and vigil("runs", "--json", db=dst).stdout != b""
+
+
 def test_import_of_a_file_with_no_runs_is_refused_and_creates_no_database(tmp_path):
     dst = tmp_path / "dst.db"
     empty, blank = tmp_path / "empty.jsonl", tmp_path / "blank.jsonl"
