@@ -486,3 +486,35 @@ def test_a_failed_model_call_clears_its_streamed_text_and_late_tokens_stay_out(t
             return pane.stream
 
     assert asyncio.run(go()) == ""
+
+
+def test_an_owner_starting_while_another_closes_still_gets_its_socket(tmp_path, monkeypatch):
+    """Two owners on one database: the one closing removes the socket directory (it looked empty)
+    between the other's mkdir and its bind. The one starting must make it again, not go without a
+    live channel for its whole life."""
+    from kernel.live import unix
+    from kernel.live.paths import live_dir
+
+    db = tmp_path / "vigil.db"
+    real_clean = unix.clean_stale
+    closed = []
+
+    def other_owner_closes_now(directory, keep):
+        removed = real_clean(directory, keep=keep)
+        if not closed:
+            directory.rmdir()  # what UnixServer.close of the other owner does, at the worst moment
+            closed.append(True)
+        return removed
+
+    monkeypatch.setattr(unix, "clean_stale", other_owner_closes_now)
+
+    async def go():
+        server = unix.UnixServer(db, "here:1:1")
+        started = await server.start()
+        exists = server.path.exists()
+        await server.close()
+        return started, exists
+
+    started, exists = asyncio.run(go())
+    assert started and exists and closed
+    assert not live_dir(db).exists()

@@ -67,16 +67,22 @@ class UnixServer:
 
     async def start(self) -> bool:
         """False when there can be no channel here (a read-only directory, someone else's)."""
-        if not ensure_dir(self.dir):
-            return False
-        clean_stale(self.dir, keep=self.path)
-        try:
-            with addressable(self.path) as name:
-                self._server = await asyncio.start_unix_server(self._serve, path=name, limit=_LINE_LIMIT)
-            os.chmod(self.path, 0o600)
-        except OSError:
-            return False
-        return True
+        for _ in range(3):
+            if not ensure_dir(self.dir):
+                return False
+            clean_stale(self.dir, keep=self.path)
+            try:
+                with addressable(self.path) as name:
+                    self._server = await asyncio.start_unix_server(self._serve, path=name, limit=_LINE_LIMIT)
+                os.chmod(self.path, 0o600)
+                return True
+            except FileNotFoundError:
+                # Another owner closing removed the directory (it looked empty) after our mkdir:
+                # make it again rather than go without a channel.
+                continue
+            except OSError:
+                return False
+        return False
 
     async def close(self) -> None:
         if self._server is None:
