@@ -79,6 +79,11 @@ def test_question_mark_opens_vigils_help_for_the_screen_and_the_prompt(make_app)
             # it scrolls at 80x24
             body = help_screen.query_one("#help-body")
             assert body.max_scroll_y > 0
+            # a held-down j: five presses before the next frame scroll five lines, not one
+            for _ in range(5):
+                help_screen.action_scroll(1)
+            await pilot.pause(0.1)
+            assert body.scroll_y == 5
             await pilot.press("end")
             await until(pilot, lambda: body.scroll_y == body.max_scroll_y)
             for key in ("question_mark", "escape", "q"):
