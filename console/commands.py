@@ -166,16 +166,21 @@ async def _verify_artifacts(store: Store, run_ids: list[str] | None) -> int:
 
 
 async def _verify_secrets(args: argparse.Namespace) -> int:
+    from kernel.artifactio import scan_artifact_secrets
+
     async with await _open(args) as store:
         run_id = await store.resolve(args.run) if args.run else None
         found, rows = await store.scan_secrets(run_id)
+        in_artifacts, artifacts = await scan_artifact_secrets(store, [run_id] if run_id else None)
     for f in found:
         _out(f"run {f.run_id} {f.where}: looks like a secret ({f.kind})")
-    if found:
-        runs = len({f.run_id for f in found})
-        print(f"vigil: {len(found)} things that look like secrets in {runs} run(s)", file=sys.stderr)
+    for _, line in in_artifacts:
+        _out(line)
+    if found or in_artifacts:
+        runs = len({f.run_id for f in found} | {rid for rid, _ in in_artifacts if rid})
+        print(f"vigil: {len(found) + len(in_artifacts)} things that look like secrets in {runs} run(s)", file=sys.stderr)
         return 1
-    _out(f"no secrets found ({rows} rows looked at)")
+    _out(f"no secrets found ({rows} rows and {artifacts} artifact(s) looked at)")
     return 0
 
 

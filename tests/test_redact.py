@@ -199,6 +199,35 @@ def test_verify_secrets_names_what_an_older_vigil_wrote(db):
     assert clean.returncode == 0 and clean.stdout.decode().startswith("no secrets found")
 
 
+def test_verify_secrets_looks_inside_artifacts(db):
+    """`ctx.artifact` stores the bytes it is given as they are (they may be a PDF, an image): the
+    scan reads them too, and names the run and seq that reference one holding a secret."""
+    from kernel.events import ArtifactStored
+
+    s = sw.secrets_for("run input")
+
+    async def make():
+        async with await Store.open(db) as store:
+            leaky = await store.put_artifact(f"report\nkey {s['openai']}\n".encode(), "text/plain")
+            clean = await store.put_artifact(b"nothing to see", "text/plain")
+            for run_id, info in (("leaky", leaky), ("clean", clean)):
+                await store.append(run_id, [
+                    RunStarted(graph="g", input={}),
+                    ArtifactStored(artifact_id=info.artifact_id, kind="text/plain", size=info.size,
+                                   step_id="1.work", action_id="1.work#0"),
+                ], expected_seq=0)
+            return leaky.artifact_id
+
+    aid = run(make())
+    out = vigil("verify", "--secrets", db=db)
+    assert out.returncode == 1, out
+    assert out.stdout.decode().splitlines() == [f"run leaky seq 2 artifact {aid}: looks like a secret (openai-key)"]
+    assert s["openai"] not in out.stdout.decode() + out.stderr.decode()
+    clean = vigil("verify", "--secrets", "clean", db=db)
+    assert clean.returncode == 0 and clean.stdout.decode().startswith("no secrets found")
+    assert vigil("verify", "--secrets", "leaky", db=db).returncode == 1
+
+
 def test_an_export_holding_a_secret_is_not_imported(db, tmp_path):
     """An export from an older vigil that let a secret through: importing it as is would write
     the secret, and a redacted copy would not be the same events; refused in one line."""
