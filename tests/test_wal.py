@@ -57,3 +57,34 @@ def test_a_db_copied_without_its_wal_while_in_use_is_refused(tmp_path):
     # after a crash the -wal is still beside the file: no false alarm, and the run is there
     out = vigil("runs", "--json", db=db)
     assert out.returncode == 0 and b'"r1"' in out.stdout
+
+
+def test_backups_of_a_log_in_use(tmp_path, monkeypatch):
+    """`VACUUM INTO` (SQLite's online backup to a file) makes a complete copy in rollback mode: it
+    has no -wal to lose and opens as it is. A copy by the backup API keeps the WAL mode and cannot
+    be told from a file copied without its -wal: refused, with the way to open it named."""
+    import sqlite3
+
+    db = tmp_path / "vigil.db"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "written"
+        vacuumed, backed_up = tmp_path / "vacuumed.db", tmp_path / "backed-up.db"
+        source = sqlite3.connect(db)
+        source.execute("VACUUM INTO ?", (str(vacuumed),))
+        dest = sqlite3.connect(backed_up)
+        source.backup(dest)
+        dest.close()
+        source.close()
+    finally:
+        writer.kill()
+        writer.communicate()
+    out = vigil("runs", "--json", db=vacuumed)
+    assert out.returncode == 0 and b'"r1"' in out.stdout, out
+    assert vigil("verify", db=vacuumed).returncode == 0
+    err = vigil("runs", db=backed_up).stderr.decode()
+    assert "copied or moved without it" in err and "VACUUM INTO" in err and err.count("\n") == 1, err
+    monkeypatch.setenv("VIGIL_IGNORE_MISSING_WAL", "1")
+    out = vigil("runs", "--json", db=backed_up)
+    assert out.returncode == 0 and b'"r1"' in out.stdout, out

@@ -8,7 +8,9 @@ While a writer has the log open, `meta.wal_in_use` is '1' in the main file itsel
 checkpointed at open, re-asserted every few seconds). A main file that says '1' with no -wal
 beside it was copied or moved without its newest commits: it is refused with that reason rather
 than read as if nothing were missing. (After a crash the -wal is still there, so no false alarm;
-a copy taken within seconds of another writer closing may go unnoticed.)
+a copy taken within seconds of another writer closing may go unnoticed.) A file not in WAL mode
+(`VACUUM INTO` writes one) has no -wal to lose and is never refused; a copy made with SQLite's
+backup API keeps WAL mode and the flag, and cannot be told apart from a bad copy.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ def check(path: Path) -> None:
     The main file is read as immutable (no -wal, no -shm, no locks)."""
     if not path.exists() or path.stat().st_size == 0 or wal_path(path).exists():
         return
+    with open(path, "rb") as f:
+        header = f.read(20)
+    if len(header) == 20 and header[18] != 2:
+        # Not in WAL mode (bytes 18-19 of the header say 1), so it has no -wal to have lost:
+        # what `VACUUM INTO` writes, a complete copy of a log in use.
+        return
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
         try:
@@ -76,8 +84,9 @@ def check(path: Path) -> None:
         raise SchemaError(
             f"{path} was in use with a write-ahead log ({wal_path(path).name}) that is not beside "
             f"it: it was copied or moved without it, so its newest events are missing; copy "
-            f"{wal_path(path).name} too, or close every vigil on the original and copy again "
-            f"(VIGIL_IGNORE_MISSING_WAL=1 opens it anyway)"
+            f"{wal_path(path).name} too, or close every vigil on the original and copy again, or "
+            f"back a log in use up with `VACUUM INTO` or `vigil copy` (a copy by SQLite's backup "
+            f"API is complete but looks the same: VIGIL_IGNORE_MISSING_WAL=1 opens it anyway)"
         )
 
 
