@@ -9,7 +9,9 @@ from ..agents.models.scripted import ScriptedModel, reply
 from ..tools import tool
 
 
-@tool(idempotent=True)
+# Two searches at a time, whichever run asks (a rate limit of the search service, say): of the
+# three parallel branches one waits its turn, and the live pane says so (`⧗ queued: search`).
+@tool(idempotent=True, max_concurrency=2)
 async def search(source: str, query: str) -> list:
     """Search one source; returns the top hits."""
     await asyncio.sleep({"web": 0.6, "papers": 1.0, "code": 0.4}.get(source, 0.5))
@@ -53,7 +55,12 @@ for _source in ("web", "papers", "code"):
 @graph.node()
 async def synthesize(state: dict, ctx) -> dict:
     message = await ctx.llm(writer, [{"role": "user", "content": "; ".join(state["findings"])}])
-    return {"brief": message["content"]}
+    brief = message["content"]
+    # The brief as a file of its own (`o` in the scrubber opens it; `vigil artifact RUN` prints
+    # it), and a note for whoever audits the run later (`m` in the scrubber jumps to it).
+    ref = await ctx.artifact(f"# {state.get('topic', 'brief')}\n\n{brief}\n".encode(), "text/markdown")
+    ctx.note("brief.written", {"findings": len(state["findings"]), "artifact": ref.artifact_id})
+    return {"brief": brief}
 
 
 graph.add_edge(START, "plan")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from console.app import VigilApp
 from console.screens.live import LiveScreen
@@ -306,8 +307,11 @@ def test_export_from_the_palette_writes_the_run(tmp_path, monkeypatch):
             await pilot.press("enter")
             target = tmp_path / f"vigil-{run_id}.jsonl"
             await until(pilot, target.exists)
-            lines = target.read_text().splitlines()
-            assert len(lines) == (await app.store.run(run_id)).last_seq
+            lines = [json.loads(line) for line in target.read_text().splitlines()]
+            # the research demo stores its brief as an artifact: its line comes before the events
+            assert [line["artifact_id"] for line in lines if "artifact_id" in line] == [
+                r.event.artifact_id async for r in app.store.iter_events(run_id, types=["ArtifactStored"])]
+            assert len([line for line in lines if "seq" in line]) == (await app.store.run(run_id)).last_seq
 
     asyncio.run(go())
 
