@@ -16,12 +16,18 @@ def add_parsers(sub, verify: argparse.ArgumentParser) -> None:
     verify.add_argument("--key", metavar="PUBLIC",
                         help="also check every seal made with this ed25519 public key (PATH.pub of `vigil keygen`); "
                              "a run without one fails")
+    verify.add_argument("--manifest", metavar="FILE",
+                        help="with --key: every run this signed manifest (`vigil seal --manifest`) lists must "
+                             "still be in the log and reach its sealed hash (a run deleted with its seals is named)")
     p = sub.add_parser("keygen", help="a new ed25519 key pair for sealing: PATH (private, 0600) and PATH.pub")
     p.add_argument("path", metavar="PATH")
     p = sub.add_parser("seal", help="sign each run's hash chain at its last event with a private key")
     p.add_argument("run", nargs="?", help="run id or a unique prefix of one")
     p.add_argument("--all", action="store_true", help="every run in the log")
     p.add_argument("--key", metavar="PRIVATE", required=True, help="the private key from `vigil keygen`")
+    p.add_argument("--manifest", metavar="FILE",
+                   help="also write a signed list of the runs sealed to FILE (keep it off this machine): "
+                        "`vigil verify --key PUBLIC --manifest FILE` then names a sealed run that was deleted")
 
 
 async def cmd_keygen(args: argparse.Namespace) -> int:
@@ -50,6 +56,7 @@ async def cmd_seal(args: argparse.Namespace) -> int:
         else:
             run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000, order="oldest")]
         refused = 0
+        sealed: list[tuple[str, int, bytes]] = []
         for run_id in run_ids:
             try:
                 done = await seal_run(store, run_id, private)
@@ -63,8 +70,14 @@ async def cmd_seal(args: argparse.Namespace) -> int:
             if done is None:
                 _out(f"run {run_id}: no events, nothing to seal")
             else:
-                seq, made = done
+                seq, made, chain = done
+                sealed.append((run_id, seq, chain))
                 _out(f"run {run_id}: sealed at seq {seq} by key {kid}" + ("" if made else " (already)"))
+    if args.manifest:
+        from kernel.manifest import make, write
+
+        write(make(private, kid, sealed), args.manifest)
+        _out(f"manifest of {len(sealed)} sealed run(s) written to {args.manifest}")
     if refused:
         print(f"vigil: {refused} of {len(run_ids)} runs not sealed", file=sys.stderr)
     return 1 if refused else 0

@@ -118,21 +118,35 @@ async def cmd_verify(args: argparse.Namespace) -> int:
         raise VigilError("--key and --secrets are separate checks; run them one at a time")
     if args.secrets:
         return await _verify_secrets(args)
-    public, kid = None, None
+    manifest_path = getattr(args, "manifest", None)
+    if manifest_path and not key:
+        raise VigilError("--manifest needs --key PUBLIC (the manifest's signature is checked with it)")
+    public, kid, listed = None, None, {}
     if key:
         from kernel.seals import key_id, load_public
 
         public = load_public(key)
         kid = key_id(public)
-    bad = 0
+    if manifest_path:
+        from kernel.manifest import load
+
+        listed = {e.run_id: (e.seq, bytes.fromhex(e.chain)) for e in load(manifest_path, public, kid).runs}
+    bad = missing = 0
     async with await _open(args) as store:
         if args.run:
             run_ids = [await store.resolve(args.run)]
         else:
             run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
+            # A run the manifest lists and the log no longer has: deleted, seals and all.
+            present = set(run_ids)
+            for run_id, (seq, _) in sorted(listed.items()):
+                if run_id not in present:
+                    _out(f"run {run_id} seq {seq}: the manifest lists it sealed, but it is not in the log (deleted)")
+                    missing += 1
+        bad = missing
         for run_id in run_ids:
             started = time.perf_counter()
-            result = await verify_run(store, run_id, key=public)
+            result = await verify_run(store, run_id, key=public, listed=listed.get(run_id))
             for p in result.problems:
                 _out(f"run {p.run_id} seq {p.seq}: {p.message}")
             if result.problems:
@@ -149,7 +163,7 @@ async def cmd_verify(args: argparse.Namespace) -> int:
                  f"sealed to seq {result.sealed_to} by key {kid}{tail}, {elapsed:.2f}s)")
         broken = await _verify_artifacts(store, run_ids if args.run else None)
     if bad:
-        print(f"vigil: {bad} of {len(run_ids)} runs failed verification", file=sys.stderr)
+        print(f"vigil: {bad} of {len(run_ids) + missing} runs failed verification", file=sys.stderr)
     return 1 if bad or broken else 0
 
 

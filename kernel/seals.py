@@ -155,9 +155,9 @@ def load_public(path: str | os.PathLike) -> Any:
     return key
 
 
-async def seal_run(store: Any, run_id: str, private: Any) -> tuple[int, bool] | None:
-    """Seal the run's head (its last row now) with `private`: (seq, made) where made is False if
-    this key had sealed that seq already; None for a run without events. The chain is recomputed
+async def seal_run(store: Any, run_id: str, private: Any) -> tuple[int, bool, bytes] | None:
+    """Seal the run's head (its last row now) with `private`: (seq, made, chain) where made is
+    False if this key had sealed that seq already; None for a run without events. The chain is recomputed
     from the bodies first: a seal over a chain that is already broken would vouch for the edit."""
     check = ChainCheck(run_id)
     lo = 1
@@ -176,7 +176,7 @@ async def seal_run(store: Any, run_id: str, private: Any) -> tuple[int, bool] | 
     made = await store.add_seal(
         run_id, check.last_seq, check.head, key_id(private.public_key()), sealed_ns, signature
     )
-    return check.last_seq, made
+    return check.last_seq, made, check.head
 
 
 def seal_problems(run_id: str, seals: list[tuple], check: ChainCheck, public: Any) -> tuple[list[tuple[int, str]], int]:

@@ -115,9 +115,12 @@ class Verifier:
         return self.problems
 
 
-async def verify_run(store: Any, run_id: str, *, page: int = 5000, key: Any = None) -> Verifier:
+async def verify_run(
+    store: Any, run_id: str, *, page: int = 5000, key: Any = None, listed: tuple[int, bytes] | None = None,
+) -> Verifier:
     """Verify one run; the returned Verifier holds `problems` and `steps_checked`. With `key` (an
-    ed25519 public key, kernel/seals.py) the run's seals by that key are checked too."""
+    ed25519 public key, kernel/seals.py) the run's seals by that key are checked too; `listed` is
+    the (seq, chain) a signed manifest (kernel/manifest.py) holds for the run."""
     info = await store.run(run_id)
     verifier = Verifier(run_id, await store.snapshot_rows(run_id))
     lo = 1
@@ -131,7 +134,7 @@ async def verify_run(store: Any, run_id: str, *, page: int = 5000, key: Any = No
     seals = await store.seals(run_id) if key is not None else []
     # A pass of its own over (seq, time, type, body, chain): the records above are decoded
     # events, and the chain is over the stored bytes.
-    chain = verifier.chain = ChainCheck(run_id, {s[0] for s in seals})
+    chain = verifier.chain = ChainCheck(run_id, {s[0] for s in seals} | ({listed[0]} if listed else set()))
     lo = 1
     while rows := await store.chain_rows(run_id, lo, page):
         chain.feed(rows)
@@ -147,4 +150,10 @@ async def verify_run(store: Any, run_id: str, *, page: int = 5000, key: Any = No
         problems, verifier.sealed_to = seal_problems(run_id, seals, chain, key)
         for seq, message in problems:
             verifier._bad(seq, message)
+    if listed is not None:
+        seq, sealed = listed
+        if seq > chain.last_seq:
+            verifier._bad(seq, f"the manifest lists it sealed at seq {seq}, but the run now ends at seq {chain.last_seq} (events were removed)")
+        elif chain.at.get(seq) != sealed:
+            verifier._bad(seq, f"the hash chain no longer reaches the hash the manifest holds for seq {seq} (a row up to it was rewritten)")
     return verifier
