@@ -25,7 +25,7 @@ from typing import Any, AsyncIterator
 
 import anyio
 
-__all__ = ["Limit", "Waiting", "waiting", "describe"]
+__all__ = ["Limit", "Waiting", "waiting", "describe", "changes"]
 
 
 class Limit:
@@ -87,6 +87,7 @@ class Limit:
         """A slot for the body; while it waits for one, `waiting()` lists it as (run_id, kind,
         name). A cancel while waiting leaves the line; the slot is released however the body
         ends."""
+        global _changes
         limiter = self._limiter()
         borrower = object()  # not the task: one task may hold slots of several calls in turn
         try:
@@ -94,10 +95,12 @@ class Limit:
         except anyio.WouldBlock:
             entry = _Entry(run_id, kind, name, self)
             _queued[id(entry)] = entry
+            _changes += 1
             try:
                 await limiter.acquire_on_behalf_of(borrower)
             finally:
                 _queued.pop(id(entry), None)
+                _changes += 1
         try:
             yield
         finally:
@@ -126,6 +129,11 @@ class _Entry:
 
 # Entries live only while they wait; keyed by identity so two identical calls are two entries.
 _queued: dict[int, _Entry] = {}
+_changes = 0  # bumped whenever an entry comes or goes: a watcher skips a pass when it has not
+
+
+def changes() -> int:
+    return _changes
 
 
 def waiting(run_id: str | None = None) -> list[Waiting]:

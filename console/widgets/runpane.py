@@ -187,10 +187,12 @@ class RunPane(Vertical, can_focus=True):
             self.query_one("#stream", Static).update(f"✎ {self.stream}" if self.stream else "")
 
     def _show_queue(self) -> None:
-        """What of this run waits for a concurrency slot (kernel.limits): status of the runs this
-        process drives, never in the log, so it is polled here (coalesced, a dict read)
-        rather than told per acquire; a run driven elsewhere shows nothing."""
-        text = describe(waiting(self.run_id))
+        """What of this run waits for a concurrency slot (kernel.limits): status of the process
+        that drives the run, never in the log, so it is polled here (coalesced, a dict read)
+        rather than told per acquire; a run driven elsewhere: the line its owner sends over the
+        live channel (console/livetokens.py)."""
+        live = getattr(self.app, "live_tokens", None)
+        text = describe(waiting(self.run_id)) or (live.queue_text(self.run_id) if live is not None else "")
         if text != self.queue_text:
             self.queue_text = text
             line = self.query_one("#queue", Label)

@@ -18,7 +18,7 @@ from ..errors import VigilError
 from ..owner import HOST, owner_alive, parse_owner
 from ..projection import TERMINAL
 from .paths import socket_path
-from .wire import Delta, decode
+from .wire import Delta, Queue, decode
 
 __all__ = ["LiveFeed"]
 
@@ -30,12 +30,14 @@ class LiveFeed:
         on_delta: Callable[[Delta], None],
         on_reset: Callable[[set[str]], None] = lambda runs: None,
         *,
+        on_queue: Callable[[Queue], None] = lambda queue: None,
         skip_owner: str | None = None,
         interval: float = 0.25,
     ) -> None:
         self.store = store
         self.on_delta = on_delta
         self.on_reset = on_reset
+        self.on_queue = on_queue
         self.skip_owner = skip_owner  # this process's own runs reach it in-process already
         self.interval = interval
         self._want: set[str] = set()
@@ -71,9 +73,12 @@ class LiveFeed:
             return run_id in listener.listening
         return any(run_id in self._owned.get(owner, ()) for owner in self.connected)
 
-    def _deliver(self, delta: Delta) -> None:
-        if delta.run in self._want and delta.owner != self.skip_owner:
-            self.on_delta(delta)
+    def _deliver(self, message: Delta | Queue) -> None:
+        if message.run in self._want and message.owner != self.skip_owner:
+            if isinstance(message, Queue):
+                self.on_queue(message)
+            else:
+                self.on_delta(message)
 
     async def run(self) -> None:
         dsn = getattr(self.store, "dsn", None)
@@ -138,7 +143,7 @@ class LiveFeed:
                     message = decode(line)
                 except msgspec.DecodeError:
                     continue
-                if isinstance(message, Delta):
+                if isinstance(message, (Delta, Queue)):
                     self._deliver(message)
         except (OSError, ValueError):
             pass

@@ -10,7 +10,7 @@ from typing import Callable
 
 import msgspec
 
-from .wire import Delta, decode, split
+from .wire import Delta, Queue, decode, split
 
 __all__ = ["PgSink", "PgListener", "channel", "PAYLOAD_LIMIT"]
 
@@ -113,7 +113,7 @@ class PgListener:
                                 delta = decode(note.payload)
                             except msgspec.DecodeError:
                                 continue  # someone else's NOTIFY on a name like ours
-                            if isinstance(delta, Delta) and delta.run in listening:
+                            if isinstance(delta, (Delta, Queue)) and delta.run in listening:
                                 self.deliver(delta)
                 finally:
                     await conn.close()

@@ -9,11 +9,15 @@ import contextlib
 import time
 from typing import Any, AsyncIterator
 
-from .wire import Delta
+from .. import limits
+from .wire import Delta, Queue
 
 __all__ = ["Publisher", "publishing", "MAX_PENDING"]
 
 MAX_PENDING = 1 << 20  # characters waiting for the sink; past it they are dropped, not queued
+QUEUE_INTERVAL = 0.25  # how often the queue lines are looked at (a pane polls at this rate too)
+QUEUE_RESEND = 4  # every 4th look (a second) the lines are sent again, changed or not
+QUEUE_RESEND_MAX = 500  # ... unless more runs than this wait: then only changes go
 
 
 class Publisher:
@@ -28,10 +32,12 @@ class Publisher:
         self._ready = asyncio.Event()
         self._n = 0
         self._task: asyncio.Task | None = None
+        self._queues_task: asyncio.Task | None = None
         self.closed = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name="vigil-live")
+        self._queues_task = asyncio.create_task(self._watch_queues(), name="vigil-live-queues")
 
     def listener(self, what: str, run_id: str, data: Any) -> None:
         if what == "token" and not self.closed:
@@ -85,12 +91,51 @@ class Publisher:
             else:
                 self._reset.update((d.run, d.action) for d in deltas)
 
+    def queue_lines(self, sent: dict[str, str], resend: bool) -> tuple[dict[str, str], list[Queue]]:
+        """The queue line of every wanted run that waits for a slot now, and the messages to send:
+        lines that changed, lines gone ("" : nothing waits any more), and with `resend` all of
+        them again (a viewer that connected since, or missed one)."""
+        wanted = self.sink.wanted
+        by_run: dict[str, list] = {}
+        for w in limits.waiting():
+            if wanted is None or w.run_id in wanted:
+                by_run.setdefault(w.run_id, []).append(w)
+        lines = {run: limits.describe(ws)[:1000] for run, ws in by_run.items()}
+        again = resend and len(lines) <= QUEUE_RESEND_MAX
+        out = [Queue(run=run, text=text, owner=self.owner) for run, text in lines.items()
+               if again or sent.get(run) != text]
+        out += [Queue(run=run, text="", owner=self.owner) for run in sent.keys() - lines.keys()]
+        return lines, out
+
+    async def _watch_queues(self) -> None:
+        """Queue status is this process's memory, never the log's: it crosses to other consoles
+        here, polled (a dict read when something waits, nothing when nobody watches)."""
+        sent: dict[str, str] = {}
+        seen, tick = -1, 0
+        while True:
+            await asyncio.sleep(QUEUE_INTERVAL)
+            tick += 1
+            resend = tick % QUEUE_RESEND == 0
+            if self.sink.wanted is not None and not self.sink.wanted:
+                sent = {}  # nobody subscribed: nothing to keep current
+                continue
+            if limits.changes() == seen and not (resend and sent):
+                continue
+            seen = limits.changes()
+            sent, out = self.queue_lines(sent, resend)
+            if out:
+                try:
+                    await self.sink.send(out)
+                except Exception:
+                    pass  # a queue line is never worth a dead watcher: the next one goes
+
     async def close(self) -> None:
         self.closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        for task in (self._task, self._queues_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.sink.close()
 
 

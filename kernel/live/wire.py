@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["Delta", "Hello", "Want", "Message", "encode", "decode", "split"]
+__all__ = ["Delta", "Queue", "Hello", "Want", "Message", "encode", "decode", "split"]
 
 
 class Delta(msgspec.Struct, frozen=True, kw_only=True, tag="delta", tag_field="type"):
@@ -22,6 +22,18 @@ class Delta(msgspec.Struct, frozen=True, kw_only=True, tag="delta", tag_field="t
     reset: bool = False
 
 
+class Queue(msgspec.Struct, frozen=True, kw_only=True, tag="queue", tag_field="type"):
+    """What of one run waits for a concurrency slot in its owner's process (kernel.limits), as
+    the line a pane shows (`queued: search ×2 (2 running, limit 2)`; "" once nothing waits). Sent
+    on a change and again every second, so a viewer that missed one, or whose owner died, is
+    right (or blank) within seconds."""
+
+    run: str
+    text: str
+    owner: str = ""
+    n: int = 0
+
+
 class Hello(msgspec.Struct, frozen=True, kw_only=True, tag="hello", tag_field="type"):
     """The first line an owner's socket sends: who answers (a socket file of a dead owner whose
     pid was reused would name someone else)."""
@@ -35,7 +47,7 @@ class Want(msgspec.Struct, frozen=True, kw_only=True, tag="want", tag_field="typ
     runs: list[str]
 
 
-Message = Delta | Hello | Want
+Message = Delta | Queue | Hello | Want
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(Message)
