@@ -119,7 +119,7 @@ def plan(
             if len(r) == 7:
                 chain = link_(chain, r[0], r[1], r[2], r[3], r[5])
                 add(r + (chain,))
-            elif r[7] is not None:
+            elif len(r) > 7 and r[7] is not None:
                 # Import and copy carry the source's stored chain as it is: a chain broken there
                 # stays broken at the same seq here, never laundered into a fresh one.
                 chain = r[7]
