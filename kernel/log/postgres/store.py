@@ -179,8 +179,9 @@ class PostgresLog(EventLog):
             return
         every = self.snapshot_every
         for run_id, before, after in committed:
-            for boundary in range(before // every + 1, after // every + 1):
-                self._snap_queue.put_nowait((run_id, boundary * every))
+            if before // every != after // every:  # most commits cross no boundary
+                for boundary in range(before // every + 1, after // every + 1):
+                    self._snap_queue.put_nowait((run_id, boundary * every))
 
     async def _snapshot_loop(self) -> None:
         while True:

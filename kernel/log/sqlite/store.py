@@ -147,8 +147,9 @@ class SqliteLog(EventLog):
         # Every boundary crossed gets its snapshot (each folds from the one before), so a big
         # batch never leaves state_at more than `every` events to fold.
         for run_id, before, after in committed:
-            for boundary in range(before // every + 1, after // every + 1):
-                self._snap_queue.put_nowait((run_id, boundary * every))
+            if before // every != after // every:  # most commits cross no boundary
+                for boundary in range(before // every + 1, after // every + 1):
+                    self._snap_queue.put_nowait((run_id, boundary * every))
 
     async def _mark_loop(self) -> None:
         """Re-assert wal_in_use: another writer that closed meanwhile cleared it (walguard)."""
