@@ -29,6 +29,7 @@ import functools
 import gc
 import io
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -39,6 +40,11 @@ from typing import Any
 from bench.many_runs_probe import SYSTEM, BenchModel, _user, control, lookup
 
 STEPS_PER_RUN = 9
+# Env STAGGER_MS: start run i i*STAGGER_MS ms after the first (0: all at once, as
+# bench.many_runs_probe does, which keeps their model calls in lockstep: every run's reply
+# ends in the same few ms, and what one run does not wait for in its gap it waits for in its
+# model call). Spread over a turn (~550 ms / N) the runs' turns interleave as live ones would.
+STAGGER_S = float(os.environ.get("STAGGER_MS") or 0) / 1e3
 
 _marks: dict[str, list[tuple[str, int, int]]] = defaultdict(list)  # run key -> marks
 _current_key: Any = None  # contextvar set per driver task: which run a mark belongs to
@@ -177,7 +183,11 @@ async def _vigil(url: str, n: int, target: str, model: BenchModel, around=None) 
             cpu0, th0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
             if around:
                 around.enable()
-            await asyncio.gather(*(rt.start("many", {"messages": [_user(i)]}) for i in range(n)))
+            async def start(i: int) -> None:
+                await asyncio.sleep(i * STAGGER_S)
+                await rt.start("many", {"messages": [_user(i)]})
+
+            await asyncio.gather(*(start(i) for i in range(n)))
             await rt.settle()
             if around:
                 around.disable()
@@ -203,9 +213,14 @@ async def _client(url: str, n: int, model: BenchModel) -> dict:
                                  "content": json.dumps(await lookup(**c["arguments"]))})
 
     await one(-1)
+    model.calls.clear()
     gc.collect()
     cpu0, th0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(n)))
+    async def start(i: int) -> None:
+        await asyncio.sleep(i * STAGGER_S)
+        await one(i)
+
+    await asyncio.gather(*(start(i) for i in range(n)))
     wall = time.perf_counter() - t0
     return dict(wall_s=wall, cpu_s=time.process_time() - cpu0, main_thread_cpu_s=time.thread_time() - th0)
 
@@ -234,7 +249,26 @@ class InstantModel:
                 "usage": {"input_tokens": 20 * len(messages), "output_tokens": self.tokens}}
 
 
-def _per_step(out: dict, n: int) -> dict:
+def _spans(model: Any) -> dict:
+    """Model calls (entry to return) and runs (first call's start to last call's return), ms:
+    with the runs' gaps short, any queueing for the loop shows up in these instead."""
+    calls, runs = [], []
+    for c in getattr(model, "calls", {}).values():
+        c.sort()
+        calls += [(b - a) * 1e3 for a, b in c]
+        if c:
+            runs.append((c[-1][1] - c[0][0]) * 1e3)
+    if not calls:
+        return {}
+    pick = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p / 100 * len(xs)))]
+    gaps = model.gaps_ms()
+    return dict(step_p50_ms=pick(gaps, 50) / 2, step_p99_ms=pick(gaps, 99) / 2,
+                model_p50_ms=pick(calls, 50), model_p99_ms=pick(calls, 99),
+                run_span_p50_ms=pick(runs, 50), run_span_max_ms=max(runs))
+
+
+def _per_step(out: dict, n: int, model: Any = None) -> dict:
+    out.update(_spans(model))
     steps = n * STEPS_PER_RUN
     out.update(runs=n, cpu_ms_per_run=out["cpu_s"] * 1e3 / n, cpu_ms_per_step=out["cpu_s"] * 1e3 / steps,
                main_cpu_ms_per_step=out["main_thread_cpu_s"] * 1e3 / steps, cores=out["cpu_s"] / out["wall_s"])
@@ -250,7 +284,8 @@ def main(argv: list[str]) -> None:
         out = asyncio.run(_vigil(url, n, target, model))
         print(json.dumps({**out, **_gap_phases(n)}, indent=1))
     elif which == "cpu":
-        print(json.dumps(_per_step(asyncio.run(_vigil(url, n, target, BenchModel(url))), n)))
+        model = BenchModel(url)
+        print(json.dumps(_per_step(asyncio.run(_vigil(url, n, target, model)), n, model)))
     elif which == "instant":  # URL unused: the model answers in process
         print(json.dumps(_per_step(asyncio.run(_vigil(url, n, target, InstantModel())), n)))
     elif which == "instant-profile":
@@ -262,7 +297,8 @@ def main(argv: list[str]) -> None:
         print(json.dumps(_per_step(out, n)))
         print(s.getvalue())
     elif which == "client":
-        print(json.dumps(_per_step(asyncio.run(_client(url, n, BenchModel(url))), n)))
+        model = BenchModel(url)
+        print(json.dumps(_per_step(asyncio.run(_client(url, n, model)), n, model)))
     elif which == "profile":
         prof = cProfile.Profile()
         out = asyncio.run(_vigil(url, n, target, BenchModel(url), around=prof))
