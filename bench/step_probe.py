@@ -58,16 +58,32 @@ def mark(label: str, key: str | None = None) -> None:
     _marks[key or _key()].append((label, time.perf_counter_ns(), time.thread_time_ns()))
 
 
+_delays: dict[tuple[str, int], int] = {}  # (run key, index of its mark) -> run-queue delay, ns
+
+
+def _run_delay_ns() -> int:
+    """The loop thread's time spent runnable but not running (the OS scheduler's queue):
+    /proc/thread-self/schedstat, second field. What a gap waits that is neither its CPU nor
+    the loop's other work, on a shared machine, is mostly this (or the GIL: what is left)."""
+    with open("/proc/thread-self/schedstat") as f:
+        return int(f.read().split()[1])
+
+
+def mark_delay(label: str, key: str) -> None:
+    mark(label, key)
+    _delays[(key, len(_marks[key]) - 1)] = _run_delay_ns()
+
+
 class TimedModel(BenchModel):
     """BenchModel, marking the call's start and return in the run's timeline."""
 
     async def complete(self, messages, tools, on_token):
         key = next(m["content"] for m in messages if m["role"] == "user")
-        mark("model.start", key)
+        mark_delay("model.start", key)
         try:
             return await super().complete(messages, tools, on_token)
         finally:
-            mark("model.end", key)
+            mark_delay("model.end", key)
 
 
 def _wrap_async(cls: type, name: str, label: str) -> None:
@@ -133,10 +149,27 @@ def instrument() -> None:
     _wrap_sync(context.Ctx, "_next_id", "next_id")
 
 
+_gc: list[tuple[int, int, int]] = []  # (generation, start ns, end ns) of each collection
+
+
+def _gc_watch(phase: str, info: dict) -> None:
+    if phase == "start":
+        _gc.append((info["generation"], time.perf_counter_ns(), 0))
+    elif _gc:
+        g, t0, _ = _gc[-1]
+        _gc[-1] = (g, t0, time.perf_counter_ns())
+
+
+def _gc_in(t0: int, t1: int) -> float:
+    """ms of garbage collection between two perf_counter_ns instants."""
+    return sum(max(0, min(e, t1) - max(s, t0)) for _, s, e in _gc if e) / 1e6
+
+
 def _gap_phases(n: int) -> dict:
     """Per transition a -> b inside gaps: count, wall p50/p99 and summed means, main-thread CPU."""
     trans: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
-    gaps_wall, gaps_cpu = [], []
+    gaps_wall, gaps_cpu, gaps_delay, gaps_gc = [], [], [], []
+    _slowest = [0, []]
     for key, marks in _marks.items():
         if key == "?":
             continue
@@ -147,6 +180,12 @@ def _gap_phases(n: int) -> dict:
                 continue
             gaps_wall.append(marks[j][1] - marks[i][1])
             gaps_cpu.append(marks[j][2] - marks[i][2])
+            gaps_delay.append(_delays[(key, j)] - _delays[(key, i)])
+            gaps_gc.append(_gc_in(marks[i][1], marks[j][1]))
+            if marks[j][1] - marks[i][1] > _slowest[0]:
+                _slowest[:] = [marks[j][1] - marks[i][1],
+                               [(a[0], b[0], round((b[1] - a[1]) / 1e6, 3), round((b[2] - a[2]) / 1e6, 3))
+                                for a, b in zip(marks[i:j], marks[i + 1:j + 1])]]
             for a, b in zip(marks[i:j], marks[i + 1:j + 1]):
                 trans[(a[0], b[0])].append((b[1] - a[1], b[2] - a[2]))
     ms = lambda ns: round(ns / 1e6, 3)
@@ -160,6 +199,17 @@ def _gap_phases(n: int) -> dict:
     rows.sort(key=lambda r: -r["wall_mean"] * r["n"])
     return dict(runs=n, gaps=len(gaps_wall), gap_p50_ms=ms(pick(gaps_wall, 50)), gap_p99_ms=ms(pick(gaps_wall, 99)),
                 gap_cpu_p50_ms=ms(pick(gaps_cpu, 50)), gap_cpu_mean_ms=ms(statistics.fmean(gaps_cpu)),
+                # the slowest gaps: wall, the loop thread's CPU in them (its own and other runs'
+                # work) and how long the OS kept it waiting for a core
+                blocked_ms_total=ms(sum(max(0, w - c - d) for w, c, d in zip(gaps_wall, gaps_cpu, gaps_delay))),
+                runqueue_ms_total=ms(sum(gaps_delay)),
+                gc_in_gaps_ms=round(sum(gaps_gc), 3),
+                slowest=[f"{a} -> {b}: {w} ms wall, {c} ms CPU" for a, b, w, c in _slowest[1] if w > 0.2],
+                gc=dict(collections=[sum(1 for g, _, _ in _gc if g == gen) for gen in (0, 1, 2)],
+                        max_ms=[round(max(((e - s) / 1e6 for g, s, e in _gc if g == gen and e), default=0), 3)
+                                for gen in (0, 1, 2)]),
+                worst=[dict(wall_ms=ms(w), cpu_ms=ms(c), runqueue_ms=ms(d), gc_ms=round(g, 3)) for w, c, d, g in
+                       sorted(zip(gaps_wall, gaps_cpu, gaps_delay, gaps_gc), reverse=True)[:5]],
                 step_p50_ms=ms(pick(gaps_wall, 50) / 2), step_p99_ms=ms(pick(gaps_wall, 99) / 2),
                 phases=rows)
 
@@ -180,6 +230,8 @@ async def _vigil(url: str, n: int, target: str, model: BenchModel, around=None) 
             _marks.clear()
             model.calls.clear()
             gc.collect()
+            if os.environ.get("GC_FREEZE"):  # what is alive now is never scanned again
+                gc.freeze()
             cpu0, th0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
             if around:
                 around.enable()
@@ -277,9 +329,12 @@ def _per_step(out: dict, n: int, model: Any = None) -> dict:
 
 def main(argv: list[str]) -> None:
     which, url, count, target = argv[:4]
+    if os.environ.get("SWITCH_MS"):  # the GIL's switch interval (the console runs with 0.5 ms)
+        sys.setswitchinterval(float(os.environ["SWITCH_MS"]) / 1e3)
     n = int(count)
     if which == "gaps":
         instrument()
+        gc.callbacks.append(_gc_watch)
         model = TimedModel(url)
         out = asyncio.run(_vigil(url, n, target, model))
         print(json.dumps({**out, **_gap_phases(n)}, indent=1))
