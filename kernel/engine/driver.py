@@ -44,7 +44,8 @@ class RunDriver(Appends, Supersteps, Effects):
         self._last: asyncio.Future[int] | None = None
         self._started: asyncio.Future[int] | None = None  # RunStarted, when this process made it
         self._error: BaseException | None = None
-        self._busy_until = 0.0  # thread CPU time: 5 ms into a stretch without the loop going round
+        # when a stretch without the loop going round has been busy long enough (_busy_window)
+        self._busy_cpu = self._busy_wall = 0.0
         self._went_round = True
 
     def start(self) -> None:
@@ -93,7 +94,7 @@ class RunDriver(Appends, Supersteps, Effects):
                     # The graph's own limit stopped it, not a fault: a policy, like a rejection.
                     self.post(RunFailed(error=message, error_info=info("step_limit", "policy", message)))
                     return
-                if time.thread_time() > self._busy_until:
+                if time.thread_time() > self._busy_cpu or time.perf_counter() > self._busy_wall:
                     # A step boundary after 5 ms without a pause: nodes that never await must
                     # not starve the loop, so a cancel or a signal gets its turn here. A driver
                     # that did wait (a model call, a commit) has let the loop go round already:
@@ -114,11 +115,14 @@ class RunDriver(Appends, Supersteps, Effects):
             self.post(RunFailed(error=f.message, error_info=f.info or info("failed", "internal", f.message)))
 
     def _busy_window(self) -> None:
-        """Start 5 ms of allowed busy time; a callback queued now runs only once this task has
-        let the loop go round (it cannot while the driver runs), which marks the window idle.
-        CPU time, not the wall clock: a process the OS did not schedule for 5 ms (a loaded
-        machine) has starved nobody, and a yield then costs the run a whole round of the loop."""
-        self._busy_until = time.thread_time() + 0.005
+        """Start a window of allowed busy time; a callback queued now runs only once this task
+        has let the loop go round (it cannot while the driver runs), which marks the window idle.
+        5 ms of the thread's CPU, not of the wall clock: a process the OS did not schedule for
+        5 ms (a loaded machine) has starved nobody, and a yield then costs the run a whole round
+        of the loop. And 50 ms of the wall clock, for nodes that block the thread without using
+        it (time.sleep, a sync HTTP call)."""
+        self._busy_cpu = time.thread_time() + 0.005
+        self._busy_wall = time.perf_counter() + 0.05
         self._went_round = False
         asyncio.get_running_loop().call_soon(self._round_done)
 
