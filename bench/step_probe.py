@@ -2,8 +2,13 @@
 (bench/many_runs_probe.py's "step overhead"), taken apart from outside the kernel.
 
     python -m bench.step_probe gaps URL N DB        # phases of every gap, wall and main-thread CPU
-    python -m bench.step_probe cpu URL N DB         # CPU per step over the whole run (vigil, client)
-    python -m bench.step_probe profile URL N DB     # cProfile of the main thread, the top of it
+    python -m bench.step_probe cpu URL N DB         # CPU per step over the whole run, model/run spans
+    python -m bench.step_probe client URL N -       # the same for the model client alone
+    python -m bench.step_probe instant - N DB       # vigil with a model that answers at once, in process
+    python -m bench.step_probe profile URL N DB [SORT]          # cProfile of the main thread
+    python -m bench.step_probe instant-profile - N DB [SORT]
+
+Env: STAGGER_MS (spread the starts), SWITCH_MS (the GIL's switch interval), GC_FREEZE=1.
 
 URL is the loopback model server (bench/openai_stream_server.py). The same agent and model as
 bench.many_runs_probe (its BenchModel, tool, prompt and users are imported from it).
