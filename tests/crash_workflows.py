@@ -56,3 +56,26 @@ for _i in range(1, STEPS + 1):
 graph.add_edge(f"step{STEPS}", END)
 
 GRAPHS = [graph]
+
+
+# The agent loop over the same tools: one tool call a turn (the act step's inline path,
+# kernel.engine.scopes.inline), alternating credit and debit, then an answer.
+from kernel.agents.agent import agent_graph  # noqa: E402
+from kernel.agents.models.scripted import ScriptedModel, call, reply  # noqa: E402
+
+AGENT_TURNS = 6
+
+
+def _agent_script(messages):
+    done = sum(1 for m in messages if m["role"] == "tool")
+    if done >= AGENT_TURNS:
+        return reply("all posted")
+    account = messages[1]["content"]
+    tool = "credit" if done % 2 == 0 else "debit"
+    return call(tool, {"account": account, "amount": done + 1}, text=f"posting {done + 1}", call_id=f"c{done}")
+
+
+agent = agent_graph("ledger-agent", model=ScriptedModel("ledger", _agent_script, token_delay=0.003),
+                    tools=[credit, debit], system="post the ledger", max_turns=AGENT_TURNS + 1)
+
+GRAPHS = [graph, agent]

@@ -428,3 +428,40 @@ def test_a_cpu_bound_loop_is_cancelled_at_the_next_step_boundary(db):
     info, at_cancel, later = asyncio.run(asyncio.wait_for(go(), 30))
     assert info.status == "cancelled"
     assert later == at_cancel and at_cancel < 1000
+
+
+def test_a_loop_of_blocking_steps_lets_the_loop_go_round_at_every_boundary(db):
+    """A node that blocks the thread (time.sleep, a sync HTTP call) uses almost no CPU: the
+    boundary's busy window must still close on the wall clock, or such a loop would starve
+    every other task for many steps at a time."""
+    steps: list = []
+
+    async def block(state, ctx):
+        time.sleep(0.06)  # blocks the event loop, never awaits
+        steps.append(1)
+        return {"n": state.get("n", 0) + 1}
+
+    g = Graph("block", step_limit=100_000)
+    g.add_node("block", block)
+    g.add_edge(START, "block")
+    g.add_branch("block", lambda s: "block" if s["n"] < 10**9 else END, ["block", END])
+
+    async def go():
+        seen = []  # the steps done each time another task got a turn
+
+        async def ticker():
+            while len(steps) < 12:
+                seen.append(len(steps))
+                await asyncio.sleep(0)
+
+        async with runtime(db, g) as (store, rt):
+            ticking = asyncio.create_task(ticker())  # from before the run starts
+            run_id = await rt.start("block")
+            await ticking
+            await asyncio.wait_for(rt.cancel(run_id, "runaway"), 5)
+            return await store.run(run_id), seen
+
+    info, seen = asyncio.run(asyncio.wait_for(go(), 60))
+    assert info.status == "cancelled"
+    # each step blocks longer than the window: the loop goes round between any two steps
+    assert max(b - a for a, b in zip(seen, seen[1:] + [12])) <= 2, seen

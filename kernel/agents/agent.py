@@ -8,6 +8,7 @@ import asyncio
 import json
 from typing import Any
 
+from ..engine.scopes import inline
 from ..errors import ActionError, ToolError
 from ..graph import END, START, Graph, RetryPolicy
 from ..tools import Tool
@@ -50,7 +51,12 @@ def agent_graph(
         calls = state["messages"][-1].get("tool_calls", [])
         # Each call runs in a task of its own, numbered in creation order (kernel.engine.scopes), so its
         # positions replay the same however the calls interleave; the step ends when all have.
-        results = await asyncio.gather(*(_run_call(ctx, call) for call in calls))
+        # The usual turn calls one tool: it runs where its task would, with the same positions,
+        # without the task's two turns of the loop (bench/NOTES.md, engine).
+        if len(calls) == 1:
+            results = [await inline(_run_call(ctx, calls[0]))]
+        else:
+            results = await asyncio.gather(*(_run_call(ctx, call) for call in calls))
         return {"messages": list(results)}
 
     def route(state: dict) -> str:

@@ -20,7 +20,7 @@ import asyncio
 import contextvars
 from typing import Any, Coroutine
 
-__all__ = ["Scope", "current", "enter", "leave", "detached", "install", "outside"]
+__all__ = ["Scope", "current", "enter", "leave", "detached", "install", "outside", "inline"]
 
 _current: contextvars.ContextVar["Scope | None"] = contextvars.ContextVar("vigil_scope", default=None)
 
@@ -60,6 +60,21 @@ def leave(token: contextvars.Token) -> None:
 def outside() -> contextvars.Token:
     """Run what follows with no scope (an effect's own code); undo with leave()."""
     return _current.set(None)
+
+
+async def inline(coro: Coroutine) -> Any:
+    """Await `coro` as if it were a task started here, without the task: it runs in the scope
+    such a task would get, so its calls take the same positions (a log recorded either way
+    replays either way). A task costs two turns of the loop (one to start, one to hand its
+    result back), and under load each turn queues the run behind every other ready run."""
+    scope = _current.get()
+    if scope is None:
+        return await coro
+    token = _current.set(scope.child())
+    try:
+        return await coro
+    finally:
+        _current.reset(token)
 
 
 def detached() -> contextvars.Context:
