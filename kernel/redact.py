@@ -289,7 +289,13 @@ def recordable(value: Any) -> Any:
 
 def may_hold_secrets(body: bytes) -> bool:
     """False only if no rule can match anything in `body` (an encoded event or row)."""
-    return bool(_extra) or _QUICK_BYTES.search(body.lower()) is not None
+    if _extra:
+        return True
+    if body.isascii():
+        return _QUICK_BYTES.search(body.lower()) is not None
+    # The rules lower-case with str.lower(), which folds more than bytes.lower() does (the Kelvin
+    # sign to k): a body with other than ASCII is checked as the text the rules will see.
+    return _QUICK.search(body.decode("utf-8", "surrogateescape").lower()) is not None
 
 
 def secrets_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

@@ -199,6 +199,20 @@ def test_verify_secrets_names_what_an_older_vigil_wrote(db):
     assert clean.returncode == 0 and clean.stdout.decode().startswith("no secrets found")
 
 
+def test_the_codecs_quick_check_folds_case_as_the_rules_do():
+    """`seal` skips the walk over an event whose bytes no rule can match; the rules lower-case
+    keys with str.lower(), which folds more than ASCII (the Kelvin sign K to k): a key the rules
+    call a token must not slip past the quick check because its bytes are not ASCII."""
+    from kernel.codec import seal
+
+    key = "TO\u212aEN"  # TOKEN, its K the Kelvin sign
+    assert key_kind(key) == "token"
+    event = RunStarted(graph="g", input={key: "abcdefabcdefabcdefabcdef0123", "note": "caf\u00e9"})
+    sealed, body, _ = seal(event)
+    assert b"abcdefabcdef" not in body
+    assert sealed.input[key] == "[REDACTED:token]" and sealed.input["note"] == "caf\u00e9"
+
+
 def test_verify_secrets_looks_inside_artifacts(db):
     """`ctx.artifact` stores the bytes it is given as they are (they may be a PDF, an image): the
     scan reads them too, and names the run and seq that reference one holding a secret."""
