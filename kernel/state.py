@@ -30,14 +30,20 @@ def apply(state: dict[str, Any], patches: Iterable[Patch]) -> None:
             if op == "append":
                 current.append(value)
             else:
-                current.extend(value)
+                try:
+                    current.extend(value)
+                except TypeError:  # a log written by hand, or by a bug: named, never a traceback
+                    raise PatchError(f"extend of {key!r} with a {type(value).__name__}, not a list") from None
         elif op == "merge":
             current = state.get(key)
             if current is None:
                 current = state[key] = {}
             elif type(current) is not dict:
                 raise PatchError(f"merge into {key!r}, which holds a {type(current).__name__}")
-            current.update(value)
+            try:
+                current.update(value)
+            except (TypeError, ValueError):
+                raise PatchError(f"merge into {key!r} of a {type(value).__name__}, not a mapping") from None
         elif op == "delete":
             state.pop(key, None)
         else:  # pragma: no cover - the decoder only admits the ops above

@@ -514,3 +514,40 @@ def test_vigil_run_on_a_full_disk_is_one_line(small_disk, monkeypatch):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(vigil("runs", "--json", db=db).stdout)["status"] == "completed"
     assert vigil("verify", run_id, db=db).returncode == 0
+
+
+def test_a_patch_of_the_wrong_kind_is_a_problem_not_a_traceback(tmp_path):
+    """A log written by hand or by a bug: `extend` with a number, `merge` of a list. Every fold
+    (replay's, the verifier's, the scrubber's) names the seq; nothing crashes."""
+    from kernel.events import StepCompleted, StepStarted
+    from kernel.log.folding import fold_one, fold_rows
+    from kernel.codec import encode
+
+    db = tmp_path / "crafted.db"
+    bad = [StepCompleted(step_id="1.a", node="a", update=(Patch("extend", "x", 5),), next=("b",)),
+           StepCompleted(step_id="2.b", node="b", update=(Patch("merge", "m", [1, 2]),), next=())]
+
+    async def make():
+        async with await Store.open(db) as store:
+            await store.append("r1", [RunStarted(graph="g", update=(Patch("set", "m", {}),)),
+                                      StepStarted(step_id="1.a", node="a"), bad[0],
+                                      StepStarted(step_id="2.b", node="b"), bad[1]], expected_seq=0)
+
+    run(make())
+    out = vigil("verify", db=db)
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1 and "Traceback" not in out.stderr.decode(), out
+    assert "run r1 seq 3: patch does not apply: extend of 'x' with a int, not a list" in lines
+    assert "run r1 seq 5: patch does not apply: merge into 'm' of a list, not a mapping" in lines
+    out = vigil("state", "r1", db=db)
+    assert out.returncode == 1 and "Traceback" not in out.stderr.decode(), out
+    assert "seq 3: extend of 'x' with a int, not a list" in out.stderr.decode()
+    # both folds agree on what they say
+    rows = [(3, "StepCompleted", *encode(bad[0])), (5, "StepCompleted", *encode(bad[1]))]
+    inline, one = [], []
+    fold_rows({"m": {}}, rows, inline)
+    state: dict = {"m": {}}
+    for seq, type_, body, crc in rows:
+        fold_one(state, seq, type_, body, crc, one)
+    assert inline == one == [(3, "extend of 'x' with a int, not a list"),
+                             (5, "merge into 'm' of a list, not a mapping")]

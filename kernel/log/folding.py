@@ -184,7 +184,11 @@ def fold_rows(state: dict, rows: Iterable[tuple[int, str, bytes, int]], problems
                         elif type(current) is not dict:
                             problems.append((seq, f"merge into {key!r}, which holds a {type(current).__name__}"))
                             break
-                        current.update(value)
+                        try:
+                            current.update(value)
+                        except (TypeError, ValueError):
+                            problems.append((seq, f"merge into {key!r} of a {type(value).__name__}, not a mapping"))
+                            break
                     elif op == "delete":
                         state.pop(key, None)
                     else:  # append, extend: the decoder admits no other op
@@ -196,7 +200,11 @@ def fold_rows(state: dict, rows: Iterable[tuple[int, str, bytes, int]], problems
                         if op == "append":
                             current.append(value)
                         else:
-                            current.extend(value)
+                            try:
+                                current.extend(value)
+                            except TypeError:
+                                problems.append((seq, f"extend of {key!r} with a {type(value).__name__}, not a list"))
+                                break
                 continue
         fold_one(state, seq, type_, body, crc, problems)
 
