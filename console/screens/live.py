@@ -6,8 +6,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Footer
 
+from ..widgets.footer import Footer
 from ..widgets.runpane import RunPane
 
 __all__ = ["LiveScreen"]
