@@ -5,7 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.reactive import Reactive
 from textual.screen import Screen
+from textual.widget import Widget
 
 from ..widgets.footer import Footer
 from ..widgets.runpane import RunPane
@@ -29,6 +31,11 @@ class LiveScreen(Screen[None]):
     LiveScreen Grid.cols-2 { grid-size: 2; }
     LiveScreen Grid.cols-2x2 { grid-size: 2 2; }
     """
+
+    # Textual repaints the whole screen whenever focus moves; here the two panes whose border
+    # changes repaint themselves (RunPane._light), so a tab redraws those two, not all four and
+    # the footer (bench/NOTES.md, "2x2 grid").
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
     def __init__(self, run_ids: list[str]) -> None:
         super().__init__()

@@ -7,6 +7,8 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Label, Log, Static, Tree
 
 from kernel.codec import Record
@@ -24,7 +26,7 @@ _TREE_CHILDREN = 50
 class RunPane(Vertical, can_focus=True):
     DEFAULT_CSS = """
     RunPane { border: round $foreground 30%; height: 1fr; }
-    RunPane:focus-within, RunPane:focus { border: heavy $accent; border-title-style: bold; }
+    RunPane.-lit { border: heavy $accent; }
     RunPane #head { height: 1; width: 1fr; background: $panel; padding: 0 1; }
     RunPane #body { height: 1fr; }
     RunPane Log { width: 3fr; overflow-x: hidden; }
@@ -51,6 +53,7 @@ class RunPane(Vertical, can_focus=True):
         self._loaded = False
         self._catching = False
         self._again = False
+        self.title_text = run_id  # the border title: the run, then its graph once RunStarted is read
 
     def compose(self) -> ComposeResult:
         yield Label(self.run_id, id="head")
@@ -60,13 +63,44 @@ class RunPane(Vertical, can_focus=True):
             yield Tree("state", id="state")
         yield Static("", id="stream", markup=False)
 
+    def watch_has_focus(self, has_focus: bool) -> None:
+        self._light()
+
+    def on_descendant_focus(self) -> None:
+        self._light()
+
+    def on_descendant_blur(self) -> None:
+        self._light()
+
+    def _light(self) -> None:
+        """The border lights up while focus is on the pane or inside it.
+
+        Not `:focus-within` (nor `:focus`, whose watcher Textual runs here): either restyles the
+        pane's whole subtree, and Textual then sees every node's styles as changed, so the Log
+        and the Tree drop their rendered lines and ask for a layout: a full re-render of two
+        panes per tab (bench/NOTES.md, "2x2 grid"). The class changes the pane's own border
+        only, so the pane alone is restyled; nothing it contains inherits from a border. The
+        title is made bold here, not by `border-title-style`, which Textual passes down to the
+        pane's children as a change (they would all re-render)."""
+        # each widget's own flag, set as its Focus or Blur is handled: `screen.focused` can be
+        # None for a moment while a screen is pushed, after the pane's Focus was posted
+        lit = self.has_focus or any(node.has_focus for node in self.walk_children(Widget))
+        if lit != self.has_class("-lit"):
+            self.set_class(lit, "-lit", update=False)
+            self.app.stylesheet.update_nodes([self], animate=False)
+            self._show_title()
+
+    def _show_title(self) -> None:
+        title = Content(self.title_text)  # plain text: a run id or a graph name is not markup
+        self.border_title = title.stylize("bold") if self.has_class("-lit") else title
+
     def on_resize(self) -> None:
         # the state tree needs room; a narrow pane shows the tail only
         self.set_class(self.size.width < 100, "narrow")
         self._update_head()
 
     def on_mount(self) -> None:
-        self.border_title = self.run_id
+        self._show_title()
         self.load()
         self.set_interval(0.05, self._flush_stream)
         self.set_interval(0.5, self._maybe_state)
@@ -155,7 +189,8 @@ class RunPane(Vertical, can_focus=True):
                     self.stream = ""
                     self._stream_dirty = True
             elif isinstance(event, RunStarted):
-                self.border_title = f"{self.run_id} · {event.graph}"
+                self.title_text = f"{self.run_id} · {event.graph}"
+                self._show_title()
         if lines:
             self.query_one(Log).write_lines(lines)
 

@@ -195,6 +195,53 @@ def test_tab_moves_to_the_next_pane_and_s_scrubs_the_focused_one(log_db):
     asyncio.run(go())
 
 
+def _lit(app) -> list[str]:
+    """The runs whose pane shows focus on screen (as painted): a heavy top-left corner."""
+    lines = screen_text(app).splitlines()
+    return [p.run_id for p in app.screen.query(RunPane) if lines[p.region.y][p.region.x] == "┏"]
+
+
+def test_the_focused_pane_and_only_it_is_lit(log_db):
+    """Focus is shown by the pane's border, whether the pane itself or a widget inside it has it,
+    and it follows tab, a click and a trip to the scrubber and back."""
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
+            first, second, third = app.screen.query(RunPane)
+            await pilot.pause(0.2)
+            assert _lit(app) == ["run-support-done"]
+            await pilot.press("tab")
+            await pilot.pause(0.1)
+            assert _lit(app) == ["run-deploy-fail"]
+            await pilot.press("tab")
+            await pilot.pause(0.1)
+            assert _lit(app) == ["run-support-wait"]
+            await pilot.click(second.query_one(Log), offset=(2, 1))  # focus inside a pane lights it too
+            await pilot.pause(0.1)
+            assert app.screen.focused is second.query_one(Log)
+            assert _lit(app) == ["run-deploy-fail"]
+            await pilot.press("tab")  # from inside a pane, tab goes on to the next pane
+            await pilot.pause(0.1)
+            assert app.screen.focused is third
+            assert _lit(app) == ["run-support-wait"]
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, ScrubberScreen))
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen))
+            await pilot.pause(0.2)
+            assert _lit(app) == ["run-support-wait"]
+            await pilot.press("x")  # the focused pane closes; the first one takes focus
+            await until(pilot, lambda: len(app.screen.query(RunPane)) == 2)
+            await pilot.pause(0.2)
+            assert _lit(app) == ["run-support-done"]
+
+    asyncio.run(go())
+
+
 # a runs list that explains itself -----------------------------------------------------------
 
 
