@@ -94,7 +94,9 @@ class LiveScreen(Screen[None]):
             return
         current = self._focused()
         i = panes.index(current) if current in panes else -step
-        panes[(i + step) % len(panes)].focus()
+        # at once, not `pane.focus()` (a callback for later): a second tab already read would
+        # otherwise start from the same pane and both would land on the next one
+        self.set_focus(panes[(i + step) % len(panes)])
 
     def action_scrub(self) -> None:
         pane = self._focused()
@@ -127,7 +129,7 @@ class LiveScreen(Screen[None]):
             grid.move_child(pane, before=panes[j])
         else:
             grid.move_child(pane, after=panes[j])
-        pane.focus()
+        self.set_focus(pane)
 
     def action_layout(self) -> None:
         self.stacked = not self.stacked

@@ -242,6 +242,29 @@ def test_the_focused_pane_and_only_it_is_lit(log_db):
     asyncio.run(go())
 
 
+def test_two_tabs_read_together_move_two_panes(log_db):
+    """Keys that arrive in one read (a fast typist, a slow SSH link) are handled back to back:
+    the second tab must start from the pane the first one chose, not from the old focus."""
+    from textual import events
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
+            first, second, third = app.screen.query(RunPane)
+            await pilot.pause(0.2)
+            assert app.screen.focused is first
+            app.post_message(events.Key("tab", None))
+            app.post_message(events.Key("tab", None))
+            await pilot.pause(0.2)
+            assert app.screen.focused is third
+            assert _lit(app) == ["run-support-wait"]
+
+    asyncio.run(go())
+
+
 # a runs list that explains itself -----------------------------------------------------------
 
 
