@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Label, Log, Static, Tree
 
@@ -21,6 +22,7 @@ from .runlist import STATUS_STYLE
 __all__ = ["RunPane"]
 
 _TREE_CHILDREN = 50
+W = TypeVar("W", bound=Widget)
 
 
 class RunPane(Vertical, can_focus=True):
@@ -93,6 +95,15 @@ class RunPane(Vertical, can_focus=True):
     def _show_title(self) -> None:
         title = Content(self.title_text)  # plain text: a run id or a graph name is not markup
         self.border_title = title.stylize("bold") if self.has_class("-lit") else title
+
+    def _part(self, selector: str, kind: type[W]) -> W | None:
+        """One of the pane's widgets, or None once they are gone: Textual takes a closing pane's
+        children down before it cancels the pane's workers, so a read in flight can come back to
+        a pane without its parts, and a NoMatches there took the whole console down."""
+        try:
+            return self.query_one(selector, kind)
+        except NoMatches:
+            return None
 
     def on_resize(self) -> None:
         # the state tree needs room; a narrow pane shows the tail only
@@ -192,7 +203,9 @@ class RunPane(Vertical, can_focus=True):
                 self.title_text = f"{self.run_id} · {event.graph}"
                 self._show_title()
         if lines:
-            self.query_one(Log).write_lines(lines)
+            log = self._part("Log", Log)
+            if log is not None:
+                log.write_lines(lines)
 
     def log_changed(self, records: list[Record]) -> None:
         mine = [r for r in records if r.run_id == self.run_id]
@@ -219,7 +232,9 @@ class RunPane(Vertical, can_focus=True):
     def _flush_stream(self) -> None:
         if self._stream_dirty:
             self._stream_dirty = False
-            self.query_one("#stream", Static).update(f"✎ {self.stream}" if self.stream else "")
+            stream = self._part("#stream", Static)
+            if stream is not None:
+                stream.update(f"✎ {self.stream}" if self.stream else "")
 
     def _show_queue(self) -> None:
         """What of this run waits for a concurrency slot (kernel.limits): status of the runs this
@@ -228,7 +243,9 @@ class RunPane(Vertical, can_focus=True):
         text = describe(waiting(self.run_id))
         if text != self.queue_text:
             self.queue_text = text
-            line = self.query_one("#queue", Label)
+            line = self._part("#queue", Label)
+            if line is None:
+                return
             line.update(f"⧗ {text}" if text else "")
             line.display = bool(text)
 
@@ -257,7 +274,9 @@ class RunPane(Vertical, can_focus=True):
             waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
             text = (f"{icon} {info.status}{waiting} · {took} · "
                     f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}")
-        self.query_one("#head", Label).update(text)
+        head = self._part("#head", Label)
+        if head is not None:
+            head.update(text)
 
     def _maybe_state(self) -> None:
         if self._state_due:
@@ -267,7 +286,9 @@ class RunPane(Vertical, can_focus=True):
     @work(exclusive=True, group="pane-state")
     async def load_state(self) -> None:
         view = await self.app.store.state_at(self.run_id)
-        tree = self.query_one(Tree)
+        tree = self._part("Tree", Tree)
+        if tree is None:
+            return
         tree.clear()
         tree.root.label = f"state @ {view.seq}"
         usage = view.state.get("usage")

@@ -265,6 +265,33 @@ def test_two_tabs_read_together_move_two_panes(log_db):
     asyncio.run(go())
 
 
+def test_a_read_that_comes_back_to_a_closing_pane_is_dropped(log_db):
+    """Textual takes a closing pane's children down before it cancels the pane's workers, so a
+    read in flight (a live run's events, its state) can come back to a pane without its parts;
+    that must not take the console down (it did, now and then, leaving a grid of live runs)."""
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            pane = app.screen.query_one(RunPane)
+            await until(pilot, lambda: pane.info is not None)
+            for child in list(pane.children):  # the pane's parts go first, as when it is closed
+                await child.remove()
+            pane.shown_seq = 0  # so the catch-up has events to write
+            pane.refresh_info()
+            pane.load_state()
+            pane.catch_up()
+            pane.token("1.think#0", "more")
+            await pilot.pause(0.3)
+            assert pane.shown_seq == 14  # read and taken in, with nowhere to show it
+        assert app.return_code in (None, 0)
+
+    asyncio.run(go())
+
+
 # a runs list that explains itself -----------------------------------------------------------
 
 
