@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from textual import work
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
@@ -283,6 +284,12 @@ class RunPane(Vertical, can_focus=True):
             self._state_due = False
             self.load_state()
 
+    @on(Tree.NodeExpanded, "#state")
+    def _expand(self, event: Tree.NodeExpanded) -> None:
+        node = event.node
+        if node.data is not None and not node.children:
+            _fill(node, node.data)
+
     @work(exclusive=True, group="pane-state")
     async def load_state(self) -> None:
         view = await self.app.store.state_at(self.run_id)
@@ -300,13 +307,16 @@ class RunPane(Vertical, can_focus=True):
 
 
 def _fill(node: Any, value: Any) -> None:
+    """One level of `value` under `node`. A branch gets its own children when it is first
+    expanded: the state is rebuilt on every step and only the top level shows (a long
+    conversation filled in whole was hundreds of nodes a rebuild, most of a live pane's CPU).
+    Labels are Text, not markup: a model's "[/x]" is shown as written (as markup it raised)."""
     items = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
     for key, child in items[:_TREE_CHILDREN]:
         if isinstance(child, (dict, list)):
-            branch = node.add(f"{key} ({len(child)})")
-            _fill(branch, child)
+            node.add(Text(f"{key} ({len(child)})"), data=child)
         else:
             text = repr(child) if not isinstance(child, str) else child
-            node.add_leaf(f"{key}: {text[:200]}")
+            node.add_leaf(Text(f"{key}: {text[:200]}"))
     if len(items) > _TREE_CHILDREN:
-        node.add_leaf(f"… {len(items) - _TREE_CHILDREN} more")
+        node.add_leaf(Text(f"… {len(items) - _TREE_CHILDREN} more"))

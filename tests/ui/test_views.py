@@ -385,6 +385,39 @@ def test_a_waiting_pane_header_and_state_tree_stay_current(tmp_path):
     asyncio.run(go())
 
 
+def test_the_state_tree_shows_text_as_written_and_nested_values_when_opened(tmp_path):
+    """A value that looks like markup is shown as written (as markup "[/x]" raised and took the
+    console down); a branch's values are there when it is opened."""
+    from kernel.events import Patch, RunStarted
+    from kernel.store import Store
+
+    async def go():
+        db = tmp_path / "s.db"
+        async with await Store.open(db) as store:
+            await store.append("run-state", [RunStarted(graph="support", update=(
+                Patch("set", "note", "see [/x] and [b]this[/b]"),
+                Patch("set", "nested", {"a": {"b": 1}, "items": [1, 2]}),
+            ))], expected_seq=0)
+        app = _app(db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 1)
+            app.open_panes(["run-state"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            tree = app.screen.query_one(RunPane).query_one(Tree)
+            await until(pilot, lambda: str(tree.root.label) == "state @ 1")
+            top = {str(child.label): child for child in tree.root.children}
+            assert "note: see [/x] and [b]this[/b]" in top
+            nested = top["nested (2)"]
+            nested.expand()
+            await pilot.pause(0.1)
+            assert [str(c.label) for c in nested.children] == ["a (1)", "items (2)"]
+            nested.children[0].expand()
+            await pilot.pause(0.1)
+            assert [str(c.label) for c in nested.children[0].children] == ["b: 1"]
+
+    asyncio.run(go())
+
+
 # a feed that survives a SQLite error ---------------------------------------------------------
 
 # Another process takes every WAL lock of the database (what a stuck checkpointer or a crashed
