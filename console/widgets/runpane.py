@@ -189,8 +189,9 @@ class RunPane(Vertical, can_focus=True):
                 self.nodes.discard(event.node)
                 self.steps += 1
                 self._state_due = True
-                self.stream = ""
-                self._stream_dirty = True
+                if self.stream:  # an update of the (auto-height) stream line costs a layout
+                    self.stream = ""
+                    self._stream_dirty = True
             elif isinstance(event, (ActionSucceeded, ActionFailed)):
                 # The durable result (or failure) replaces the streamed text; a token still in
                 # flight from another process (it can arrive after the event) must not bring it
@@ -277,7 +278,7 @@ class RunPane(Vertical, can_focus=True):
                     f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}")
         head = self._part("#head", Label)
         if head is not None:
-            head.update(text)
+            head.update(text, layout=False)  # one line, 1fr wide: its size never changes
 
     def _maybe_state(self) -> None:
         if self._state_due:
