@@ -3,6 +3,8 @@ process is busy with. Prints one JSON object.
 
     python -m bench.console_load_probe live DB         # runs list and a 2x2 grid while runs are live
     python -m bench.console_load_probe paint DB        # time to the first paint of the runs list
+    python -m bench.console_load_probe grid DB [N]     # tab in a 2x2 grid of the 4 newest runs, N presses
+
 
 Key to screen: from the key press (`simulate_key`, no Pilot idle-wait) to the first frame the
 compositor renders that shows its effect. Frames are caught by wrapping `App._display`, which the
@@ -127,6 +129,52 @@ async def live(db: Path) -> dict:
     return out
 
 
+async def _tabs(app, frames: Frames, presses: int) -> dict:
+    """Tab through the grid on screen: key to frame, and the CPU each press cost (process time
+    from the key to its frame, so other processes on the machine do not count)."""
+    screen = app.screen
+    ids = [p.run_id for p in screen.query(RunPane)]
+
+    def focused_pane():
+        node = screen.focused
+        while node is not None and not isinstance(node, RunPane):
+            node = node.parent
+        return node.run_id if node is not None else None
+
+    frames.probe = focused_pane
+    start = ids.index(focused_pane())
+    lat, cpu_each = [], []
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    for i in range(presses):
+        want = ids[(start + i + 1) % len(ids)]
+        c, pressed = time.process_time(), time.perf_counter()
+        app.simulate_key("tab")
+        seen = await frames.first(pressed, want)
+        cpu_each.append((time.process_time() - c) * 1000)
+        lat.append((seen - pressed) * 1000)
+        frames.seen.clear()
+        await asyncio.sleep(0.03)
+    return dict(grid_key_p50_ms=_pct(lat, 50), grid_key_p99_ms=_pct(lat, 99),
+                grid_key_cpu_p50_ms=_pct(cpu_each, 50), grid_key_cpu_p99_ms=_pct(cpu_each, 99),
+                grid_keys_cpu=(time.process_time() - cpu0) / (time.perf_counter() - t0))
+
+
+async def grid(db: Path, presses: int = 60) -> dict:
+    """The grid alone, on a log nobody else writes: what a tab costs the console itself."""
+    app = VigilApp(db, Registry(), adopt=False)
+    frames = Frames(app)
+    async with app.run_test(size=SIZE):
+        await _until(lambda: isinstance(app.screen, RunsScreen))
+        runs = app.screen.query_one(RunList)
+        await _until(lambda: runs.count >= 4 and runs.item(3) is not None)
+        app.open_panes([runs.item(i)[0].run_id for i in range(4)])
+        await _until(lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 4)
+        panes = list(app.screen.query(RunPane))
+        await _until(lambda: all(p.info is not None for p in panes))
+        await asyncio.sleep(1.0)  # the state trees load on their half-second tick
+        return await _tabs(app, frames, presses)
+
+
 async def paint(db: Path, repeats: int = 3) -> dict:
     times = []
     count = 0
@@ -151,5 +199,5 @@ async def paint(db: Path, repeats: int = 3) -> dict:
 
 
 if __name__ == "__main__":
-    what, db = sys.argv[1], Path(sys.argv[2])
-    print(json.dumps(asyncio.run({"live": live, "paint": paint}[what](db))))
+    what, db, *more = sys.argv[1], Path(sys.argv[2]), *sys.argv[3:]
+    print(json.dumps(asyncio.run({"live": live, "paint": paint, "grid": grid}[what](db, *map(int, more)))))

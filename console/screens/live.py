@@ -5,9 +5,11 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.reactive import Reactive
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widget import Widget
 
+from ..widgets.footer import Footer
 from ..widgets.runpane import RunPane
 
 __all__ = ["LiveScreen"]
@@ -29,6 +31,11 @@ class LiveScreen(Screen[None]):
     LiveScreen Grid.cols-2 { grid-size: 2; }
     LiveScreen Grid.cols-2x2 { grid-size: 2 2; }
     """
+
+    # Textual repaints the whole screen whenever focus moves; here the two panes whose border
+    # changes repaint themselves (RunPane._light), so a tab redraws those two, not all four and
+    # the footer (bench/NOTES.md, "2x2 grid").
+    focused: Reactive[Widget | None] = Reactive(None, repaint=False)
 
     def __init__(self, run_ids: list[str]) -> None:
         super().__init__()
@@ -87,7 +94,9 @@ class LiveScreen(Screen[None]):
             return
         current = self._focused()
         i = panes.index(current) if current in panes else -step
-        panes[(i + step) % len(panes)].focus()
+        # at once, not `pane.focus()` (a callback for later): a second tab already read would
+        # otherwise start from the same pane and both would land on the next one
+        self.set_focus(panes[(i + step) % len(panes)])
 
     def action_scrub(self) -> None:
         pane = self._focused()
@@ -120,7 +129,7 @@ class LiveScreen(Screen[None]):
             grid.move_child(pane, before=panes[j])
         else:
             grid.move_child(pane, after=panes[j])
-        pane.focus()
+        self.set_focus(pane)
 
     def action_layout(self) -> None:
         self.stacked = not self.stacked

@@ -6,10 +6,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Input, Label
 
 from kernel.errors import StoreError
 
+from ..widgets.footer import Footer
 from ..widgets.runlist import RunList
 
 __all__ = ["RunsScreen"]

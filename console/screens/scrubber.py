@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Input, Label
 
 from kernel.codec import Corrupt, Unknown, canonical_hash, to_builtins
 from kernel.errors import VigilError
@@ -22,6 +22,7 @@ from ..artifactcmds import page_artifact, ref_in, ref_lines
 from ..format import record_json
 from ..statetext import capped as _capped, diff_lines, pretty as _pretty
 from ..widgets.docview import DocView
+from ..widgets.footer import Footer
 from ..widgets.timeline import Timeline
 from .scrubfilters import FAILURES, ONLY, FilteredViews
 

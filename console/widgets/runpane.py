@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from textual import work
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.css.query import NoMatches
+from textual.widget import Widget
 from textual.widgets import Label, Log, Static, Tree
 
 from kernel.codec import Record
@@ -19,12 +23,13 @@ from .runlist import STATUS_STYLE
 __all__ = ["RunPane"]
 
 _TREE_CHILDREN = 50
+W = TypeVar("W", bound=Widget)
 
 
 class RunPane(Vertical, can_focus=True):
     DEFAULT_CSS = """
     RunPane { border: round $foreground 30%; height: 1fr; }
-    RunPane:focus-within, RunPane:focus { border: heavy $accent; border-title-style: bold; }
+    RunPane.-lit { border: heavy $accent; }
     RunPane #head { height: 1; width: 1fr; background: $panel; padding: 0 1; }
     RunPane #body { height: 1fr; }
     RunPane Log { width: 3fr; overflow-x: hidden; }
@@ -51,6 +56,7 @@ class RunPane(Vertical, can_focus=True):
         self._loaded = False
         self._catching = False
         self._again = False
+        self.title_text = run_id  # the border title: the run, then its graph once RunStarted is read
 
     def compose(self) -> ComposeResult:
         yield Label(self.run_id, id="head")
@@ -60,13 +66,53 @@ class RunPane(Vertical, can_focus=True):
             yield Tree("state", id="state")
         yield Static("", id="stream", markup=False)
 
+    def watch_has_focus(self, has_focus: bool) -> None:
+        self._light()
+
+    def on_descendant_focus(self) -> None:
+        self._light()
+
+    def on_descendant_blur(self) -> None:
+        self._light()
+
+    def _light(self) -> None:
+        """The border lights up while focus is on the pane or inside it.
+
+        Not `:focus-within` (nor `:focus`, whose watcher Textual runs here): either restyles the
+        pane's whole subtree, and Textual then sees every node's styles as changed, so the Log
+        and the Tree drop their rendered lines and ask for a layout: a full re-render of two
+        panes per tab (bench/NOTES.md, "2x2 grid"). The class changes the pane's own border
+        only, so the pane alone is restyled; nothing it contains inherits from a border. The
+        title is made bold here, not by `border-title-style`, which Textual passes down to the
+        pane's children as a change (they would all re-render)."""
+        # each widget's own flag, set as its Focus or Blur is handled: `screen.focused` can be
+        # None for a moment while a screen is pushed, after the pane's Focus was posted
+        lit = self.has_focus or any(node.has_focus for node in self.walk_children(Widget))
+        if lit != self.has_class("-lit"):
+            self.set_class(lit, "-lit", update=False)
+            self.app.stylesheet.update_nodes([self], animate=False)
+            self._show_title()
+
+    def _show_title(self) -> None:
+        title = Content(self.title_text)  # plain text: a run id or a graph name is not markup
+        self.border_title = title.stylize("bold") if self.has_class("-lit") else title
+
+    def _part(self, selector: str, kind: type[W]) -> W | None:
+        """One of the pane's widgets, or None once they are gone: Textual takes a closing pane's
+        children down before it cancels the pane's workers, so a read in flight can come back to
+        a pane without its parts, and a NoMatches there took the whole console down."""
+        try:
+            return self.query_one(selector, kind)
+        except NoMatches:
+            return None
+
     def on_resize(self) -> None:
         # the state tree needs room; a narrow pane shows the tail only
         self.set_class(self.size.width < 100, "narrow")
         self._update_head()
 
     def on_mount(self) -> None:
-        self.border_title = self.run_id
+        self._show_title()
         self.load()
         self.set_interval(0.05, self._flush_stream)
         self.set_interval(0.5, self._maybe_state)
@@ -143,8 +189,9 @@ class RunPane(Vertical, can_focus=True):
                 self.nodes.discard(event.node)
                 self.steps += 1
                 self._state_due = True
-                self.stream = ""
-                self._stream_dirty = True
+                if self.stream:  # an update of the (auto-height) stream line costs a layout
+                    self.stream = ""
+                    self._stream_dirty = True
             elif isinstance(event, (ActionSucceeded, ActionFailed)):
                 # The durable result (or failure) replaces the streamed text; a token still in
                 # flight from another process (it can arrive after the event) must not bring it
@@ -155,9 +202,12 @@ class RunPane(Vertical, can_focus=True):
                     self.stream = ""
                     self._stream_dirty = True
             elif isinstance(event, RunStarted):
-                self.border_title = f"{self.run_id} · {event.graph}"
+                self.title_text = f"{self.run_id} · {event.graph}"
+                self._show_title()
         if lines:
-            self.query_one(Log).write_lines(lines)
+            log = self._part("Log", Log)
+            if log is not None:
+                log.write_lines(lines)
 
     def log_changed(self, records: list[Record]) -> None:
         mine = [r for r in records if r.run_id == self.run_id]
@@ -184,7 +234,9 @@ class RunPane(Vertical, can_focus=True):
     def _flush_stream(self) -> None:
         if self._stream_dirty:
             self._stream_dirty = False
-            self.query_one("#stream", Static).update(f"✎ {self.stream}" if self.stream else "")
+            stream = self._part("#stream", Static)
+            if stream is not None:
+                stream.update(f"✎ {self.stream}" if self.stream else "")
 
     def _show_queue(self) -> None:
         """What of this run waits for a concurrency slot (kernel.limits): status of the process
@@ -195,7 +247,9 @@ class RunPane(Vertical, can_focus=True):
         text = describe(waiting(self.run_id)) or (live.queue_text(self.run_id) if live is not None else "")
         if text != self.queue_text:
             self.queue_text = text
-            line = self.query_one("#queue", Label)
+            line = self._part("#queue", Label)
+            if line is None:
+                return
             line.update(f"⧗ {text}" if text else "")
             line.display = bool(text)
 
@@ -224,17 +278,27 @@ class RunPane(Vertical, can_focus=True):
             waiting = f" · ⚑ {info.pending} waiting" if info.pending else ""
             text = (f"{icon} {info.status}{waiting} · {took} · "
                     f"{info.last_seq} events · {self.steps} steps · nodes {nodes}{self.tokens}")
-        self.query_one("#head", Label).update(text)
+        head = self._part("#head", Label)
+        if head is not None:
+            head.update(text, layout=False)  # one line, 1fr wide: its size never changes
 
     def _maybe_state(self) -> None:
         if self._state_due:
             self._state_due = False
             self.load_state()
 
+    @on(Tree.NodeExpanded, "#state")
+    def _expand(self, event: Tree.NodeExpanded) -> None:
+        node = event.node
+        if node.data is not None and not node.children:
+            _fill(node, node.data)
+
     @work(exclusive=True, group="pane-state")
     async def load_state(self) -> None:
         view = await self.app.store.state_at(self.run_id)
-        tree = self.query_one(Tree)
+        tree = self._part("Tree", Tree)
+        if tree is None:
+            return
         tree.clear()
         tree.root.label = f"state @ {view.seq}"
         usage = view.state.get("usage")
@@ -246,13 +310,16 @@ class RunPane(Vertical, can_focus=True):
 
 
 def _fill(node: Any, value: Any) -> None:
+    """One level of `value` under `node`. A branch gets its own children when it is first
+    expanded: the state is rebuilt on every step and only the top level shows (a long
+    conversation filled in whole was hundreds of nodes a rebuild, most of a live pane's CPU).
+    Labels are Text, not markup: a model's "[/x]" is shown as written (as markup it raised)."""
     items = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) if isinstance(value, list) else []
     for key, child in items[:_TREE_CHILDREN]:
         if isinstance(child, (dict, list)):
-            branch = node.add(f"{key} ({len(child)})")
-            _fill(branch, child)
+            node.add(Text(f"{key} ({len(child)})"), data=child)
         else:
             text = repr(child) if not isinstance(child, str) else child
-            node.add_leaf(f"{key}: {text[:200]}")
+            node.add_leaf(Text(f"{key}: {text[:200]}"))
     if len(items) > _TREE_CHILDREN:
-        node.add_leaf(f"… {len(items) - _TREE_CHILDREN} more")
+        node.add_leaf(Text(f"… {len(items) - _TREE_CHILDREN} more"))

@@ -202,6 +202,39 @@ def test_footer_hints_fit_at_80_columns(make_app):
     asyncio.run(go())
 
 
+def test_the_footer_keeps_its_keys_across_panes_and_follows_a_remap(make_app):
+    """Tab in the grid changes nothing the footer shows, so its keys stay as they are (Textual's
+    footer built them all again on every focus change); a remap is shown at once."""
+
+    def shown(app) -> list[tuple[str, str]]:
+        return [(k.key, k.description) for k in app.screen.query(FooterKey)]
+
+    async def go():
+        app = make_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _runs_ready(pilot)
+            app.open_panes(["run-support-done", "run-deploy-fail"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(FooterKey)) > 0)
+            await pilot.pause(0.3)
+            keys = list(app.screen.query(FooterKey))
+            before = shown(app)
+            assert ("s", "scrubber") in before and ("tab", "next pane") in before
+            for _ in range(3):
+                await pilot.press("tab")
+                await pilot.pause(0.1)
+            assert shown(app) == before
+            assert all(a is b for a, b in zip(app.screen.query(FooterKey), keys, strict=True))
+            app.update_keymap({"live.scrub": "S"})
+            await until(pilot, lambda: ("S", "scrubber") in shown(app))
+            assert ("s", "scrubber") not in shown(app)
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await until(pilot, lambda: ("n", "new run") in shown(app))  # the runs screen's own keys
+            assert ("tab", "next pane") not in shown(app)
+
+    asyncio.run(go())
+
+
 # settings that are broken or name unknown things -----------------------------------------------
 
 

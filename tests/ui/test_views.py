@@ -195,6 +195,103 @@ def test_tab_moves_to_the_next_pane_and_s_scrubs_the_focused_one(log_db):
     asyncio.run(go())
 
 
+def _lit(app) -> list[str]:
+    """The runs whose pane shows focus on screen (as painted): a heavy top-left corner."""
+    lines = screen_text(app).splitlines()
+    return [p.run_id for p in app.screen.query(RunPane) if lines[p.region.y][p.region.x] == "┏"]
+
+
+def test_the_focused_pane_and_only_it_is_lit(log_db):
+    """Focus is shown by the pane's border, whether the pane itself or a widget inside it has it,
+    and it follows tab, a click and a trip to the scrubber and back."""
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
+            first, second, third = app.screen.query(RunPane)
+            await pilot.pause(0.2)
+            assert _lit(app) == ["run-support-done"]
+            await pilot.press("tab")
+            await pilot.pause(0.1)
+            assert _lit(app) == ["run-deploy-fail"]
+            await pilot.press("tab")
+            await pilot.pause(0.1)
+            assert _lit(app) == ["run-support-wait"]
+            await pilot.click(second.query_one(Log), offset=(2, 1))  # focus inside a pane lights it too
+            await pilot.pause(0.1)
+            assert app.screen.focused is second.query_one(Log)
+            assert _lit(app) == ["run-deploy-fail"]
+            await pilot.press("tab")  # from inside a pane, tab goes on to the next pane
+            await pilot.pause(0.1)
+            assert app.screen.focused is third
+            assert _lit(app) == ["run-support-wait"]
+            await pilot.press("s")
+            await until(pilot, lambda: isinstance(app.screen, ScrubberScreen))
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen))
+            await pilot.pause(0.2)
+            assert _lit(app) == ["run-support-wait"]
+            await pilot.press("x")  # the focused pane closes; the first one takes focus
+            await until(pilot, lambda: len(app.screen.query(RunPane)) == 2)
+            await pilot.pause(0.2)
+            assert _lit(app) == ["run-support-done"]
+
+    asyncio.run(go())
+
+
+def test_two_tabs_read_together_move_two_panes(log_db):
+    """Keys that arrive in one read (a fast typist, a slow SSH link) are handled back to back:
+    the second tab must start from the pane the first one chose, not from the old focus."""
+    from textual import events
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
+            first, second, third = app.screen.query(RunPane)
+            await pilot.pause(0.2)
+            assert app.screen.focused is first
+            app.post_message(events.Key("tab", None))
+            app.post_message(events.Key("tab", None))
+            await pilot.pause(0.2)
+            assert app.screen.focused is third
+            assert _lit(app) == ["run-support-wait"]
+
+    asyncio.run(go())
+
+
+def test_a_read_that_comes_back_to_a_closing_pane_is_dropped(log_db):
+    """Textual takes a closing pane's children down before it cancels the pane's workers, so a
+    read in flight (a live run's events, its state) can come back to a pane without its parts;
+    that must not take the console down (it did, now and then, leaving a grid of live runs)."""
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 3)
+            app.open_panes(["run-support-done"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            pane = app.screen.query_one(RunPane)
+            await until(pilot, lambda: pane.info is not None)
+            for child in list(pane.children):  # the pane's parts go first, as when it is closed
+                await child.remove()
+            pane.shown_seq = 0  # so the catch-up has events to write
+            pane.refresh_info()
+            pane.load_state()
+            pane.catch_up()
+            pane.token("1.think#0", "more")
+            await pilot.pause(0.3)
+            assert pane.shown_seq == 14  # read and taken in, with nowhere to show it
+        assert app.return_code in (None, 0)
+
+    asyncio.run(go())
+
+
 # a runs list that explains itself -----------------------------------------------------------
 
 
@@ -284,6 +381,39 @@ def test_a_waiting_pane_header_and_state_tree_stay_current(tmp_path):
             final = (await app.store.state_at(run_id)).state
             labels = {str(child.label) for child in tree.root.children}
             assert f"messages ({len(final['messages'])})" in labels
+
+    asyncio.run(go())
+
+
+def test_the_state_tree_shows_text_as_written_and_nested_values_when_opened(tmp_path):
+    """A value that looks like markup is shown as written (as markup "[/x]" raised and took the
+    console down); a branch's values are there when it is opened."""
+    from kernel.events import Patch, RunStarted
+    from kernel.store import Store
+
+    async def go():
+        db = tmp_path / "s.db"
+        async with await Store.open(db) as store:
+            await store.append("run-state", [RunStarted(graph="support", update=(
+                Patch("set", "note", "see [/x] and [b]this[/b]"),
+                Patch("set", "nested", {"a": {"b": 1}, "items": [1, 2]}),
+            ))], expected_seq=0)
+        app = _app(db)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _loaded(pilot, 1)
+            app.open_panes(["run-state"])
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and bool(app.screen.query(RunPane)))
+            tree = app.screen.query_one(RunPane).query_one(Tree)
+            await until(pilot, lambda: str(tree.root.label) == "state @ 1")
+            top = {str(child.label): child for child in tree.root.children}
+            assert "note: see [/x] and [b]this[/b]" in top
+            nested = top["nested (2)"]
+            nested.expand()
+            await pilot.pause(0.1)
+            assert [str(c.label) for c in nested.children] == ["a (1)", "items (2)"]
+            nested.children[0].expand()
+            await pilot.pause(0.1)
+            assert [str(c.label) for c in nested.children[0].children] == ["b: 1"]
 
     asyncio.run(go())
 
