@@ -33,12 +33,9 @@ import time
 import urllib.request
 from typing import Annotated, Any, TypedDict
 
-import httpx
-
 from kernel.agents.models.openai import OpenAIChat
 
 SYSTEM = "You are an order desk agent. Look orders up with the lookup tool, then answer in one line."
-CLIENTS = 64  # httpx pools, runs spread over them (one pool scans its connections per request)
 
 
 def rss_now_mb() -> float:
@@ -59,22 +56,17 @@ class BenchModel:
 
     def __init__(self, url: str) -> None:
         self.name = "openai:bench"
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        self._models = [
-            OpenAIChat("bench", base_url=f"{url}/v1", key_env=None,
-                       client=httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600.0)))
-            for _ in range(CLIENTS)
-        ]
+        # one client: its connections are kept per origin with no limit on their number
+        self._model = OpenAIChat("bench", base_url=f"{url}/v1", key_env=None, timeout=600.0)
         self.calls: dict[str, list[tuple[float, float]]] = {}
         self.inflight = 0
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_token: Any) -> dict[str, Any]:
         key = next(m["content"] for m in messages if m["role"] == "user")
-        model = self._models[hash(key) % CLIENTS]
         self.inflight += 1
         t0 = time.perf_counter()
         try:
-            return await model.complete(messages, tools, on_token)
+            return await self._model.complete(messages, tools, on_token)
         finally:
             self.inflight -= 1
             self.calls.setdefault(key, []).append((t0, time.perf_counter()))

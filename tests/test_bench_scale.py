@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kernel.agents.agent import agent_graph
@@ -38,7 +37,7 @@ def model_server():
 
 
 def _model(url: str) -> OpenAIChat:
-    return OpenAIChat("bench", base_url=f"{url}/v1", key_env=None, client=httpx.AsyncClient(timeout=30))
+    return OpenAIChat("bench", base_url=f"{url}/v1", key_env=None, timeout=30)
 
 
 async def lookup(order: str) -> dict:
