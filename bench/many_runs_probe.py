@@ -1,10 +1,11 @@
 """N concurrent agent runs in this one process against the loopback model server
 (bench/openai_stream_server.py), on vigil or on LangGraph. Prints one JSON object.
 
-    python -m bench.many_runs_probe vigil|langgraph URL N TARGET
+    python -m bench.many_runs_probe vigil|langgraph|langgraph_lc|client URL N TARGET
 
 TARGET is a SQLite path (or, for vigil, a postgresql:// DSN). The agent: a system prompt and
-one user message; the model (5 turns) calls the `lookup` tool on each of its first 4 turns and
+one user message (langgraph_lc: LangGraph with langchain-openai's ChatOpenAI, as its users write
+the agent; the others call the kernel's OpenAIChat); the model (5 turns) calls the `lookup` tool on each of its first 4 turns and
 answers on the 5th, so a run is 9 steps: think, act, think, act, ..., think.
 
 Measured (the same way for both):
@@ -243,6 +244,88 @@ async def langgraph(url: str, n: int, target: str) -> dict:
     return out
 
 
+class _Timed:
+    """The model-call bookkeeping of BenchModel (calls per run, in flight) around any call."""
+
+    calls: dict[str, list[tuple[float, float]]]
+    inflight: int
+    gaps_ms = BenchModel.gaps_ms
+
+    def __init__(self) -> None:
+        self.calls, self.inflight = {}, 0
+
+    async def timed(self, key: str, call):
+        self.inflight += 1
+        t0 = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self.inflight -= 1
+            self.calls.setdefault(key, []).append((t0, time.perf_counter()))
+
+
+async def langgraph_lc(url: str, n: int, target: str) -> dict:
+    """LangGraph as its users write this agent: langchain-openai's ChatOpenAI (streaming,
+    bind_tools) on its own client (the openai SDK on httpx), MessagesState, the prebuilt ToolNode
+    and tools_condition; the same AsyncSqliteSaver, durability and protocol as `langgraph`. Its
+    httpx pool is given no connection limit, as vigil's client has none."""
+    import aiosqlite
+    import httpx
+    from langchain_core.messages import SystemMessage
+    from langchain_core.tools import tool as lc_tool
+    from langchain_openai import ChatOpenAI
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    llm = ChatOpenAI(model="bench", base_url=f"{url}/v1", api_key="none", streaming=True, stream_usage=True,
+                     http_async_client=httpx.AsyncClient(limits=limits, timeout=600.0))
+    tools = [lc_tool(lookup)]
+    bound = llm.bind_tools(tools)
+    model = _Timed()
+
+    async def think(s: MessagesState) -> dict:
+        key = s["messages"][0].content
+        reply = await model.timed(key, bound.ainvoke([SystemMessage(SYSTEM), *s["messages"]]))
+        return {"messages": [reply]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("think", think)
+    g.add_node("tools", ToolNode(tools))
+    g.add_edge(START, "think")
+    g.add_conditional_edges("think", tools_condition)
+    g.add_edge("tools", "think")
+    conn = await aiosqlite.connect(target)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=FULL")
+    app = g.compile(checkpointer=AsyncSqliteSaver(conn))
+    tasks: set[asyncio.Task] = set()
+    completed = 0
+
+    async def one(i: int) -> None:
+        nonlocal completed
+        await app.ainvoke({"messages": [_user(i)]}, {"configurable": {"thread_id": f"t{i}"}}, durability="sync")
+        completed += 1
+
+    async def start_one(i: int) -> None:
+        task = asyncio.create_task(one(i))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def settle() -> None:
+        while tasks:
+            await asyncio.gather(*list(tasks))
+
+    out = await _measure(url, n, model, start_one, settle, lambda: completed)
+    rows = 0
+    for table in ("checkpoints", "writes"):
+        rows += (await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone())[0]
+    await conn.close()
+    out.update(completed=completed - 1, events=rows, events_per_s=rows / out["wall_s"])
+    return out
+
+
 async def client(url: str, n: int, target: str) -> dict:
     """The floor under both runtimes: the same model calls (the conversation each turn would
     send, tool results included) with no runtime and no log, N at once."""
@@ -304,5 +387,5 @@ if __name__ == "__main__":
     if which == "live":
         asyncio.run(live(url, int(count), target, float(sys.argv[5])))
         sys.exit(0)
-    fn = {"vigil": vigil, "langgraph": langgraph, "client": client}[which]
+    fn = {"vigil": vigil, "langgraph": langgraph, "langgraph_lc": langgraph_lc, "client": client}[which]
     print(json.dumps(asyncio.run(fn(url, int(count), target))))
