@@ -97,8 +97,10 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
     await settle()
     model.calls.clear()
     gc.collect()
+    _gc_setting(os.environ.get("BENCH_GC", ""))
     base = rss_now_mb()
     control(url, "hold")
+    gc_clock = _GcClock()
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(start_one(i) for i in range(n)))
     started_s = time.perf_counter() - t0
@@ -118,6 +120,7 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
         timed_out = True
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    collected = gc_clock.stop()
     gaps = sorted(model.gaps_ms())
     pick = lambda p: gaps[min(len(gaps) - 1, int(p / 100 * len(gaps)))] if gaps else float("nan")
     finished = n if not timed_out or base_done is None else done() - base_done
@@ -125,7 +128,38 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
                 rss_base_mb=base, rss_waiting_mb=waiting, rss_per_run_kb=(waiting - base) * 1024 / n,
                 cpu_cores=cpu / wall, gap_p50_ms=pick(50), gap_p99_ms=pick(99),
                 step_p50_ms=pick(50) / 2, step_p99_ms=pick(99) / 2,
-                model_calls=sum(len(c) for c in model.calls.values()), peak_rss_mb=_peak_mb())
+                model_calls=sum(len(c) for c in model.calls.values()), peak_rss_mb=_peak_mb(), **collected)
+
+
+def _gc_setting(how: str) -> None:
+    """BENCH_GC, to measure the collector's share: "freeze" (what start-up made is never walked
+    again), "T0,T1,T2" (thresholds), or both joined by "+"."""
+    for part in filter(None, how.split("+")):
+        if part == "freeze":
+            gc.freeze()
+        else:
+            gc.set_threshold(*map(int, part.split(",")))
+
+
+class _GcClock:
+    """CPU seconds spent in the garbage collector, per generation, while the runs go on."""
+
+    def __init__(self) -> None:
+        self.spent = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t = 0.0
+        gc.callbacks.append(self._hook)
+
+    def _hook(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.process_time()
+        else:
+            self.spent[info["generation"]] += time.process_time() - self._t
+            self.count[info["generation"]] += 1
+
+    def stop(self) -> dict:
+        gc.callbacks.remove(self._hook)
+        return dict(gc_s=sum(self.spent), gc_s_by_gen=self.spent, gc_count_by_gen=self.count)
 
 
 def _peak_mb() -> float:
