@@ -1,7 +1,9 @@
 """Many live agent runs in one process: vigil's Runtime on a real SQLite file beside LangGraph
 (AsyncSqliteSaver) at the same concurrency, against the same loopback model server, which runs in
 a process of its own (bench/openai_stream_server.py). Each side runs in a fresh process of its own
-(bench/many_runs_probe.py), so RSS and CPU are that side's alone.
+(bench/many_runs_probe.py), so RSS and CPU are that side's alone. LangGraph is measured twice:
+with vigil's own model client (runtime against runtime: the peer of the ratio and the goal) and as
+its users write the agent, with langchain-openai's ChatOpenAI (its own row).
 
     python -m bench.run --only many_runs [--quick]     # quick: 1,000 runs only
 """
@@ -130,8 +132,30 @@ def many_runs(quick: bool) -> list[dict]:
             ours = probe("vigil", server.url, n, str(fresh_db(f"vigil-many-{n}.db")))
             theirs = probe("langgraph", server.url, n, str(fresh_db(f"lg-many-{n}.db")))
             rows += _rows(n, ours, theirs, "sqlite")
+            try:
+                as_written = probe("langgraph_lc", server.url, n, str(fresh_db(f"lglc-many-{n}.db")), timeout=DEADLINE + 600)
+            except subprocess.TimeoutExpired:
+                as_written = None
+            rows.append(_as_written(n, ours, as_written))
             rows.append(_floor(n, probe("client", server.url, n, "-"), ours, theirs))
     return rows
+
+
+def _as_written(n: int, ours: dict, theirs: dict | None) -> dict:
+    """The second peer: LangGraph with langchain-openai's ChatOpenAI, as its users write the agent."""
+    if theirs is None:
+        return dict(case=f"{n:,} concurrent agent runs: runs/s against LangGraph + ChatOpenAI",
+                    setup=f"LangGraph + ChatOpenAI did not finish in {DEADLINE + 600} s (bench/NOTES.md: httpx's pool scan)",
+                    vigil=f"{ours['runs_per_s']:,.1f}/s", peer="did not finish", ratio=None, goal="-", ok=None)
+    return dict(
+        case=f"{n:,} concurrent agent runs: runs/s against LangGraph + ChatOpenAI",
+        setup="the same agent as LangGraph users write it: langchain-openai ChatOpenAI (streaming, bind_tools) on its own "
+              "openai/httpx client (no connection limit), MessagesState, prebuilt ToolNode and tools_condition, the same "
+              f"AsyncSqliteSaver; the goal's peer is the row above (LangGraph on vigil's client); load {theirs['load']}",
+        vigil=f"{ours['runs_per_s']:,.1f}/s ({_cpu(ours)})",
+        peer=f"{theirs['runs_per_s']:,.1f}/s LangGraph + ChatOpenAI ({_done(theirs)}; {_cpu(theirs)}; "
+             f"{theirs['rss_per_run_kb']:,.1f} KB a waiting run)",
+        ratio=ours["runs_per_s"] / theirs["runs_per_s"], goal="-", ok=None)
 
 
 def _floor(n: int, floor: dict, ours: dict, theirs: dict) -> dict:
@@ -140,7 +164,7 @@ def _floor(n: int, floor: dict, ours: dict, theirs: dict) -> dict:
     best = per_run(theirs) / per_run(floor)
     return dict(
         case=f"{n:,} concurrent agent runs: the model client alone (CPU a run)",
-        setup="the same 5 model calls a run (the kernel's OpenAI client on httpx, the conversation each turn would send), "
+        setup="the same 5 model calls a run (the kernel's OpenAI client, the conversation each turn would send), "
               f"N at once, no runtime and no log; the runs/s ratio vigil could reach if it cost nothing: {best:.1f}x; load {floor['load']}",
         vigil=f"vigil {per_run(ours):.1f} ms a run", peer=f"{per_run(floor):.1f} ms client alone; LangGraph {per_run(theirs):.1f} ms",
         ratio=per_run(ours) / per_run(floor), goal="-", ok=None)

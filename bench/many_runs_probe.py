@@ -1,10 +1,11 @@
 """N concurrent agent runs in this one process against the loopback model server
 (bench/openai_stream_server.py), on vigil or on LangGraph. Prints one JSON object.
 
-    python -m bench.many_runs_probe vigil|langgraph URL N TARGET
+    python -m bench.many_runs_probe vigil|langgraph|langgraph_lc|client URL N TARGET
 
 TARGET is a SQLite path (or, for vigil, a postgresql:// DSN). The agent: a system prompt and
-one user message; the model (5 turns) calls the `lookup` tool on each of its first 4 turns and
+one user message (langgraph_lc: LangGraph with langchain-openai's ChatOpenAI, as its users write
+the agent; the others call the kernel's OpenAIChat); the model (5 turns) calls the `lookup` tool on each of its first 4 turns and
 answers on the 5th, so a run is 9 steps: think, act, think, act, ..., think.
 
 Measured (the same way for both):
@@ -33,12 +34,9 @@ import time
 import urllib.request
 from typing import Annotated, Any, TypedDict
 
-import httpx
-
 from kernel.agents.models.openai import OpenAIChat
 
 SYSTEM = "You are an order desk agent. Look orders up with the lookup tool, then answer in one line."
-CLIENTS = 64  # httpx pools, runs spread over them (one pool scans its connections per request)
 
 
 def rss_now_mb() -> float:
@@ -59,22 +57,17 @@ class BenchModel:
 
     def __init__(self, url: str) -> None:
         self.name = "openai:bench"
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-        self._models = [
-            OpenAIChat("bench", base_url=f"{url}/v1", key_env=None,
-                       client=httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(600.0)))
-            for _ in range(CLIENTS)
-        ]
+        # one client: its connections are kept per origin with no limit on their number
+        self._model = OpenAIChat("bench", base_url=f"{url}/v1", key_env=None, timeout=600.0)
         self.calls: dict[str, list[tuple[float, float]]] = {}
         self.inflight = 0
 
     async def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], on_token: Any) -> dict[str, Any]:
         key = next(m["content"] for m in messages if m["role"] == "user")
-        model = self._models[hash(key) % CLIENTS]
         self.inflight += 1
         t0 = time.perf_counter()
         try:
-            return await model.complete(messages, tools, on_token)
+            return await self._model.complete(messages, tools, on_token)
         finally:
             self.inflight -= 1
             self.calls.setdefault(key, []).append((t0, time.perf_counter()))
@@ -104,8 +97,10 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
     await settle()
     model.calls.clear()
     gc.collect()
+    _gc_setting(os.environ.get("BENCH_GC", ""))
     base = rss_now_mb()
     control(url, "hold")
+    gc_clock = _GcClock()
     cpu0, t0 = time.process_time(), time.perf_counter()
     await asyncio.gather(*(start_one(i) for i in range(n)))
     started_s = time.perf_counter() - t0
@@ -125,6 +120,7 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
         timed_out = True
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    collected = gc_clock.stop()
     gaps = sorted(model.gaps_ms())
     pick = lambda p: gaps[min(len(gaps) - 1, int(p / 100 * len(gaps)))] if gaps else float("nan")
     finished = n if not timed_out or base_done is None else done() - base_done
@@ -132,7 +128,38 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
                 rss_base_mb=base, rss_waiting_mb=waiting, rss_per_run_kb=(waiting - base) * 1024 / n,
                 cpu_cores=cpu / wall, gap_p50_ms=pick(50), gap_p99_ms=pick(99),
                 step_p50_ms=pick(50) / 2, step_p99_ms=pick(99) / 2,
-                model_calls=sum(len(c) for c in model.calls.values()), peak_rss_mb=_peak_mb())
+                model_calls=sum(len(c) for c in model.calls.values()), peak_rss_mb=_peak_mb(), **collected)
+
+
+def _gc_setting(how: str) -> None:
+    """BENCH_GC, to measure the collector's share: "freeze" (what start-up made is never walked
+    again), "T0,T1,T2" (thresholds), or both joined by "+"."""
+    for part in filter(None, how.split("+")):
+        if part == "freeze":
+            gc.freeze()
+        else:
+            gc.set_threshold(*map(int, part.split(",")))
+
+
+class _GcClock:
+    """CPU seconds spent in the garbage collector, per generation, while the runs go on."""
+
+    def __init__(self) -> None:
+        self.spent = [0.0, 0.0, 0.0]
+        self.count = [0, 0, 0]
+        self._t = 0.0
+        gc.callbacks.append(self._hook)
+
+    def _hook(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._t = time.process_time()
+        else:
+            self.spent[info["generation"]] += time.process_time() - self._t
+            self.count[info["generation"]] += 1
+
+    def stop(self) -> dict:
+        gc.callbacks.remove(self._hook)
+        return dict(gc_s=sum(self.spent), gc_s_by_gen=self.spent, gc_count_by_gen=self.count)
 
 
 def _peak_mb() -> float:
@@ -251,6 +278,88 @@ async def langgraph(url: str, n: int, target: str) -> dict:
     return out
 
 
+class _Timed:
+    """The model-call bookkeeping of BenchModel (calls per run, in flight) around any call."""
+
+    calls: dict[str, list[tuple[float, float]]]
+    inflight: int
+    gaps_ms = BenchModel.gaps_ms
+
+    def __init__(self) -> None:
+        self.calls, self.inflight = {}, 0
+
+    async def timed(self, key: str, call):
+        self.inflight += 1
+        t0 = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self.inflight -= 1
+            self.calls.setdefault(key, []).append((t0, time.perf_counter()))
+
+
+async def langgraph_lc(url: str, n: int, target: str) -> dict:
+    """LangGraph as its users write this agent: langchain-openai's ChatOpenAI (streaming,
+    bind_tools) on its own client (the openai SDK on httpx), MessagesState, the prebuilt ToolNode
+    and tools_condition; the same AsyncSqliteSaver, durability and protocol as `langgraph`. Its
+    httpx pool is given no connection limit, as vigil's client has none."""
+    import aiosqlite
+    import httpx
+    from langchain_core.messages import SystemMessage
+    from langchain_core.tools import tool as lc_tool
+    from langchain_openai import ChatOpenAI
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from langgraph.graph import START, MessagesState, StateGraph
+    from langgraph.prebuilt import ToolNode, tools_condition
+
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
+    llm = ChatOpenAI(model="bench", base_url=f"{url}/v1", api_key="none", streaming=True, stream_usage=True,
+                     http_async_client=httpx.AsyncClient(limits=limits, timeout=600.0))
+    tools = [lc_tool(lookup)]
+    bound = llm.bind_tools(tools)
+    model = _Timed()
+
+    async def think(s: MessagesState) -> dict:
+        key = s["messages"][0].content
+        reply = await model.timed(key, bound.ainvoke([SystemMessage(SYSTEM), *s["messages"]]))
+        return {"messages": [reply]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("think", think)
+    g.add_node("tools", ToolNode(tools))
+    g.add_edge(START, "think")
+    g.add_conditional_edges("think", tools_condition)
+    g.add_edge("tools", "think")
+    conn = await aiosqlite.connect(target)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=FULL")
+    app = g.compile(checkpointer=AsyncSqliteSaver(conn))
+    tasks: set[asyncio.Task] = set()
+    completed = 0
+
+    async def one(i: int) -> None:
+        nonlocal completed
+        await app.ainvoke({"messages": [_user(i)]}, {"configurable": {"thread_id": f"t{i}"}}, durability="sync")
+        completed += 1
+
+    async def start_one(i: int) -> None:
+        task = asyncio.create_task(one(i))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def settle() -> None:
+        while tasks:
+            await asyncio.gather(*list(tasks))
+
+    out = await _measure(url, n, model, start_one, settle, lambda: completed)
+    rows = 0
+    for table in ("checkpoints", "writes"):
+        rows += (await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone())[0]
+    await conn.close()
+    out.update(completed=completed - 1, events=rows, events_per_s=rows / out["wall_s"])
+    return out
+
+
 async def client(url: str, n: int, target: str) -> dict:
     """The floor under both runtimes: the same model calls (the conversation each turn would
     send, tool results included) with no runtime and no log, N at once."""
@@ -312,5 +421,10 @@ if __name__ == "__main__":
     if which == "live":
         asyncio.run(live(url, int(count), target, float(sys.argv[5])))
         sys.exit(0)
-    fn = {"vigil": vigil, "langgraph": langgraph, "client": client}[which]
-    print(json.dumps(asyncio.run(fn(url, int(count), target))))
+    fn = {"vigil": vigil, "langgraph": langgraph, "langgraph_lc": langgraph_lc, "client": client}[which]
+    out = asyncio.new_event_loop().run_until_complete(fn(url, int(count), target))
+    print(json.dumps(out), flush=True)
+    # Runs left going by the deadline are not cancelled one by one on the way out: on httpx (the
+    # langgraph_lc peer) each cancelled stream's close scans the whole pool, and 10,000 of them
+    # took longer than the runs.
+    os._exit(0)

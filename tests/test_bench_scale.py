@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kernel.agents.agent import agent_graph
@@ -38,7 +37,7 @@ def model_server():
 
 
 def _model(url: str) -> OpenAIChat:
-    return OpenAIChat("bench", base_url=f"{url}/v1", key_env=None, client=httpx.AsyncClient(timeout=30))
+    return OpenAIChat("bench", base_url=f"{url}/v1", key_env=None, timeout=30)
 
 
 async def lookup(order: str) -> dict:
@@ -137,3 +136,15 @@ def test_build_runs_lists_every_run(tmp_path):
     conn = sqlite3.connect(path)
     assert conn.execute("SELECT count(*), sum(status = 'completed') FROM runs").fetchone() == (300, 300)
     conn.close()
+
+
+@pytest.mark.parametrize("which", ["langgraph", "langgraph_lc"])
+def test_langgraph_peers_run_the_agent_to_the_end_on_the_server(model_server, tmp_path, which):
+    """Both peer rows do the whole agent: LangGraph on vigil's client, and as its users write it
+    (langchain-openai's ChatOpenAI, ToolNode): three model turns a run, every run completed."""
+    pytest.importorskip("langchain_openai" if which == "langgraph_lc" else "langgraph")
+    from bench import many_runs_probe
+
+    out = asyncio.run(getattr(many_runs_probe, which)(model_server, 3, str(tmp_path / "lg.db")))
+    assert out["completed"] == 3 and not out["timed_out"]
+    assert out["model_calls"] == 3 * 3 and out["events"] > 0

@@ -147,8 +147,6 @@ def test_server_sent_events_split_anywhere_in_the_byte_stream():
     cut between two network chunks, \\r alone, comments, and a last event with no blank line."""
     import asyncio
 
-    import httpx
-
     from kernel.agents.models.sse import events
 
     wire = ": hello\r\nevent: delta\r\ndata: {\"t\": \"héllo\"}\r\n\r\ndata: a\rdata: b\r\rdata: [DONE]".encode()
@@ -160,7 +158,7 @@ def test_server_sent_events_split_anywhere_in_the_byte_stream():
                 yield wire[last:cut]
                 last = cut
 
-        return [e async for e in events(httpx.Response(200, content=body()))]
+        return [e async for e in events(body())]
 
     expected = [("delta", '{"t": "héllo"}'), ("message", "a\nb"), ("message", "[DONE]")]
     accent = wire.index("é".encode()) + 1  # inside the two bytes of é

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 
 from ...errorinfo import info
 from ...errors import ModelError
@@ -13,6 +12,7 @@ from ...limits import Limit
 from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
+from .wire import Client
 
 __all__ = ["AnthropicMessages"]
 
@@ -26,7 +26,7 @@ class AnthropicMessages:
         key_env: str | None = "ANTHROPIC_API_KEY",
         max_tokens: int = 4096,
         timeout: float = 120.0,
-        client: httpx.AsyncClient | None = None,
+        client: Client | None = None,
         max_concurrency: int | None = None,
         limit: Limit | None = None,
     ) -> None:
@@ -35,7 +35,7 @@ class AnthropicMessages:
         self.url = base_url.rstrip("/") + "/v1/messages"
         self.key_env = key_env
         self.max_tokens = max_tokens
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._client = client or Client(timeout)
         # Requests in flight to this endpoint from this process, whichever run or client makes them.
         self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 
@@ -64,7 +64,7 @@ class AnthropicMessages:
         usage = {"input_tokens": 0, "output_tokens": 0}
         stopped = False
         async with post_stream(self._client, "anthropic", self.url, headers, body) as response:
-            async for name, data in events(response):
+            async for name, data in events(response.aiter_bytes()):
                 doc = json.loads(data)
                 kind = doc.get("type", name)
                 if kind == "message_start":

@@ -6,11 +6,11 @@ import os
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-import httpx
 import msgspec
 
 from ...errorinfo import info
 from ...errors import ModelError
+from .wire import Client, Response, Timeout, TransportError
 
 __all__ = ["api_key", "post_stream"]
 
@@ -27,12 +27,11 @@ _encode = msgspec.json.Encoder().encode
 
 @asynccontextmanager
 async def post_stream(
-    client: httpx.AsyncClient, provider: str, url: str, headers: dict, body: dict
-) -> AsyncIterator[httpx.Response]:
+    client: Client, provider: str, url: str, headers: dict, body: dict
+) -> AsyncIterator[Response]:
     try:
-        # the body encoded by msgspec (httpx's json= goes through the stdlib's json.dumps)
         headers = {"content-type": "application/json", **headers}
-        async with client.stream("POST", url, headers=headers, content=_encode(body)) as response:
+        async with client.stream("POST", url, headers, _encode(body)) as response:
             if response.status_code >= 400:
                 text = (await response.aread()).decode(errors="replace")
                 status = response.status_code
@@ -42,9 +41,9 @@ async def post_stream(
                     f"http_{status}", _category(status), message, retryable=retryable,
                 ))
             yield response
-    except httpx.TransportError as exc:  # refused, reset, dropped mid-stream, timed out
+    except TransportError as exc:  # refused, reset, dropped mid-stream, timed out
         message = f"{provider}: connection failed ({type(exc).__name__}: {exc})"
-        timeout = isinstance(exc, httpx.TimeoutException)
+        timeout = isinstance(exc, Timeout)
         raise ModelError(message, retryable=True, info=info(
             "timeout" if timeout else "connection_failed", "timeout" if timeout else "transport",
             message, retryable=True,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import msgspec
 
 from ...errors import ModelError
@@ -14,6 +13,7 @@ from ...limits import Limit
 from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
+from .wire import Client
 
 __all__ = ["OpenAIChat"]
 
@@ -26,7 +26,7 @@ class OpenAIChat:
         base_url: str = "https://api.openai.com/v1",
         key_env: str | None = "OPENAI_API_KEY",
         timeout: float = 120.0,
-        client: httpx.AsyncClient | None = None,
+        client: Client | None = None,
         max_concurrency: int | None = None,
         limit: Limit | None = None,
     ) -> None:
@@ -34,7 +34,7 @@ class OpenAIChat:
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.key_env = key_env
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        self._client = client or Client(timeout)
         # Requests in flight to this endpoint from this process, whichever run or client makes them.
         self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 
@@ -58,7 +58,7 @@ class OpenAIChat:
         usage: dict[str, int] = {}
         done = False
         async with post_stream(self._client, "openai", self.url, headers, body) as response:
-            async for _, data in events(response):
+            async for _, data in events(response.aiter_bytes()):
                 if data.strip() == "[DONE]":
                     done = True
                     break

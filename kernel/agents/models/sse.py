@@ -1,24 +1,22 @@
-"""Server-sent events over an httpx streaming response."""
+"""Server-sent events over a streamed HTTP body."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
-
-import httpx
+from typing import AsyncIterable, AsyncIterator
 
 __all__ = ["events"]
 
 
-async def events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+async def events(body: AsyncIterable[bytes]) -> AsyncIterator[tuple[str, str]]:
     """(event name, data) per event; the name is "message" when the server gives none.
 
-    Lines are split from the raw bytes here (httpx's aiter_lines decodes and re-splits every
-    chunk through its own text decoder: with thousands of runs streaming, the model client was
-    the largest share of a worker's CPU, bench/NOTES.md). A line ends at \\n, \\r\\n or \\r;
+    Lines are split from the raw bytes here, not decoded and re-split chunk by chunk through a
+    text decoder (with thousands of runs streaming, the model client was the largest share of a
+    worker's CPU, bench/NOTES.md). A line ends at \\n, \\r\\n or \\r;
     UTF-8 is decoded a whole line at a time, so a character split across chunks is safe."""
     parser = _Parser()
     rest = b""
-    async for chunk in response.aiter_bytes():
+    async for chunk in body:
         rest += chunk
         if b"\r" in rest:
             if rest.endswith(b"\r"):
