@@ -89,7 +89,7 @@ def _user(i: int) -> dict:
     return {"role": "user", "content": f"Where is my order? (customer {i})"}
 
 
-async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=lambda: None) -> dict:
+async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=lambda: None, tune=None) -> dict:
     """Warm-up run, then N at once: the common protocol for both runtimes. After DEADLINE seconds
     (env BENCH_DEADLINE) the runs still going are left: runs/s is then those completed / DEADLINE,
     so a side too slow for this machine still gives its rate (marked timed_out)."""
@@ -97,6 +97,8 @@ async def _measure(url: str, n: int, model: BenchModel, start_one, settle, done=
     await settle()
     model.calls.clear()
     gc.collect()
+    if tune is not None and os.environ.get("BENCH_VIGIL_GC") != "off":
+        tune()  # what the program hosting the runs does once started (`vigil worker`)
     _gc_setting(os.environ.get("BENCH_GC", ""))
     base = rss_now_mb()
     control(url, "hold")
@@ -195,7 +197,11 @@ async def vigil(url: str, n: int, target: str) -> dict:
             async def start_one(i: int) -> None:
                 await rt.start("many", {"messages": [_user(i)]})
 
-            out = await _measure(url, n, model, start_one, rt.settle, lambda: completed)
+            from kernel.gctune import tune_gc_for_runs
+
+            # `vigil worker` and `vigil resume` tune the collector once started; so does this
+            # (BENCH_VIGIL_GC=off measures without it)
+            out = await _measure(url, n, model, start_one, rt.settle, lambda: completed, tune=tune_gc_for_runs)
         events = await _count_events(store, target)
     out.update(completed=completed - 1, events=events, events_per_s=events / out["wall_s"])
     return out

@@ -17,6 +17,7 @@ from kernel.engine.runtime import Runtime, choice_problem
 from kernel.engine.steer import steer
 from kernel.errors import NotFound, VigilError
 from kernel.events import InterruptRaised, InterruptResolved
+from kernel.gctune import tune_gc_for_runs
 from kernel.live.publish import publishing
 from kernel.owner import current_actor
 from kernel.projection import TERMINAL
@@ -240,6 +241,7 @@ def _print_errors(what: str, run_id: str, data: Any) -> None:
 async def cmd_resume(args: argparse.Namespace) -> int:
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, _registry(args)) as runtime, publishing(runtime, store):
+            tune_gc_for_runs()  # `vigil resume` may drive every run left: a worker's settings
             target = await store.resolve(args.run) if args.run else None
             runtime.listen(_print_errors)
             adopted = await runtime.resume(target)
@@ -442,6 +444,9 @@ async def cmd_worker(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with await Store.open(_db_path(args)) as store:
         async with Runtime(store, registry, lease_seconds=args.lease) as runtime, publishing(runtime, store):
+            # Start-up is done: what exists now lives as long as the process (kernel/gctune.py:
+            # full collections over thousands of live runs were most of a busy worker's CPU).
+            tune_gc_for_runs()
             worker = Worker(runtime, concurrency=args.concurrency, graphs=graphs, grace=args.grace, say=say)
             names = ", ".join(sorted(graphs or (g.name for g in registry)))
             say(f"worker {runtime.owner} on {store.where}: graphs {names}; up to {args.concurrency} at once")
