@@ -13,14 +13,13 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import scopes
-from ..codec import canonical_hash
 from ..errorinfo import classify, info
 from ..errors import Failed, Lost, StepDiverged
 from ..events import RunCompleted, RunDiverged, RunFailed
 from ..graph import Graph
-from ..redact import recordable
 from .appends import Appends
 from .effects import Effects, error_text
+from .llmsig import Signatures
 from .runview import RunView, clone
 from .supersteps import Supersteps
 
@@ -47,6 +46,7 @@ class RunDriver(Appends, Supersteps, Effects):
         # when a stretch without the loop going round has been busy long enough (_busy_window)
         self._busy_cpu = self._busy_wall = 0.0
         self._went_round = True
+        self._signatures = Signatures()  # the conversation redacted once, not on every turn
 
     def start(self) -> None:
         if self.task is None or self.task.done():
@@ -135,13 +135,7 @@ class RunDriver(Appends, Supersteps, Effects):
         """What an llm action records as its input: the new message and a hash of them all (the
         conversation is in the state already; recording it whole on every turn would grow the
         log with the square of the turns)."""
-        messages = recordable(messages)
-        return {
-            "messages": len(messages),
-            "last": messages[-1] if messages else None,
-            "hash": canonical_hash(messages),
-            "tools": [s["name"] for s in specs],
-        }
+        return self._signatures.of(messages, specs)
 
     def token_sink(self, action_id: str) -> Callable[[str], None]:
         return lambda token: self.host.stream(self.run_id, action_id, token)
