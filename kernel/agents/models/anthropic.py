@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 from ...errorinfo import info
@@ -12,7 +12,11 @@ from ...limits import Limit
 from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
+from .proxied import client_for
 from .wire import Client
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AnthropicMessages"]
 
@@ -26,7 +30,7 @@ class AnthropicMessages:
         key_env: str | None = "ANTHROPIC_API_KEY",
         max_tokens: int = 4096,
         timeout: float = 120.0,
-        client: Client | None = None,
+        client: Client | httpx.AsyncClient | None = None,  # an httpx client: over httpx (proxied.py)
         max_concurrency: int | None = None,
         limit: Limit | None = None,
     ) -> None:
@@ -35,7 +39,7 @@ class AnthropicMessages:
         self.url = base_url.rstrip("/") + "/v1/messages"
         self.key_env = key_env
         self.max_tokens = max_tokens
-        self._client = client or Client(timeout)
+        self._client = client_for(self.url, timeout, client)
         # Requests in flight to this endpoint from this process, whichever run or client makes them.
         self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 

@@ -4,7 +4,7 @@ streamed, with tool calls."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -13,7 +13,11 @@ from ...limits import Limit
 from . import TokenSink
 from .http import api_key, post_stream
 from .sse import events
+from .proxied import client_for
 from .wire import Client
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["OpenAIChat"]
 
@@ -26,7 +30,7 @@ class OpenAIChat:
         base_url: str = "https://api.openai.com/v1",
         key_env: str | None = "OPENAI_API_KEY",
         timeout: float = 120.0,
-        client: Client | None = None,
+        client: Client | httpx.AsyncClient | None = None,  # an httpx client: over httpx (proxied.py)
         max_concurrency: int | None = None,
         limit: Limit | None = None,
     ) -> None:
@@ -34,7 +38,7 @@ class OpenAIChat:
         self.model = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.key_env = key_env
-        self._client = client or Client(timeout)
+        self._client = client_for(self.url, timeout, client)
         # Requests in flight to this endpoint from this process, whichever run or client makes them.
         self.limit = limit or (Limit.shared(f"model {self.url}", max_concurrency) if max_concurrency is not None else None)
 
