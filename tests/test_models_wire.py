@@ -223,3 +223,31 @@ def test_openai_client_streams_over_a_chunked_answer_split_at_every_byte():
     message, tokens = asyncio.run(go())
     assert message["content"] == "héllo" and tokens == ["hé", "llo"]
     assert message["usage"] == {"input_tokens": 3, "output_tokens": 2}
+
+
+def test_openai_calls_one_after_another_reuse_one_connection():
+    """After [DONE] the client reads the body to its end: the connection goes back to the pool
+    (it was closed half-read before, a new connection for every call of a run)."""
+    sse = (b'data: {"choices": [{"index": 0, "delta": {"content": "ok"}}]}\n\n'
+           b'data: {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}\n\n')
+
+    async def answer(n, request, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n%s\r\n" % (len(sse), sse))
+        await writer.drain()
+        await asyncio.sleep(0.05)  # [DONE] and the body's end come a moment later, as over a network
+        writer.write(b"%x\r\ndata: [DONE]\n\n\r\n" % len(b"data: [DONE]\n\n"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(b"0\r\n\r\n")
+
+    async def go():
+        server, url, seen = await _serve(answer)
+        model = OpenAIChat("m", base_url=url + "/v1", key_env=None, timeout=5)
+        answers = [await model.complete([{"role": "user", "content": "hi"}], [], None) for _ in range(3)]
+        server.close()
+        return answers, seen
+
+    answers, seen = asyncio.run(go())
+    assert [a["content"] for a in answers] == ["ok"] * 3
+    assert seen == {"connections": 1, "requests": 3}
