@@ -75,7 +75,7 @@ def console_load(quick: bool) -> list[dict]:
     live_n = 1000 if quick else 10_000
     big = 20_000 if quick else 100_000
     r = _live(live_n)
-    setup = (f"{live_n:,} agent runs live, driven by vigil's Runtime in another process against the loopback model "
+    setup = (f"{live_n:,} agent runs live, driven by vigil's Runtime in another process as a `vigil worker` drives them (tokens published, collector tuned) against the loopback model "
              f"server (first token 300 ms, 30 tokens/s, {TOKENS} tokens a turn, a tool call a turn); headless run_test "
              f"120x40; load {r['load']}")
     db = fresh_db(f"vigil-runs-{big}.db")
@@ -89,8 +89,9 @@ def console_load(quick: bool) -> list[dict]:
         goal="p99 <= 50 ms", ok=r["list_key_p99_ms"] <= 50,
     ), dict(
         case=f"console under load: 2x2 grid of live run panes, key to screen ({live_n:,} live runs)",
-        setup="four of those runs in the live screen's grid (events tail across processes; tokens do not cross "
-              "processes on main); 100 presses of tab; until a frame shows the next pane focused",
+        setup="four of those runs in the live screen's grid (events tail across processes, tokens stream to the "
+              "panes over the live channel as from a `vigil worker`); 100 presses of tab; until a frame shows the "
+              "next pane focused",
         vigil=f"p50 {r['grid_key_p50_ms']:.0f} ms, p99 {r['grid_key_p99_ms']:.0f} ms", peer="-", ratio=None,
         goal="p99 <= 50 ms", ok=r["grid_key_p99_ms"] <= 50,
     ), dict(

@@ -411,8 +411,13 @@ async def live(url: str, n: int, target: str, seconds: float) -> None:
     model = BenchModel(url)
     registry = Registry()
     registry.add(agent_graph("many", model=model, tools=[tool(idempotent=True)(lookup)], system=SYSTEM, max_turns=1000))
+    from kernel.gctune import tune_gc_for_runs
+    from kernel.live.publish import publishing
+
+    # as `vigil worker` does: tokens published for the consoles that watch, the collector tuned
     async with await Store.open(target) as store:
-        async with Runtime(store, registry) as rt:
+        async with Runtime(store, registry) as rt, publishing(rt, store):
+            tune_gc_for_runs()
             await asyncio.gather(*(rt.start("many", {"messages": [_user(i)]}) for i in range(n)))
             print("started", flush=True)
             await asyncio.sleep(seconds)
