@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Label
 
 from kernel.errors import StoreError
@@ -46,6 +46,7 @@ class RunsScreen(Screen[None]):
         super().__init__()
         self.marked: list[str] = []
         self._grid_of_marks = False
+        self._stale = False  # events came while another screen was on top: reload on the way back
 
     def compose(self) -> ComposeResult:
         yield Label("", id="bar")
@@ -81,6 +82,9 @@ class RunsScreen(Screen[None]):
             self.query_one(RunList).marked.clear()
             self.query_one(RunList).refresh()
             self.update_bar()
+        if self._stale:
+            self._stale = False
+            self.refresh_runs()
 
     def update_bar(self) -> None:
         if not self.query(RunList) or not self.query("#bar"):
@@ -109,8 +113,16 @@ class RunsScreen(Screen[None]):
 
     def log_changed(self, batch) -> None:
         """Called by the app, at most 20 times a second, when new events arrive."""
+        if self._covered():
+            self._stale = True  # under the grid or the scrubber: nobody sees the list, read it later
+            return
         if self.query(RunList):
             self.refresh_runs()
+
+    def _covered(self) -> bool:
+        """A full screen is above this one (a modal, the prompt or the help, leaves it in view)."""
+        stack = self.app.screen_stack
+        return self in stack and any(not isinstance(s, ModalScreen) for s in stack[stack.index(self) + 1:])
 
     def _selected(self) -> str | None:
         run = self.query_one(RunList).selected()

@@ -483,3 +483,38 @@ def test_the_feed_survives_a_sqlite_error_and_resumes_from_its_last_pos(tmp_path
             await until(pilot, lambda: runs.count == 2)
 
     asyncio.run(go())
+
+
+def test_the_runs_list_is_not_reloaded_while_hidden_and_is_current_when_back(log_db, monkeypatch):
+    """Under the grid (or the scrubber) the runs list is not on screen: new events do not reload
+    it (that was up to 20 reads of the log a second for nothing), and going back shows them."""
+    from kernel.events import RunStarted
+    from kernel.store import Store
+
+    reloads: list[int] = []
+    real = RunList.reload
+
+    async def counted(self, *a, **kw):
+        reloads.append(1)
+        return await real(self, *a, **kw)
+
+    monkeypatch.setattr(RunList, "reload", counted)
+
+    async def go():
+        app = _app(log_db)
+        async with app.run_test(size=(80, 24)) as pilot, await Store.open(log_db) as writer:
+            runs = await _loaded(pilot, 3)
+            await pilot.press("space", "g")
+            await until(pilot, lambda: isinstance(app.screen, LiveScreen))
+            await pilot.pause(0.3)
+            before = len(reloads)
+            for i in range(5):
+                await writer.append(f"new-{i}", [RunStarted(graph="support", input={})], expected_seq=0)
+                await pilot.pause(0.15)
+            await pilot.pause(0.5)
+            hidden = len(reloads) - before
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen) and runs.count == 8)
+            return hidden
+
+    assert asyncio.run(go()) == 0
