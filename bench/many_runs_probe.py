@@ -32,7 +32,7 @@ import resource
 import sys
 import time
 import urllib.request
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Awaitable, Callable, TypedDict
 
 from kernel.agents.models.openai import OpenAIChat
 
@@ -228,16 +228,12 @@ class _S(TypedDict):
 
 
 async def langgraph(url: str, n: int, target: str) -> dict:
-    import aiosqlite
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.graph import END, START, StateGraph
 
     model = BenchModel(url)
-    specs = [{"name": "lookup", "description": "Look up an order by its id.",
-              "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}}]
 
     async def think(s: _S) -> dict:
-        reply = await model.complete([{"role": "system", "content": SYSTEM}, *s["messages"]], specs, None)
+        reply = await model.complete([{"role": "system", "content": SYSTEM}, *s["messages"]], LOOKUP_SPECS, None)
         return {"messages": [{"role": "assistant", "content": reply.get("content", ""), "tool_calls": reply.get("tool_calls", [])}]}
 
     async def act(s: _S) -> dict:
@@ -252,19 +248,30 @@ async def langgraph(url: str, n: int, target: str) -> dict:
     g.add_edge(START, "think")
     g.add_conditional_edges("think", lambda s: "act" if s["messages"][-1].get("tool_calls") else END, ["act", END])
     g.add_edge("act", "think")
-    conn = await aiosqlite.connect(target)
-    # Same durability as vigil: WAL, synchronous=FULL, each checkpoint saved before the next step.
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=FULL")
-    saver = AsyncSqliteSaver(conn)
-    app = g.compile(checkpointer=saver)
-    tasks: set[asyncio.Task] = set()
-    completed = 0
+    return await _drive_langgraph(g, url, n, target, model)
 
-    async def one(i: int) -> None:
-        nonlocal completed
-        await app.ainvoke({"messages": [_user(i)]}, {"configurable": {"thread_id": f"t{i}"}}, durability="sync")
-        completed += 1
+
+LOOKUP_SPECS = [{"name": "lookup", "description": "Look up an order by its id.",
+                 "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}}]
+
+
+async def converse(model: Any, i: int) -> None:
+    """Run i's conversation with no runtime: the model calls each turn would make, the tool
+    results appended as the agent would (the client-only floor)."""
+    messages = [_user(i)]
+    while True:
+        reply = await model.complete([{"role": "system", "content": SYSTEM}, *messages], LOOKUP_SPECS, None)
+        messages.append({"role": "assistant", "content": reply["content"], "tool_calls": reply["tool_calls"]})
+        if not reply["tool_calls"]:
+            return
+        for c in reply["tool_calls"]:
+            messages.append({"role": "tool", "tool_call_id": c["id"], "name": c["name"],
+                             "content": json.dumps(await lookup(**c["arguments"]))})
+
+
+def _tracked(one: Callable[[int], Awaitable[None]]):
+    """(start_one, settle) for `_measure`: each start a task of its own, settle waits for all."""
+    tasks: set[asyncio.Task] = set()
 
     async def start_one(i: int) -> None:
         task = asyncio.create_task(one(i))
@@ -275,6 +282,28 @@ async def langgraph(url: str, n: int, target: str) -> dict:
         while tasks:
             await asyncio.gather(*list(tasks))
 
+    return start_one, settle
+
+
+async def _drive_langgraph(g: Any, url: str, n: int, target: str, model: Any) -> dict:
+    """Both LangGraph peers: the graph compiled on AsyncSqliteSaver with vigil's durability (WAL,
+    synchronous=FULL, each checkpoint saved before the next step), N runs through `_measure`, and
+    the checkpoint and write rows counted as its events."""
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    conn = await aiosqlite.connect(target)
+    await conn.execute("PRAGMA journal_mode=WAL")
+    await conn.execute("PRAGMA synchronous=FULL")
+    app = g.compile(checkpointer=AsyncSqliteSaver(conn))
+    completed = 0
+
+    async def one(i: int) -> None:
+        nonlocal completed
+        await app.ainvoke({"messages": [_user(i)]}, {"configurable": {"thread_id": f"t{i}"}}, durability="sync")
+        completed += 1
+
+    start_one, settle = _tracked(one)
     out = await _measure(url, n, model, start_one, settle, lambda: completed)
     rows = 0
     for table in ("checkpoints", "writes"):
@@ -309,12 +338,10 @@ async def langgraph_lc(url: str, n: int, target: str) -> dict:
     bind_tools) on its own client (the openai SDK on httpx), MessagesState, the prebuilt ToolNode
     and tools_condition; the same AsyncSqliteSaver, durability and protocol as `langgraph`. Its
     httpx pool is given no connection limit, as vigil's client has none."""
-    import aiosqlite
     import httpx
     from langchain_core.messages import SystemMessage
     from langchain_core.tools import tool as lc_tool
     from langchain_openai import ChatOpenAI
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
     from langgraph.graph import START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
 
@@ -336,64 +363,14 @@ async def langgraph_lc(url: str, n: int, target: str) -> dict:
     g.add_edge(START, "think")
     g.add_conditional_edges("think", tools_condition)
     g.add_edge("tools", "think")
-    conn = await aiosqlite.connect(target)
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=FULL")
-    app = g.compile(checkpointer=AsyncSqliteSaver(conn))
-    tasks: set[asyncio.Task] = set()
-    completed = 0
-
-    async def one(i: int) -> None:
-        nonlocal completed
-        await app.ainvoke({"messages": [_user(i)]}, {"configurable": {"thread_id": f"t{i}"}}, durability="sync")
-        completed += 1
-
-    async def start_one(i: int) -> None:
-        task = asyncio.create_task(one(i))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def settle() -> None:
-        while tasks:
-            await asyncio.gather(*list(tasks))
-
-    out = await _measure(url, n, model, start_one, settle, lambda: completed)
-    rows = 0
-    for table in ("checkpoints", "writes"):
-        rows += (await (await conn.execute(f"SELECT count(*) FROM {table}")).fetchone())[0]
-    await conn.close()
-    out.update(completed=completed - 1, events=rows, events_per_s=rows / out["wall_s"])
-    return out
+    return await _drive_langgraph(g, url, n, target, model)
 
 
 async def client(url: str, n: int, target: str) -> dict:
     """The floor under both runtimes: the same model calls (the conversation each turn would
     send, tool results included) with no runtime and no log, N at once."""
     model = BenchModel(url)
-    specs = [{"name": "lookup", "description": "Look up an order by its id.",
-              "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}}]
-    tasks: set[asyncio.Task] = set()
-
-    async def one(i: int) -> None:
-        messages = [_user(i)]
-        while True:
-            reply = await model.complete([{"role": "system", "content": SYSTEM}, *messages], specs, None)
-            messages.append({"role": "assistant", "content": reply["content"], "tool_calls": reply["tool_calls"]})
-            if not reply["tool_calls"]:
-                return
-            for c in reply["tool_calls"]:
-                messages.append({"role": "tool", "tool_call_id": c["id"], "name": c["name"],
-                                 "content": json.dumps(await lookup(**c["arguments"]))})
-
-    async def start_one(i: int) -> None:
-        task = asyncio.create_task(one(i))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    async def settle() -> None:
-        while tasks:
-            await asyncio.gather(*list(tasks))
-
+    start_one, settle = _tracked(lambda i: converse(model, i))
     out = await _measure(url, n, model, start_one, settle)
     out.update(completed=n, events=0, events_per_s=0.0)
     return out
@@ -404,6 +381,8 @@ async def live(url: str, n: int, target: str, seconds: float) -> None:
     prints "started" once all N are recorded, drives them for `seconds`, then stops."""
     from kernel.agents.agent import agent_graph
     from kernel.engine.runtime import Runtime
+    from kernel.gctune import tune_gc_for_runs
+    from kernel.live.publish import publishing
     from kernel.registry import Registry
     from kernel.store import Store
     from kernel.tools import tool
@@ -411,8 +390,6 @@ async def live(url: str, n: int, target: str, seconds: float) -> None:
     model = BenchModel(url)
     registry = Registry()
     registry.add(agent_graph("many", model=model, tools=[tool(idempotent=True)(lookup)], system=SYSTEM, max_turns=1000))
-    from kernel.gctune import tune_gc_for_runs
-    from kernel.live.publish import publishing
 
     # as `vigil worker` does: tokens published for the consoles that watch, the collector tuned
     async with await Store.open(target) as store:

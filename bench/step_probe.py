@@ -42,7 +42,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from bench.many_runs_probe import SYSTEM, BenchModel, _user, control, lookup
+from bench.many_runs_probe import SYSTEM, BenchModel, _user, converse, lookup
 
 STEPS_PER_RUN = 9
 # Env STAGGER_MS: start run i i*STAGGER_MS ms after the first (0: all at once, as
@@ -255,19 +255,8 @@ async def _vigil(url: str, n: int, target: str, model: BenchModel, around=None) 
 
 async def _client(url: str, n: int, model: BenchModel) -> dict:
     """The model client alone, the same calls (bench.many_runs_probe's `client`)."""
-    specs = [{"name": "lookup", "description": "Look up an order by its id.",
-              "parameters": {"type": "object", "properties": {"order": {"type": "string"}}, "required": ["order"]}}]
-
     async def one(i: int) -> None:
-        messages = [_user(i)]
-        while True:
-            reply = await model.complete([{"role": "system", "content": SYSTEM}, *messages], specs, None)
-            messages.append({"role": "assistant", "content": reply["content"], "tool_calls": reply["tool_calls"]})
-            if not reply["tool_calls"]:
-                return
-            for c in reply["tool_calls"]:
-                messages.append({"role": "tool", "tool_call_id": c["id"], "name": c["name"],
-                                 "content": json.dumps(await lookup(**c["arguments"]))})
+        await converse(model, i)
 
     await one(-1)
     model.calls.clear()
