@@ -252,12 +252,15 @@ def test_a_node_waiting_to_retry_holds_no_slot(tmp_path):
 # a tool's limit, shared by every run of the process ------------------------------------------
 
 
-def lookup_graph(gauge: Gauge, gate: asyncio.Event, limit: int = 1) -> Graph:
+def lookup_graph(gauge: Gauge, gate: asyncio.Event | dict[str, asyncio.Event], limit: int = 1) -> Graph:
+    """One run asks search_web once; the call is held until `gate` opens (or, given one gate per
+    query, its own)."""
+
     @tool(max_concurrency=limit)
     async def search_web(q: str) -> str:
         gauge.enter(q)
         try:
-            await gate.wait()
+            await (gate[q] if isinstance(gate, dict) else gate).wait()
             return f"found {q}"
         finally:
             gauge.leave()

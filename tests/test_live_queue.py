@@ -10,13 +10,11 @@ import os
 import time
 
 from kernel.events import ActionRequested
-from kernel.graph import END, START, Graph
 from kernel.live.feed import LiveFeed
 from kernel.live.publish import publishing
 from kernel.live.wire import Queue
-from kernel.tools import tool
 from runtime_helpers import events_of, run, runtime
-from test_limits import Gauge
+from test_limits import Gauge, lookup_graph
 from test_livechan import HERE, ROOT, _cli, _stop, _worker
 
 LINE = "queued: search_web (1 running, limit 1)"
@@ -29,35 +27,13 @@ async def _until(condition, timeout: float = 30.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def gated_graph(gauge: Gauge, gates: dict[str, asyncio.Event]) -> Graph:
-    """One call at a time of search_web, each held until its own gate opens."""
-
-    @tool(max_concurrency=1)
-    async def search_web(q: str) -> str:
-        gauge.enter(q)
-        try:
-            await gates[q].wait()
-            return f"found {q}"
-        finally:
-            gauge.leave()
-
-    async def ask(state, ctx):
-        return {"answer": await ctx.tool("search_web", q=state["q"])}
-
-    g = Graph("lookup", tools=[search_web])
-    g.add_node("ask", ask)
-    g.add_edge(START, "ask")
-    g.add_edge("ask", END)
-    return g
-
-
 def test_a_runs_queue_line_reaches_a_feed_and_goes_when_the_slot_comes(both_backends):
     gauge = Gauge()
     gates = {"first": asyncio.Event(), "second": asyncio.Event()}
     got: list[Queue] = []
 
     async def go():
-        async with runtime(both_backends, gated_graph(gauge, gates)) as (store, rt):
+        async with runtime(both_backends, lookup_graph(gauge, gates)) as (store, rt):
             async with publishing(rt, store) as publisher:
                 assert publisher is not None
                 first = await rt.start("lookup", {"q": "first"})
