@@ -49,6 +49,21 @@ async def _post(client: Client, url: str, body: bytes = b"{}") -> tuple[int, dic
         return r.status_code, r.headers, await r.aread()
 
 
+def _posts(answer, times: int, body: bytes = b"{}") -> tuple[list, dict]:
+    """`times` posts in a row through one Client to a server answering as `answer` says: the
+    (status, headers, body) of each, and the connections and requests the server saw."""
+
+    async def go():
+        server, url, seen = await _serve(answer)
+        client = Client(5)
+        out = [await _post(client, url, body) for _ in range(times)]
+        await client.aclose()
+        server.close()
+        return out, seen
+
+    return asyncio.run(go())
+
+
 def test_content_length_and_chunked_bodies_over_one_kept_alive_connection():
     async def answer(n, request, writer):
         if n == 0:
@@ -62,15 +77,7 @@ def test_content_length_and_chunked_bodies_over_one_kept_alive_connection():
                          % len(gzip.compress(b"zipped")) + gzip.compress(b"zipped"))
         await writer.drain()
 
-    async def go():
-        server, url, seen = await _serve(answer)
-        client = Client(5)
-        out = [await _post(client, url, b'{"a": 1}') for _ in range(3)]
-        await client.aclose()
-        server.close()
-        return out, seen
-
-    out, seen = asyncio.run(go())
+    out, seen = _posts(answer, 3, b'{"a": 1}')
     assert [(s, b) for s, _, b in out] == [(200, b"hello"), (200, b"world \xc3"), (201, b"zipped")]
     assert seen == {"connections": 1, "requests": 3}  # kept alive
 
@@ -111,14 +118,7 @@ def test_a_body_read_to_the_close_and_connection_close_are_not_reused():
         await writer.drain()
         return "close"
 
-    async def go():
-        server, url, seen = await _serve(answer)
-        client = Client(5)
-        out = [await _post(client, url) for _ in range(2)]
-        server.close()
-        return out, seen
-
-    out, seen = asyncio.run(go())
+    out, seen = _posts(answer, 2)
     assert [b for _, _, b in out] == [b"ok", b"until the end"]
     assert seen["connections"] == 2
 
@@ -130,14 +130,7 @@ def test_a_stale_kept_alive_connection_is_retried_once_on_a_fresh_one():
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n%d" % n)
         await writer.drain()
 
-    async def go():
-        server, url, seen = await _serve(answer)
-        client = Client(5)
-        out = [await _post(client, url) for _ in range(2)]
-        server.close()
-        return out, seen
-
-    out, seen = asyncio.run(go())
+    out, seen = _posts(answer, 2)
     assert [b for _, _, b in out] == [b"0", b"2"]
     assert seen == {"connections": 2, "requests": 3}
 
