@@ -201,6 +201,16 @@ def _lit(app) -> list[str]:
     return [p.run_id for p in app.screen.query(RunPane) if lines[p.region.y][p.region.x] == "┏"]
 
 
+async def _three_panes(pilot) -> list[RunPane]:
+    """The log's three runs in the live grid, settled, the first pane focused."""
+    app = pilot.app
+    await _loaded(pilot, 3)
+    app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
+    await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
+    await pilot.pause(0.2)
+    return list(app.screen.query(RunPane))
+
+
 def test_the_focused_pane_and_only_it_is_lit(log_db):
     """Focus is shown by the pane's border, whether the pane itself or a widget inside it has it,
     and it follows tab, a click and a trip to the scrubber and back."""
@@ -208,11 +218,7 @@ def test_the_focused_pane_and_only_it_is_lit(log_db):
     async def go():
         app = _app(log_db)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _loaded(pilot, 3)
-            app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
-            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
-            first, second, third = app.screen.query(RunPane)
-            await pilot.pause(0.2)
+            first, second, third = await _three_panes(pilot)
             assert _lit(app) == ["run-support-done"]
             await pilot.press("tab")
             await pilot.pause(0.1)
@@ -250,11 +256,7 @@ def test_two_tabs_read_together_move_two_panes(log_db):
     async def go():
         app = _app(log_db)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _loaded(pilot, 3)
-            app.open_panes(["run-support-done", "run-deploy-fail", "run-support-wait"])
-            await until(pilot, lambda: isinstance(app.screen, LiveScreen) and len(app.screen.query(RunPane)) == 3)
-            first, second, third = app.screen.query(RunPane)
-            await pilot.pause(0.2)
+            first, second, third = await _three_panes(pilot)
             assert app.screen.focused is first
             app.post_message(events.Key("tab", None))
             app.post_message(events.Key("tab", None))
