@@ -138,19 +138,23 @@ async def compare_artifacts(source: Any, target: Any) -> list[str]:
     return problems
 
 
+async def _referenced(store: Any, run_ids: list[str] | None) -> dict[str, tuple[str, int]]:
+    """artifact id -> (the first run, seq) referencing it, over `run_ids` (None: every run)."""
+    if run_ids is None:
+        run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
+    wanted: dict[str, tuple[str, int]] = {}
+    for run_id in run_ids:
+        for aid, seq in (await run_artifacts(store, run_id)).items():
+            wanted.setdefault(aid, (run_id, seq))
+    return wanted
+
+
 async def verify_artifacts(store: Any, run_ids: list[str] | None = None) -> list[str]:
     """Re-hash artifacts and check references. `run_ids` None: every artifact of the log (and
     every run's references); else the artifacts those runs reference. One line per problem."""
     problems: list[str] = []
-    wanted: dict[str, tuple[str, int]] = {}
-    if run_ids is None:
-        run_ids = [r.run_id for r in await store.runs(limit=1_000_000_000)]
-        ids = [info.artifact_id async for info in store.iter_artifacts()]
-    else:
-        ids = None
-    for run_id in run_ids:
-        for aid, seq in (await run_artifacts(store, run_id)).items():
-            wanted.setdefault(aid, (run_id, seq))
+    wanted = await _referenced(store, run_ids)
+    ids = [info.artifact_id async for info in store.iter_artifacts()] if run_ids is None else None
     for aid in (ids if ids is not None else list(wanted)):
         where = f"; referenced by run {wanted[aid][0]} seq {wanted[aid][1]}" if aid in wanted else ""
         try:
@@ -179,10 +183,7 @@ async def scan_artifact_secrets(store: Any, run_ids: list[str] | None = None) ->
     loaded alone."""
     from .redact import secrets_in
 
-    wanted: dict[str, tuple[str, int]] = {}
-    for run_id in run_ids if run_ids is not None else [r.run_id for r in await store.runs(limit=1_000_000_000)]:
-        for aid, seq in (await run_artifacts(store, run_id)).items():
-            wanted.setdefault(aid, (run_id, seq))
+    wanted = await _referenced(store, run_ids)
     ids = list(wanted) if run_ids is not None else [info.artifact_id async for info in store.iter_artifacts()]
     found: list[tuple[str, str]] = []
     for aid in ids:
