@@ -293,3 +293,23 @@ def test_https_verifies_the_server_and_speaks_through_tls(tmp_path):
 
     status, _, body = asyncio.run(go())
     assert (status, body) == (200, b"secure")
+
+
+def test_a_connection_dropped_after_done_still_gives_the_whole_answer():
+    sse = (b'data: {"choices": [{"index": 0, "delta": {"content": "whole"}}]}\n\n'
+           b'data: [DONE]\n\n')
+
+    async def answer(n, request, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"%x\r\n%s\r\n" % (len(sse), sse))  # then the connection goes, no final chunk
+        await writer.drain()
+        return "close"
+
+    async def go():
+        server, url, _ = await _serve(answer)
+        model = OpenAIChat("m", base_url=url + "/v1", key_env=None, timeout=5)
+        message = await model.complete([{"role": "user", "content": "hi"}], [], None)
+        server.close()
+        return message
+
+    assert asyncio.run(go())["content"] == "whole"
