@@ -100,28 +100,42 @@ _LITERALS = [
     "ghs_", "ghr_", "github_pat_", "xox", "aiza", "eyj", "bearer", "pass", "pwd", "secret",
     "token", "api", "private", "access", "authoriz", "credential", "cookie",
     "[redacted:",  # a Secret the encoder wrote as its marker: the event itself must lose it too
+    # The rules' (?i:...) is Python's: it takes the long s for s and the dotless i for i, which
+    # lower() leaves as they are (`pa\u017f\u017fword=` is a password to the rules).
+    "\u017f", "\u0131",
+    # lower() turns these into ASCII (K to k, \u0130 to i + a dot), bytes.lower() does not: the
+    # bytes check below looks for them as they are.
+    "\u212a", "\u0130",
 ]
 
+# Characters by how often they turn up in what a log holds (English text, msgpack field names
+# like type, step_id, output), rarest first; the rest are rarer still.
+_COMMON = "[:zjxqvbgywfkmhlucd-pr_ni/soate"
 
-def _trie(words: list[str]) -> str:
-    """An alternation factored by first letters: re tries a branch per letter, not per word,
-    which halves the cost of a search (2 us instead of 4 for a 160-byte event)."""
+
+def _anchored(words: list[str]) -> str:
+    """An alternation matching any of `words`, each found through its rarest character. re scans
+    for the first characters of the branches at C speed and tries branches only there; branches
+    starting with common letters (a, s, t, e) stopped it at every other byte of an event. Here
+    each branch starts on its word's rarest character, checks the rest of the word forward, then
+    the part before behind it: 2.8 us against 1.4 for a 175-byte event."""
+    rank = {c: i for i, c in enumerate(_COMMON)}
     groups: dict[str, list[str]] = {}
     for w in words:
-        groups.setdefault(w[:1], []).append(w[1:])
+        j = min(range(len(w)), key=lambda i: rank.get(w[i], -1))
+        rest = re.escape(w[j + 1 :]) + (f"(?<={re.escape(w)})" if j else "")
+        groups.setdefault(w[j], []).append(rest)
     parts = []
     for first, rests in sorted(groups.items()):
-        if "" in rests:  # the shorter word is found wherever a longer one is
+        if "" in rests:  # the character alone is the word: nothing more to check
             parts.append(re.escape(first))
-        elif len(rests) == 1:
-            parts.append(re.escape(first + rests[0]))
         else:
-            parts.append(f"{re.escape(first)}(?:{_trie(rests)})")
+            parts.append(re.escape(first) + (rests[0] if len(rests) == 1 else f"(?:{'|'.join(rests)})"))
     return "|".join(parts)
 
 
-_QUICK = re.compile(_trie(_LITERALS))
-_QUICK_BYTES = re.compile(_trie(_LITERALS).encode())
+_QUICK = re.compile(_anchored(_LITERALS))
+_QUICK_BYTES = re.compile(_anchored(_LITERALS).encode())
 
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
@@ -291,11 +305,10 @@ def may_hold_secrets(body: bytes) -> bool:
     """False only if no rule can match anything in `body` (an encoded event or row)."""
     if _extra:
         return True
-    if body.isascii():
-        return _QUICK_BYTES.search(body.lower()) is not None
-    # The rules lower-case with str.lower(), which folds more than bytes.lower() does (the Kelvin
-    # sign to k): a body with other than ASCII is checked as the text the rules will see.
-    return _QUICK.search(body.decode("utf-8", "surrogateescape").lower()) is not None
+    # The bytes as they are, lowered as ASCII: UTF-8 never uses an ASCII byte inside another
+    # character, and the only other characters whose lower() is ASCII (K, \u0130) are literals
+    # themselves, so this finds a literal wherever the decoded, lower()ed text holds one.
+    return _QUICK_BYTES.search(body.lower()) is not None
 
 
 def secrets_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:

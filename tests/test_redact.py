@@ -288,3 +288,85 @@ def test_redact_is_idempotent_when_one_match_hides_another():
     key = "sk-proj-AAAQA1b2C3d4E5f6G7h8I9j0K1l2"
     once = redact(f"{key}://u:{key}@h")
     assert redact(once) == once and key not in once
+
+
+@pytest.mark.parametrize("text", ["pa\u017f\u017fword=hunter2hunter2", "ap\u0131_key=hunter2hunter2",
+                                  "TO\u212aEN: hunter2hunter2"])
+def test_the_quick_checks_fold_as_the_rules_ignorecase_does(text):
+    """The text rules match names case-insensitively as Python's re does, which takes the long s
+    (U+017F) for s, the dotless i (U+0131) for i and the Kelvin sign for k: `pa\u017f\u017fword=...`
+    is a password to them. The quick checks only lower-cased, so they skipped the rules for it
+    and the value was written as given."""
+    from kernel.codec import seal
+
+    assert "hunter2" not in redact(text)
+    sealed, body, _ = seal(RunStarted(graph="g", input={"note": text}))
+    assert b"hunter2" not in body and "hunter2" not in sealed.input["note"]
+
+
+# Pieces the property below builds text from: every literal of the quick checks, names the rules
+# know, real secrets, the characters that fold into ASCII, msgpack-looking bytes, separators.
+_FOLDS = {"s": "\u017f", "i": "\u0131", "k": "\u212a", "I": "\u0130"}
+_PIECES = [*sw.secrets_for(PLACE).values(), "password", "api_key", "password=hunter2", "apikey: hunter2",
+           "Bearer ", "=", ": ", "\"", "_",
+           "-", " ", "\t", "x", "token", "tokens", "input_tokens", "ASIA", "AKIAABCDEFGHIJKLMNOP",
+           "://u:p@h", "caf\u00e9", "\u00df", "\U0001f600", "\udc80"]
+
+
+@st.composite
+def _texts(draw):
+    from kernel.redact import _LITERALS
+
+    out = []
+    for _ in range(draw(st.integers(0, 6))):
+        piece = draw(st.sampled_from(_PIECES + _LITERALS) | st.text(max_size=8))
+        case = draw(st.sampled_from(["as is", "upper", "swap", "fold"]))
+        if case == "upper":
+            piece = piece.upper()
+        elif case == "swap":
+            piece = piece.swapcase()
+        elif case == "fold":
+            piece = "".join(_FOLDS.get(c, c) for c in piece)
+        out.append(piece)
+    return "".join(out)
+
+
+@settings(max_examples=600, deadline=None)
+@given(key=_texts(), text=_texts(), number=st.integers(-200, 200))
+def test_the_quick_checks_never_skip_what_the_rules_find(key, text, number):
+    """The quick checks decide whether the rules run at all, so they must say yes wherever a rule
+    or a key name finds something (`secrets_in` runs the rules with no quick check), for the
+    text alone and for an event's encoded bytes, whatever the case, folding or msgpack bytes."""
+    from kernel.codec import _encoder
+    from kernel.redact import _QUICK, may_hold_secrets, secrets_in
+
+    found = list(secrets_in(text))
+    if found:
+        assert _QUICK.search(text.lower()), (text, found)
+    raw = text.encode("utf-8", "surrogateescape")  # bytes values may hold any byte
+    key = key.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # text may not
+    value = {key: number, "note": raw.decode("utf-8", "replace"), "raw": raw}
+    if list(secrets_in(value)):
+        assert may_hold_secrets(_encoder.encode(RunStarted(graph="g", input=value)))
+
+
+_PHRASES = [*sw.secrets_for(PLACE).values(), "password=hunter2hunter2", "apikey: hunter2hunter2",
+            "Authorization: Basic aGVsbG8=", "Bearer abcdefghijklmnop0123", "session_token=abcdefgh",
+            "private_key = abcdefgh", "https://user:hunter2@example.com/"]
+_CASES = {"as is": str, "upper": str.upper, "swapcase": str.swapcase, "title": str.title,
+          "folded": lambda s: "".join(_FOLDS.get(c, c) for c in s)}
+
+
+@pytest.mark.parametrize("case", list(_CASES))
+def test_the_quick_checks_say_yes_to_every_phrase_the_rules_find(case):
+    """The same promise as above, every phrase in every case (the random one may miss a few)."""
+    from kernel.codec import _encoder
+    from kernel.redact import _QUICK, may_hold_secrets, secrets_in
+
+    for phrase in map(_CASES[case], _PHRASES):
+        if not list(secrets_in(phrase)):
+            continue
+        assert _QUICK.search(phrase.lower()), phrase
+        for value in ({"note": phrase}, {phrase.split("=")[0].split(":")[0]: 1}):
+            if list(secrets_in(value)):
+                assert may_hold_secrets(_encoder.encode(RunStarted(graph="g", input=value))), value
