@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable
 
 
 class Provider:
     """`plan(path, body)` returns (status, list of raw SSE chunks, drop) for each request."""
 
-    def __init__(self, plan: Callable[[str, dict], tuple[int, list[bytes], bool]]) -> None:
+    def __init__(self, plan: Callable[[str, dict], tuple[int, list[bytes], bool]], *, tls: Any = None) -> None:
+        """`tls`: an ssl.SSLContext to serve https with (the URL then names localhost)."""
         self.plan = plan
         self.requests: list[tuple[str, dict, dict]] = []
         provider = self
@@ -48,6 +49,9 @@ class Provider:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            self.url = f"https://localhost:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:

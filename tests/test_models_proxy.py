@@ -20,7 +20,8 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 class ForwardProxy:
-    """An HTTP/1.1 forward proxy (absolute-form requests, one per connection), on its own thread."""
+    """An HTTP/1.1 forward proxy on its own thread: absolute-form requests (one per connection),
+    and CONNECT tunnels (https: the proxy passes the TLS bytes on and sees nothing of them)."""
 
     def __init__(self) -> None:
         self.seen: list[str] = []
@@ -41,6 +42,8 @@ class ForwardProxy:
         first, *lines = head.decode("latin-1").split("\r\n")
         method, target, version = first.split(" ")
         self.seen.append(f"{method} {target}")
+        if method == "CONNECT":
+            return await self._tunnel(target, reader, writer)
         length = next((int(v) for k, _, v in (l.partition(":") for l in lines) if k.lower() == "content-length"), 0)
         body = await reader.readexactly(length)
         rest = target.split("://", 1)[1]
@@ -55,6 +58,19 @@ class ForwardProxy:
             await writer.drain()
         up_w.close()
         writer.close()
+
+    async def _tunnel(self, target, reader, writer):
+        host, _, port = target.rpartition(":")
+        up_r, up_w = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        async def pipe(src, dst):
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer), return_exceptions=True)
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.server.close)
@@ -108,3 +124,39 @@ def test_an_httpx_client_of_your_own_is_used_and_its_errors_are_model_errors(pro
     with pytest.raises(ModelError) as caught:
         _complete(refused)
     assert caught.value.retryable and caught.value.error_info.category == "transport"
+
+
+def test_https_through_a_proxy_tunnels_and_trusts_what_direct_calls_trust(tmp_path, monkeypatch):
+    """Behind a proxy (a company's, often one that inspects TLS and re-signs with a CA of its own,
+    installed in the system's trust store), https calls go through a CONNECT tunnel and verify the
+    provider against the same store as direct calls. httpx's default is a bundle of its own
+    (certifi), which knows no such CA: there, calls through the proxy were refused while curl and
+    vigil's direct calls went through. The process's default context stands in for the system's
+    store here, holding the test's CA; a provider it does not know is still refused."""
+    import ssl
+
+    import kernel.agents.models.wire as wire
+    from tls_helpers import self_signed
+
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    cert_pem, server_ctx = self_signed(tmp_path)
+    provider = Provider(lambda path, body: (200, openai_stream("over tls"), False), tls=server_ctx)
+    proxy = ForwardProxy()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setattr(wire, "_default_ssl", ssl.create_default_context(cafile=str(cert_pem)))
+        model = OpenAIChat("m", base_url=provider.url + "/v1", key_env=None)
+        assert isinstance(model._client, HttpxClient)
+        message, tokens = _complete(model)
+        assert message["content"].strip() == "over tls" and "".join(tokens).strip() == "over tls"
+        assert proxy.seen == [f"CONNECT {provider.url.removeprefix('https://')}"]
+        assert len(provider.requests) == 1
+
+        monkeypatch.setattr(wire, "_default_ssl", ssl.create_default_context())  # no test CA
+        with pytest.raises(ModelError) as refused:
+            _complete(OpenAIChat("m", base_url=provider.url + "/v1", key_env=None))
+        assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value) and len(provider.requests) == 1
+    finally:
+        provider.close()
+        proxy.close()

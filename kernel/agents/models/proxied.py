@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 from urllib.parse import urlsplit
 
-from .wire import Client, Timeout, TransportError
+from .wire import Client, Timeout, TransportError, default_ssl_context
 
 __all__ = ["HttpxClient", "client_for", "proxy_for"]
 
@@ -63,8 +63,10 @@ class HttpxClient:
         import httpx
 
         self._httpx = httpx
-        # trust_env (httpx's default): the proxy and NO_PROXY come from the environment
-        self._client = client or httpx.AsyncClient(timeout=timeout)
+        # trust_env (httpx's default): the proxy and NO_PROXY come from the environment. The
+        # system's trust store, as for direct calls, not httpx's own bundle (certifi): a proxy
+        # that inspects TLS re-signs with a CA installed there, and only there.
+        self._client = client or httpx.AsyncClient(timeout=timeout, verify=default_ssl_context())
 
     @asynccontextmanager
     async def stream(self, method: str, url: str, headers: dict[str, str], content: bytes) -> AsyncIterator[_Response]:

@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 from urllib.parse import urlsplit
 
-__all__ = ["Client", "Response", "TransportError", "Timeout"]
+__all__ = ["Client", "Response", "TransportError", "Timeout", "default_ssl_context"]
 
 _MAX_HEAD = 64 * 1024
 _KEEPALIVE_S = 15.0  # an idle connection older than this is closed rather than reused
@@ -39,7 +39,9 @@ class Timeout(TransportError, TimeoutError):
 _default_ssl: ssl.SSLContext | None = None
 
 
-def _ssl() -> ssl.SSLContext:
+def default_ssl_context() -> ssl.SSLContext:
+    """The system's trust store (SSL_CERT_FILE and SSL_CERT_DIR honoured), for every https call
+    that is not given a context of its own, direct or through a proxy."""
     global _default_ssl  # loading the CA bundle costs milliseconds: once per process
     if _default_ssl is None:
         _default_ssl = ssl.create_default_context()
@@ -321,7 +323,7 @@ class Client:
             async with asyncio.timeout(self.timeout):
                 _, conn = await loop.create_connection(
                     lambda: _Conn(self._idle, key), host, port,
-                    ssl=(self._ssl or _ssl()) if tls else None, server_hostname=host if tls else None,
+                    ssl=(self._ssl or default_ssl_context()) if tls else None, server_hostname=host if tls else None,
                 )
         except TimeoutError:
             raise Timeout(f"connecting to {host}:{port} took over {self.timeout:g} s") from None
