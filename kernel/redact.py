@@ -113,7 +113,7 @@ _LITERALS = [
 _COMMON = "[:zjxqvbgywfkmhlucd-pr_ni/soate"
 
 
-def _anchored(words: list[str]) -> str:
+def _anchored(words: list[str], guards: dict[str, str] | None = None) -> str:
     """An alternation matching any of `words`, each found through its rarest character. re scans
     for the first characters of the branches at C speed and tries branches only there; branches
     starting with common letters (a, s, t, e) stopped it at every other byte of an event. Here
@@ -123,7 +123,7 @@ def _anchored(words: list[str]) -> str:
     groups: dict[str, list[str]] = {}
     for w in words:
         j = min(range(len(w)), key=lambda i: rank.get(w[i], -1))
-        rest = re.escape(w[j + 1 :]) + (f"(?<={re.escape(w)})" if j else "")
+        rest = re.escape(w[j + 1 :]) + (f"(?<={re.escape(w)})" if j else "") + (guards or {}).get(w, "")
         groups.setdefault(w[j], []).append(rest)
     parts = []
     for first, rests in sorted(groups.items()):
@@ -134,8 +134,18 @@ def _anchored(words: list[str]) -> str:
     return "|".join(parts)
 
 
+# Every model call's usage has `input_tokens` and `output_tokens` in it, and "token" is a literal.
+# No rule matches "tokens": a key must end in "token" and a name in text be followed by : or =.
+# But in msgpack a key "token" followed by the number 115 is also "tokens" (115 is the byte "s"),
+# so "tokens" is let through only as these exact keys, each after the header byte that gives its
+# length (0xa0 + n): those bytes are that whole string and nothing else.
+_USAGE_KEYS = ["input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "total_tokens",
+               "cached_tokens", "reasoning_tokens", "cache_read_input_tokens",
+               "cache_creation_input_tokens", "max_tokens"]
+_TOKENS_GUARD = "(?:(?!s)|" + "".join(f"(?<!\\x{0xa0 + len(k):02x}{re.escape(k[:-1])})" for k in _USAGE_KEYS) + ")"
+
 _QUICK = re.compile(_anchored(_LITERALS))
-_QUICK_BYTES = re.compile(_anchored(_LITERALS).encode())
+_QUICK_BYTES = re.compile(_anchored(_LITERALS, {"token": _TOKENS_GUARD}).encode())
 
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
@@ -294,11 +304,21 @@ def _secret_hook(obj: Any) -> Any:
     raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
 
 
+_plain_encoder = msgspec.msgpack.Encoder()
+
+
 def recordable(value: Any) -> Any:
     """The form of a value the log records (and the graph's code sees): builtins, redacted.
     Secrets become their markers; bytes are redacted as text, then base64-encoded as always."""
     plain = msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
-    return msgspec.to_builtins(redact(plain))
+    # Most values hold no literal at all: their bytes say so at C speed, and the walk over every
+    # string and key (16 us for a model reply) would return `plain` unchanged. Every string, key
+    # and bytes value is in the encoding as it is; text that cannot be encoded takes the walk.
+    try:
+        clean = not may_hold_secrets(_plain_encoder.encode(plain))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
+        clean = False
+    return msgspec.to_builtins(plain if clean else redact(plain))
 
 
 def may_hold_secrets(body: bytes) -> bool:

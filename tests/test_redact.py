@@ -370,3 +370,30 @@ def test_the_quick_checks_say_yes_to_every_phrase_the_rules_find(case):
         for value in ({"note": phrase}, {phrase.split("=")[0].split(":")[0]: 1}):
             if list(secrets_in(value)):
                 assert may_hold_secrets(_encoder.encode(RunStarted(graph="g", input=value))), value
+
+
+def test_usage_counts_skip_the_walk_and_a_token_numbered_115_does_not():
+    """Every model call's usage holds `input_tokens`; no rule matches "tokens", so the encoded
+    usage no longer sends each model event through the walk. In msgpack the key "token" with
+    the value 115 is the same letters (115 is "s"): that one is still caught and redacted."""
+    from kernel.codec import _encoder, seal
+    from kernel.redact import may_hold_secrets
+
+    usage = {"usage": {"input_tokens": 115, "output_tokens": 7, "cache_read_input_tokens": 0}}
+    assert not may_hold_secrets(_encoder.encode(RunStarted(graph="g", input=usage)))
+    for key in ("token", "input_token", "session_token"):
+        sealed, body, _ = seal(RunStarted(graph="g", input={key: 115, "n": 1}))
+        assert sealed.input[key] == "[REDACTED:token]", key
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=_texts(), text=_texts(), number=st.integers(-200, 200))
+def test_recordable_skips_the_walk_only_where_the_walk_changes_nothing(key, text, number):
+    """`recordable` walks a value only if its encoding may hold a secret: the same result as
+    walking every value, for values built to hold secrets, near-secrets and odd characters."""
+    import kernel.redact as r
+
+    raw = text.encode("utf-8", "surrogateescape")
+    value = {key: number, "note": text, "raw": raw, "list": [text, {text: key}]}
+    walked = msgspec.to_builtins(redact(msgspec.to_builtins(value, builtin_types=(bytes,))))
+    assert r.recordable(value) == walked
