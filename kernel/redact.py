@@ -138,11 +138,21 @@ def _anchored(words: list[str], guards: dict[str, str] | None = None) -> str:
 # No rule matches "tokens": a key must end in "token" and a name in text be followed by : or =.
 # But in msgpack a key "token" followed by the number 115 is also "tokens" (115 is the byte "s"),
 # so "tokens" is let through only as these exact keys, each after the header byte that gives its
-# length (0xa0 + n): those bytes are that whole string and nothing else.
+# length (0xa0 + n), and only where that byte cannot be the last byte of a UTF-8 character (a
+# key "\u20acinput_token" ends in the same bytes as the header and "input_token").
 _USAGE_KEYS = ["input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "total_tokens",
                "cached_tokens", "reasoning_tokens", "cache_read_input_tokens",
                "cache_creation_input_tokens", "max_tokens"]
-_TOKENS_GUARD = "(?:(?!s)|" + "".join(f"(?<!\\x{0xa0 + len(k):02x}{re.escape(k[:-1])})" for k in _USAGE_KEYS) + ")"
+
+
+def _not_this_key(key: str) -> str:
+    """Zero-width: the "token" just matched is not the one in `key` after its header."""
+    exact = f"\\x{0xa0 + len(key):02x}{re.escape(key[:-1])}"
+    utf8_before = ("[\\xc2-\\xdf]", "[\\xe0-\\xef][\\x80-\\xbf]", "[\\xf0-\\xf4][\\x80-\\xbf][\\x80-\\xbf]")
+    return "(?:" + "|".join([f"(?<!{exact})"] + [f"(?<={b}{exact})" for b in utf8_before]) + ")"
+
+
+_TOKENS_GUARD = "(?:(?!s)|" + "".join(map(_not_this_key, _USAGE_KEYS)) + ")"
 
 _QUICK = re.compile(_anchored(_LITERALS))
 _QUICK_BYTES = re.compile(_anchored(_LITERALS, {"token": _TOKENS_GUARD}).encode())

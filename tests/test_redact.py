@@ -381,7 +381,8 @@ def test_usage_counts_skip_the_walk_and_a_token_numbered_115_does_not():
 
     usage = {"usage": {"input_tokens": 115, "output_tokens": 7, "cache_read_input_tokens": 0}}
     assert not may_hold_secrets(_encoder.encode(RunStarted(graph="g", input=usage)))
-    for key in ("token", "input_token", "session_token"):
+    # The last three end in the bytes of the header and "input_token": \u20ac is e2 82 ac.
+    for key in ("token", "input_token", "session_token", "\u20acinput_token", "\u00acinput_token", "\u0bacinput_token"):
         sealed, body, _ = seal(RunStarted(graph="g", input={key: 115, "n": 1}))
         assert sealed.input[key] == "[REDACTED:token]", key
 
