@@ -106,6 +106,9 @@ _LITERALS = [
     # lower() turns these into ASCII (K to k, \u0130 to i + a dot), bytes.lower() does not: the
     # bytes check below looks for them as they are.
     "\u212a", "\u0130",
+    # What lower() makes of \u0130: i and a combining dot, which split a literal (`pr\u0130vate`)
+    # that re's IGNORECASE still matches.
+    "i\u0307",
 ]
 
 # Characters by how often they turn up in what a log holds (English text, msgpack field names
@@ -205,8 +208,8 @@ def kind_of(text: str) -> str | None:
 
 
 def _text(s: str) -> str:
-    # Nothing shorter than `a://b:c@d` can match a rule; most strings in a log are short.
-    if len(s) < 8 or (not _extra and _QUICK.search(s.lower()) is None):
+    # Nothing shorter than `pwd=x` can match a rule (a pattern of your own may: then all run).
+    if not _extra and (len(s) < 5 or _QUICK.search(s.lower()) is None):
         return s
     # To a fixpoint: one match can hide another (a key in a URL's scheme, its password taken
     # first), and the codec redacts what the driver already did: both must agree, or a replay
@@ -242,9 +245,11 @@ def _whole(value: Any, kind: str) -> Any:
 def _dict(d: dict) -> dict:
     out = None
     for i, (k, v) in enumerate(d.items()):
-        kind = key_kind(k) if isinstance(k, str) else None
-        nv = _whole(v, kind) if kind else redact(v)
+        # The key as it will be written names the value's kind: a key redacted to a marker (or
+        # with one inside) can read as a secret's name, and a second redaction must not differ.
         nk = _text(k) if isinstance(k, str) else k
+        kind = key_kind(nk) if isinstance(nk, str) else None
+        nv = _whole(v, kind) if kind else redact(v)
         if (nv is not v or nk is not k) and out is None:
             out = dict(list(d.items())[:i])
         if out is not None:
