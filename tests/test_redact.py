@@ -428,3 +428,23 @@ def test_redacting_a_key_twice_changes_nothing_more(key):
     once = redact({key: 1})
     assert redact(once) == once
     assert list(once) != [key]
+
+
+def test_patterns_of_your_own_redact_short_strings_and_whole_events(tmp_path):
+    """VIGIL_REDACT's patterns (read when vigil starts) apply to every string, however short
+    (the built-in rules' shortest match is 5 characters; yours may be shorter), in events too."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from kernel.codec import seal\n"
+        "from kernel.events import RunStarted\n"
+        "from kernel.redact import redact\n"
+        "assert redact('hunter2') == '[REDACTED:custom]', redact('hunter2')\n"
+        "_, body, _ = seal(RunStarted(graph='g', input={'a': 'hunter7', 'b': 'note: hunter3 said'}))\n"
+        "assert b'hunter' not in body, body\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "VIGIL_REDACT": "hunter\\d"},
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
