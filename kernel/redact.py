@@ -320,6 +320,9 @@ def _secret_hook(obj: Any) -> Any:
 
 
 _plain_encoder = msgspec.msgpack.Encoder()
+# Every msgpack container starts with one of these bytes (fixmap, fixarray, array and map 16/32),
+# so their count (bytes of strings in that range only add to it) bounds how deep a value nests.
+_NOT_CONTAINER_HEADERS = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF))
 
 
 def recordable(value: Any) -> Any:
@@ -328,9 +331,11 @@ def recordable(value: Any) -> Any:
     plain = msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
     # Most values hold no literal at all: their bytes say so at C speed, and the walk over every
     # string and key (16 us for a model reply) would return `plain` unchanged. Every string, key
-    # and bytes value is in the encoding as it is; text that cannot be encoded takes the walk.
+    # and bytes value is in the encoding as it is; text that cannot be encoded takes the walk. So
+    # does a value that may nest deeper than the walk goes (it is refused there, as before).
     try:
-        clean = not may_hold_secrets(_plain_encoder.encode(plain))
+        body = _plain_encoder.encode(plain)
+        clean = len(body.translate(None, _NOT_CONTAINER_HEADERS)) <= 100 and not may_hold_secrets(body)
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError):
         clean = False
     return msgspec.to_builtins(plain if clean else redact(plain))
