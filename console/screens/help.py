@@ -79,10 +79,6 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen .help-area { color: $primary; text-style: bold; padding: 0 1; margin-top: 1; }
     HelpScreen .help-rows { padding: 0 1; color: $foreground; }
     HelpScreen #help-foot { padding: 0 1; color: $text-muted; }
-    /* Notices are drawn on the top screen, bottom right: at 80x24 two of them hid half the keys.
-       Here they are mounted but not drawn, and keep their timeouts; those still live when the
-       help closes show on the screen below (the runs bar keeps the waiting count meanwhile). */
-    HelpScreen Toast { visibility: hidden; }
     """
 
     def __init__(self, under: Screen) -> None:

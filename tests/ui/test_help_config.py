@@ -146,14 +146,15 @@ def test_help_opens_on_the_prompt_too(make_app):
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])
-def test_notices_do_not_cover_the_help(make_app, size):
-    """Toasts are drawn on the top screen: at 80x24 two of them covered half the help's keys
-    (found running `vigil demo` in tmux). Over the help they wait; the ones still live show again
-    when it closes."""
-    from console.screens.help import HelpScreen
+@pytest.mark.parametrize("key,modal", [("question_mark", "HelpScreen"), ("i", "PromptScreen"), ("n", "NewRunScreen")])
+def test_notices_do_not_cover_a_modal(make_app, size, key, modal):
+    """Toasts are drawn on the top screen: at 80x24 two of them covered half the help's keys and
+    the prompt's approve keys (found running `vigil demo` in tmux; the prompt is what "press i"
+    opens, while that notice is up). Over a modal they wait; those still live show again when it
+    closes."""
 
     def covered(app) -> list[tuple[int, int, str]]:
-        panel = app.screen.query_one("HelpScreen > Vertical")
+        panel = next(w for w in app.screen.children if w.id not in ("textual-toastrack", "textual-tooltip"))
         out = []
         for y in range(panel.region.y, panel.region.bottom):
             for x in range(panel.region.x, panel.region.right):
@@ -171,11 +172,11 @@ def test_notices_do_not_cover_the_help(make_app, size):
             app.notify("2 new: Which environment is affected?; refund needs your approval · press i",
                        title="waiting for you", timeout=30)
             await until(pilot, lambda: len(app.screen.query("Toast")) == 2)
-            await pilot.press("question_mark")
-            await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.press(key)
+            await until(pilot, lambda: type(app.screen).__name__ == modal)
             await pilot.pause(0.2)
             assert covered(app) == []
-            app.notify("a notice while the help is open", severity="warning", timeout=30)
+            app.notify("a notice while the modal is open", severity="warning", timeout=30)
             await pilot.pause(0.3)
             assert covered(app) == []
             await pilot.press("escape")
