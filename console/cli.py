@@ -269,19 +269,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Commands whose handler lives in a module of its own (imported only when the command runs);
-# every other `cmd_<command>` is in commands.py or runcmds.py.
+# every other `cmd_<command>` is in commands.py.
 _OWN_MODULE = {"otel": "otelcmds", "keygen": "chaincmds", "seal": "chaincmds",
-               "artifact": "artifactcmds", "replay": "replaycmd"}
+               "artifact": "artifactcmds", "replay": "replaycmd", "graphs": "graphscmd",
+               "run": "drivecmds", "demo": "drivecmds", "resume": "drivecmds", "fork": "drivecmds",
+               "approve": "steercmds", "reject": "steercmds", "cancel": "steercmds",
+               "pause": "steercmds", "unpause": "steercmds", "worker": "workercmd"}
 
 
 def _handler(command: str):
     import importlib
 
-    from . import commands, runcmds
+    from . import commands
 
     if command in _OWN_MODULE:
         return getattr(importlib.import_module(f".{_OWN_MODULE[command]}", __package__), f"cmd_{command}")
-    return getattr(commands, f"cmd_{command}", None) or getattr(runcmds, f"cmd_{command}")
+    return getattr(commands, f"cmd_{command}")
 
 
 def _console(args: argparse.Namespace) -> int:

@@ -145,6 +145,47 @@ def test_help_opens_on_the_prompt_too(make_app):
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+@pytest.mark.parametrize("key,modal", [("question_mark", "HelpScreen"), ("i", "PromptScreen"), ("n", "NewRunScreen")])
+def test_notices_do_not_cover_a_modal(make_app, size, key, modal):
+    """Toasts are drawn on the top screen: at 80x24 two of them covered half the help's keys and
+    the prompt's approve keys (found running `vigil demo` in tmux; the prompt is what "press i"
+    opens, while that notice is up). Over a modal they wait; those still live show again when it
+    closes."""
+
+    def covered(app) -> list[tuple[int, int, str]]:
+        panel = next(w for w in app.screen.children if w.id not in ("textual-toastrack", "textual-tooltip"))
+        out = []
+        for y in range(panel.region.y, panel.region.bottom):
+            for x in range(panel.region.x, panel.region.right):
+                widget, _ = app.screen.get_widget_at(x, y)
+                if widget is not panel and panel not in widget.ancestors:
+                    out.append((x, y, type(widget).__name__))
+        return out
+
+    async def go():
+        app = make_app()
+        # run_test leaves notices out unless asked: no test saw a toast over a screen before this
+        async with app.run_test(size=size, notifications=True) as pilot:
+            await _runs_ready(pilot)
+            app.notify("demo runs started: press i when something waits for you", timeout=30)
+            app.notify("2 new: Which environment is affected?; refund needs your approval · press i",
+                       title="waiting for you", timeout=30)
+            await until(pilot, lambda: len(app.screen.query("Toast")) == 2)
+            await pilot.press(key)
+            await until(pilot, lambda: type(app.screen).__name__ == modal)
+            await pilot.pause(0.2)
+            assert covered(app) == []
+            app.notify("a notice while the modal is open", severity="warning", timeout=30)
+            await pilot.pause(0.3)
+            assert covered(app) == []
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+            await until(pilot, lambda: len([t for t in app.screen.query("Toast") if t.visible]) == 3)
+
+    asyncio.run(go())
+
+
 def test_help_shows_remapped_keys(make_app, tmp_path, monkeypatch):
     from console.screens.help import HelpScreen
 
