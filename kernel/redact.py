@@ -233,7 +233,7 @@ def _whole(value: Any, kind: str) -> Any:
             return value
         return marker(kind_of(value) or kind)
     if isinstance(value, dict):
-        return {k: _whole(v, kind) for k, v in value.items()}
+        return {_key(k)[0]: _whole(v, kind) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         out = [_whole(v, kind) for v in value]
         return tuple(out) if isinstance(value, tuple) else out
@@ -242,13 +242,26 @@ def _whole(value: Any, kind: str) -> Any:
     return redact(value)
 
 
+def _key(k: Any) -> tuple[Any, str | None]:
+    """A dict key (or a state key) as it is written, and the kind of secret it names. Both the
+    key as given and as redacted may name one: a rule can swallow the name (`sk-..._token`
+    redacted is a marker naming nothing) or make one (a marker reads as `..._token`); either way
+    the value goes, and a second redaction finds nothing more to do."""
+    if isinstance(k, str):
+        nk = _text(k)
+        return nk, key_kind(k) or (key_kind(nk) if nk is not k else None)
+    if isinstance(k, (bytes, bytearray)):  # a bytes key is text too, as bytes values are
+        text = bytes(k).decode("utf-8", "surrogateescape")
+        clean = _text(text)
+        nk = k if clean is text else clean.encode("utf-8", "surrogateescape")
+        return nk, key_kind(text) or key_kind(clean)
+    return k, None
+
+
 def _dict(d: dict) -> dict:
     out = None
     for i, (k, v) in enumerate(d.items()):
-        # The key as it will be written names the value's kind: a key redacted to a marker (or
-        # with one inside) can read as a secret's name, and a second redaction must not differ.
-        nk = _text(k) if isinstance(k, str) else k
-        kind = key_kind(nk) if isinstance(nk, str) else None
+        nk, kind = _key(k)
         nv = _whole(v, kind) if kind else redact(v)
         if (nv is not v or nk is not k) and out is None:
             out = dict(list(d.items())[:i])
@@ -274,10 +287,12 @@ def _bytes(b: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
 def _struct(s: msgspec.Struct) -> msgspec.Struct:
     changes = {}
     if type(s) is Patch:  # a state change: its key names the value, like a dict key
-        kind = key_kind(s.key)
+        key, kind = _key(s.key)
         value = _whole(s.value, kind) if kind else redact(s.value)
         if value is not s.value:
             changes["value"] = value
+        if key is not s.key:
+            changes["key"] = key
     else:
         for name in s.__struct_fields__:
             v = getattr(s, name)

@@ -29,6 +29,8 @@ class Secret:
         self._value = value
         # Computed once: the marker (and so every hash of it) never changes for this value.
         self.kind = kind or kind_of(value) or "secret"
+        if kind_of(self.marker) is not None:  # a kind that reads as a secret would be redacted
+            self.kind = "secret"               # again on the next pass: markers must be final
 
     @property
     def marker(self) -> str:
