@@ -59,8 +59,8 @@ class Appends:
     async def _wait(self, future: asyncio.Future[int]) -> int:
         try:
             # Shielded: a cancelled driver still lets its queued appends commit, so the view
-            # it already folded and the log never part.
-            seq = await asyncio.shield(future)
+            # it already folded and the log never part. (A committed append needs no shield.)
+            seq = future.result() if future.done() else await asyncio.shield(future)
         except VigilError as exc:
             self._error = self._error or exc
         if self._error is not None:
