@@ -83,3 +83,17 @@ def test_a_thread_never_closed_lets_the_process_exit_and_runs_what_was_queued(tm
     assert done.returncode == 0, done.stderr
     conn = sqlite3.connect(tmp_path / "t.db")
     assert [r[0] for r in conn.execute("SELECT x FROM t")] == [1]
+
+
+def test_a_call_after_close_is_refused_not_left_waiting(tmp_path):
+    async def main():
+        thread = SqlThread(lambda: connect(tmp_path / "t.db"), "test")
+        await thread.start()
+        await thread.close()
+        try:
+            await asyncio.wait_for(thread.call(lambda conn: 1), 5)
+        except RuntimeError:
+            return "refused"
+        return "ran"
+
+    assert asyncio.run(main()) == "refused"

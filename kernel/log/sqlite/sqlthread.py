@@ -61,6 +61,7 @@ class SqlThread:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
 
     def _serve(self) -> None:
         jobs = self._jobs
@@ -82,6 +83,8 @@ class SqlThread:
             del job, fn, args, future, result, error
 
     def _send(self, fn: Callable[..., T], args: tuple) -> asyncio.Future[T]:
+        if self._closed:  # as the executor's submit after shutdown: never a wait for nothing
+            raise RuntimeError("cannot schedule new futures after shutdown")
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name=self._name)
             self._thread.start()
@@ -110,6 +113,7 @@ class SqlThread:
         if self._conn is not None:
             await self.call(lambda conn: conn.close())
             self._conn = None
+        self._closed = True
         if self._thread is not None:
             self._jobs.put(_STOP)
             _live.discard(self)
