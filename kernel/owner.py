@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
+import functools
 import os
+import pwd
 import socket
 import time
 
@@ -51,17 +52,30 @@ def owner_alive(owner: str | None, lease_until_ns: int | None, now_ns: int | Non
     return (lease_until_ns or 0) > (now_ns or time.time_ns())
 
 
+def _user() -> str:
+    """getpass.getuser(), with its password-database lookup kept per uid (a resolution's actor
+    is made on every decision; the lookup went through NSS each time)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if user := os.environ.get(name):
+            return user
+    return _user_of(os.getuid())
+
+
+@functools.lru_cache(maxsize=8)
+def _user_of(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def current_actor() -> Actor:
     try:
         tty = os.ttyname(0)
     except OSError:
         tty = None
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
     return Actor(
-        user=user,
+        user=_user(),
         uid=os.getuid(),
         host=HOST,
         pid=os.getpid(),

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from ..errors import Lost, RunEnded, VigilError
+from ..log.groupcommit import shielded
 
 __all__ = ["Appends"]
 
@@ -59,8 +60,8 @@ class Appends:
     async def _wait(self, future: asyncio.Future[int]) -> int:
         try:
             # Shielded: a cancelled driver still lets its queued appends commit, so the view
-            # it already folded and the log never part.
-            seq = await asyncio.shield(future)
+            # it already folded and the log never part. (A committed append needs no shield.)
+            seq = future.result() if future.done() else await shielded(future)
         except VigilError as exc:
             self._error = self._error or exc
         if self._error is not None:

@@ -278,6 +278,7 @@ class Runtime(Decisions, Loops):
 
     async def settle(self, run_ids: set[str] | None = None) -> None:
         """Wait until no run (of `run_ids`) is being driven or queued: each has ended or waits."""
+        looked = False
         while True:
             tasks = [
                 d.task for rid, d in self.drivers.items()
@@ -288,6 +289,13 @@ class Runtime(Decisions, Loops):
                 if not any(run_ids is None or rid in run_ids for rid in self._queued):
                     return
                 await asyncio.sleep(0)  # a slot was just freed: its callback starts the next
+                continue
+            if not looked:
+                # One turn first: a driver woken by the same commit as the caller (start,
+                # resolve) ends in this turn, and most settles then need no asyncio.wait
+                # (its waiter and a callback on every task, and a turn more to be woken).
+                looked = True
+                await asyncio.sleep(0)
                 continue
             await asyncio.wait(tasks + chores)
 

@@ -17,12 +17,55 @@ from ..chain import GENESIS, link
 from ..errors import ConcurrencyError, StoreClosed, StoreError
 from ..projection import PROJECTED
 
-__all__ = ["Append", "Committed", "GroupWriter", "Heads", "Plan", "plan"]
+__all__ = ["Append", "Committed", "GroupWriter", "Heads", "Pending", "Plan", "plan", "shielded"]
 
 _MAX_ROWS_PER_COMMIT = 20_000
 
 Committed = list[tuple[str, int, int]]  # (run_id, last_seq before, last_seq after)
 Heads = dict[str, tuple[int, bytes]]  # run -> (its last seq, that row's chain)
+
+
+class Pending(asyncio.Future):
+    """An append's future. Those who must not cancel the append by being cancelled (a driver
+    whose view already holds it) wait through `shielded`: the writer sets their waiters in the
+    same turn of the loop as the append (an asyncio.shield costs two callbacks and one turn more
+    on every awaited commit)."""
+
+    waiters: list[asyncio.Future] | None = None
+
+
+def shielded(future: asyncio.Future) -> asyncio.Future:
+    """A future of the caller's own that resolves as `future` does; cancelling it leaves `future`
+    (and so its append) alone, as asyncio.shield would."""
+    if not isinstance(future, Pending) or future.done():
+        return asyncio.shield(future)
+    waiter = future.get_loop().create_future()
+    if future.waiters is None:
+        future.waiters = [waiter]
+    else:
+        future.waiters.append(waiter)
+    return waiter
+
+
+def _tell(future: asyncio.Future, outcome: Any) -> None:
+    """Resolve an append's future (unless its caller cancelled it) and then its waiters, in that
+    order: the future's own callbacks (a driver's error check) run before any waiter wakes."""
+    if not future.done():
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    waiters = getattr(future, "waiters", None)
+    if waiters:
+        for waiter in waiters:
+            if waiter.done():
+                continue
+            if future.cancelled():
+                waiter.cancel()
+            elif isinstance(outcome, BaseException):
+                waiter.set_exception(outcome)
+            else:
+                waiter.set_result(outcome)
 
 
 class Append:
@@ -178,7 +221,7 @@ class GroupWriter:
         """Queue an append; the future resolves to the run's new last seq after the commit."""
         if self._closing:
             raise StoreClosed("the store is closed")
-        future = self._loop.create_future()
+        future = Pending(loop=self._loop)
         self._queue.append(Append(run_id, expected_seq, rows, events, future, claim))
         self._wake.set()
         return future
@@ -229,22 +272,18 @@ class GroupWriter:
                 if not a.future.cancelled():
                     group.append(a)
                     n += len(a.rows)
+                else:
+                    _tell(a.future, None)  # its waiters are cancelled with it
             if not group:
                 continue
             try:
                 outcomes, committed = await self._commit(group)
             except BaseException:
                 for a in group:
-                    if not a.future.done():
-                        a.future.set_exception(StoreClosed("the store closed during a commit"))
+                    _tell(a.future, StoreClosed("the store closed during a commit"))
                 raise
             for a, outcome in zip(group, outcomes):
-                if a.future.done():
-                    continue
-                if isinstance(outcome, Exception):
-                    a.future.set_exception(outcome)
-                else:
-                    a.future.set_result(outcome)
+                _tell(a.future, outcome)
             if committed:
                 self._on_commit(committed)
             # Let the callers just woken append their next batch before the next group forms;
