@@ -34,6 +34,9 @@ def marker(kind: str) -> str:
     return f"[REDACTED:{kind}]"
 
 
+_MARKER = re.compile(r"\[REDACTED:[^\[\]]*\]")
+
+
 # The names a secret goes by, as dict keys (after camelCase -> snake_case) and before `=`/`:` in
 # text. A normalized key is secret if it is one of these or ends with `_` + one of these, so
 # `db_password`, `githubToken`, `X-Api-Key` are secret while `max_tokens`, `token_count` are not.
@@ -78,8 +81,11 @@ _TEXT_KEYS = r"password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey|pr
 # Bytes that are not UTF-8 (surrogates, as surrogateescape decodes them) end a `name=value` value.
 _RULES: list[tuple[str | None, str]] = [
     ("private-key", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[\s\S]*)"),
-    ("password", r"\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@\[\]]*:(?!\[REDACTED)(?P<v>[^\s/@\[\]]+)@"),
-    ("aws-secret", r"(?i:aws[A-Za-z0-9_\-]*?(?:secret|key)[A-Za-z0-9_\-]*)[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
+    # Each name is read once, from its first character, and never given back (an atomic group,
+    # a possessive run): started anew inside a long name, these rules took quadratic and cubic
+    # time (12 KB of `awskey` took minutes).
+    ("password", r"(?<![A-Za-z0-9+.\-])(?>[A-Za-z0-9+.\-]*?[A-Za-z])[A-Za-z0-9+.\-]*+://[^\s/:@\[\]]*:(?!\[REDACTED)(?P<v>[^\s/@\[\]]+)@"),
+    ("aws-secret", r"(?<![A-Za-z0-9_\-])(?i:(?>[A-Za-z0-9_\-]*?aws)[A-Za-z0-9_\-]*?(?:secret|key))[A-Za-z0-9_\-]*+[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
     ("anthropic-key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
     ("openai-key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
     ("aws-access-key", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
@@ -116,7 +122,7 @@ _LITERALS = [
 _COMMON = "[:zjxqvbgywfkmhlucd-pr_ni/soate"
 
 
-def _anchored(words: list[str], guards: dict[str, str] | None = None) -> str:
+def _anchored(words: list[str]) -> str:
     """An alternation matching any of `words`, each found through its rarest character. re scans
     for the first characters of the branches at C speed and tries branches only there; branches
     starting with common letters (a, s, t, e) stopped it at every other byte of an event. Here
@@ -126,7 +132,7 @@ def _anchored(words: list[str], guards: dict[str, str] | None = None) -> str:
     groups: dict[str, list[str]] = {}
     for w in words:
         j = min(range(len(w)), key=lambda i: rank.get(w[i], -1))
-        rest = re.escape(w[j + 1 :]) + (f"(?<={re.escape(w)})" if j else "") + (guards or {}).get(w, "")
+        rest = re.escape(w[j + 1 :]) + (f"(?<={re.escape(w)})" if j else "")
         groups.setdefault(w[j], []).append(rest)
     parts = []
     for first, rests in sorted(groups.items()):
@@ -137,28 +143,8 @@ def _anchored(words: list[str], guards: dict[str, str] | None = None) -> str:
     return "|".join(parts)
 
 
-# Every model call's usage has `input_tokens` and `output_tokens` in it, and "token" is a literal.
-# No rule matches "tokens": a key must end in "token" and a name in text be followed by : or =.
-# But in msgpack a key "token" followed by the number 115 is also "tokens" (115 is the byte "s"),
-# so "tokens" is let through only as these exact keys, each after the header byte that gives its
-# length (0xa0 + n), and only where that byte cannot be the last byte of a UTF-8 character (a
-# key "\u20acinput_token" ends in the same bytes as the header and "input_token").
-_USAGE_KEYS = ["input_tokens", "output_tokens", "prompt_tokens", "completion_tokens", "total_tokens",
-               "cached_tokens", "reasoning_tokens", "cache_read_input_tokens",
-               "cache_creation_input_tokens", "max_tokens"]
-
-
-def _not_this_key(key: str) -> str:
-    """Zero-width: the "token" just matched is not the one in `key` after its header."""
-    exact = f"\\x{0xa0 + len(key):02x}{re.escape(key[:-1])}"
-    utf8_before = ("[\\xc2-\\xdf]", "[\\xe0-\\xef][\\x80-\\xbf]", "[\\xf0-\\xf4][\\x80-\\xbf][\\x80-\\xbf]")
-    return "(?:" + "|".join([f"(?<!{exact})"] + [f"(?<={b}{exact})" for b in utf8_before]) + ")"
-
-
-_TOKENS_GUARD = "(?:(?!s)|" + "".join(map(_not_this_key, _USAGE_KEYS)) + ")"
-
 _QUICK = re.compile(_anchored(_LITERALS))
-_QUICK_BYTES = re.compile(_anchored(_LITERALS, {"token": _TOKENS_GUARD}).encode())
+_QUICK_BYTES = re.compile(_anchored(_LITERALS).encode())
 
 _BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})+(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 
@@ -229,7 +215,7 @@ def _whole(value: Any, kind: str) -> Any:
     if isinstance(value, Secret):
         return value.marker
     if isinstance(value, str):
-        if value.startswith(REDACTED) and value.endswith("]"):
+        if _MARKER.fullmatch(value) and kind_of(value) is None:  # a marker, and only a marker
             return value
         return marker(kind_of(value) or kind)
     if isinstance(value, dict):
@@ -250,6 +236,8 @@ def _key(k: Any) -> tuple[Any, str | None]:
     if isinstance(k, str):
         nk = _text(k)
         return nk, key_kind(k) or (key_kind(nk) if nk is not k else None)
+    if isinstance(k, Secret):  # written as its marker, and what it holds is that kind of secret
+        return k.marker, k.kind
     if isinstance(k, (bytes, bytearray)):  # a bytes key is text too, as bytes values are
         text = bytes(k).decode("utf-8", "surrogateescape")
         clean = _text(text)
