@@ -225,7 +225,8 @@ def _whole(value: Any, kind: str) -> Any:
         return tuple(out) if isinstance(value, tuple) else out
     if isinstance(value, (int, float, bytes, bytearray, memoryview)):
         return marker(kind)
-    return redact(value)
+    plain = _as_written(value)  # a set, a Struct, a dataclass...: all of it goes too
+    return redact(value) if plain is None else _whole(plain, kind)
 
 
 def _key(k: Any) -> tuple[Any, str | None]:
@@ -282,9 +283,12 @@ def _struct(s: msgspec.Struct) -> msgspec.Struct:
         if key is not s.key:
             changes["key"] = key
     else:
+        # A field is written as a map's key: its name names a secret as a key's does (no event
+        # of vigil's has such a field; a Struct of yours in a value may).
         for name in s.__struct_fields__:
             v = getattr(s, name)
-            nv = redact(v)
+            kind = key_kind(name)
+            nv = _whole(v, kind) if kind else redact(v)
             if nv is not v:
                 changes[name] = nv
     return msgspec.structs.replace(s, **changes) if changes else s
@@ -313,7 +317,21 @@ def redact(value: Any) -> Any:
         return _dict(value)
     if isinstance(value, (list, tuple)):
         return _seq(value)
-    return value
+    # Anything else the encoder writes (a set, a dataclass, an Enum's value...) is redacted in the
+    # form it will be written in; left as it is where nothing in it changes.
+    plain = _as_written(value)
+    if plain is None:
+        return value
+    clean = redact(plain)
+    return value if clean is plain else clean
+
+
+def _as_written(value: Any) -> Any:
+    """`value` as builtins, as the encoder would write it; None if it cannot be written."""
+    try:
+        return msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
+        return None
 
 
 def _secret_hook(obj: Any) -> Any:
