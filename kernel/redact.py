@@ -215,9 +215,10 @@ def _whole(value: Any, kind: str) -> Any:
     if isinstance(value, Secret):
         return value.marker
     if isinstance(value, str):
-        if _MARKER.fullmatch(value) and kind_of(value) is None:  # a marker, and only a marker
+        found = kind_of(value)
+        if found is None and _MARKER.fullmatch(value):  # a marker, and only a marker
             return value
-        return marker(kind_of(value) or kind)
+        return marker(found or kind)
     if isinstance(value, dict):
         return {_key(k)[0]: _whole(v, kind) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -236,7 +237,7 @@ def _key(k: Any) -> tuple[Any, str | None]:
     the value goes, and a second redaction finds nothing more to do."""
     if isinstance(k, str):
         nk = _text(k)
-        return nk, key_kind(k) or (key_kind(nk) if nk is not k else None)
+        return nk, key_kind(k) or key_kind(nk)
     if isinstance(k, Secret):  # written as its marker, and what it holds is that kind of secret
         return k.marker, k.kind
     if isinstance(k, (bytes, bytearray)):  # a bytes key is text too, as bytes values are
@@ -329,7 +330,7 @@ def redact(value: Any) -> Any:
 def _as_written(value: Any) -> Any:
     """`value` as builtins, as the encoder would write it; None if it cannot be written."""
     try:
-        return msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
+        return _plain(value)
     except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
         return None
 
@@ -338,6 +339,11 @@ def _secret_hook(obj: Any) -> Any:
     if isinstance(obj, Secret):
         return obj.marker
     raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
+
+
+def _plain(value: Any) -> Any:
+    """`value` as builtins (bytes kept as bytes, Secrets as their markers): what the walk reads."""
+    return msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
 
 
 _plain_encoder = msgspec.msgpack.Encoder()
@@ -349,7 +355,7 @@ _NOT_CONTAINER_HEADERS = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F o
 def recordable(value: Any) -> Any:
     """The form of a value the log records (and the graph's code sees): builtins, redacted.
     Secrets become their markers; bytes are redacted as text, then base64-encoded as always."""
-    plain = msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
+    plain = _plain(value)
     # Most values hold no literal at all: their bytes say so at C speed, and the walk over every
     # string and key (16 us for a model reply) would return `plain` unchanged. Every string, key
     # and bytes value is in the encoding as it is; text that cannot be encoded takes the walk. So
