@@ -41,11 +41,8 @@ class TwoCohorts(GroupWriter):
                 group = [self._queue.popleft() for _ in range(take)]
                 inflight.append((group, asyncio.ensure_future(self._commit_fn(group))))
             if not inflight:
-                if self._closing:
+                if not await self._idle():
                     return
-                self._wake.clear()
-                await self._wake.wait()
-                await asyncio.sleep(0)
                 continue
             group, done = inflight[0]
             if len(inflight) < 2:  # room for another group: also wake for a new append

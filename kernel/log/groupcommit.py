@@ -254,16 +254,22 @@ class GroupWriter:
             committed.extend(done)
         return outcomes, committed
 
+    async def _idle(self) -> bool:
+        """With nothing queued: wait for an append; False once closing instead."""
+        if self._closing:
+            return False
+        self._wake.clear()
+        await self._wake.wait()
+        # One turn of the loop first: tasks made ready with the first append (a driver just
+        # started, callers just woken) queue theirs into the same commit.
+        await asyncio.sleep(0)
+        return True
+
     async def _run(self) -> None:
         while True:
             if not self._queue:
-                if self._closing:
+                if not await self._idle():
                     return
-                self._wake.clear()
-                await self._wake.wait()
-                # One turn of the loop first: tasks made ready with the first append (a driver
-                # just started, callers just woken) queue theirs into the same commit.
-                await asyncio.sleep(0)
                 continue
             group: list[Append] = []
             n = 0
