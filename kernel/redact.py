@@ -321,16 +321,14 @@ def redact(value: Any) -> Any:
     # Anything else the encoder writes (a set, a dataclass, an Enum's value...) is redacted in the
     # form it will be written in; left as it is where nothing in it changes.
     plain = _as_written(value)
-    if plain is None:
-        return value
-    clean = redact(plain)
+    clean = value if plain is None else redact(plain)
     return value if clean is plain else clean
 
 
 def _as_written(value: Any) -> Any:
     """`value` as builtins, as the encoder would write it; None if it cannot be written."""
     try:
-        return _plain(value)
+        return msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
     except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
         return None
 
@@ -339,11 +337,6 @@ def _secret_hook(obj: Any) -> Any:
     if isinstance(obj, Secret):
         return obj.marker
     raise TypeError(f"Encoding objects of type {type(obj).__name__} is unsupported")
-
-
-def _plain(value: Any) -> Any:
-    """`value` as builtins (bytes kept as bytes, Secrets as their markers): what the walk reads."""
-    return msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
 
 
 _plain_encoder = msgspec.msgpack.Encoder()
@@ -355,7 +348,7 @@ _NOT_CONTAINER_HEADERS = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F o
 def recordable(value: Any) -> Any:
     """The form of a value the log records (and the graph's code sees): builtins, redacted.
     Secrets become their markers; bytes are redacted as text, then base64-encoded as always."""
-    plain = _plain(value)
+    plain = msgspec.to_builtins(value, builtin_types=(bytes, bytearray, memoryview), enc_hook=_secret_hook)
     # Most values hold no literal at all: their bytes say so at C speed, and the walk over every
     # string and key (16 us for a model reply) would return `plain` unchanged. Every string, key
     # and bytes value is in the encoding as it is; text that cannot be encoded takes the walk. So
